@@ -1,0 +1,256 @@
+//! Configuration (配置): a TOML file and `TONGBAN_*` environment variables, merged by figment.
+//! Every key has a default, so `tongban serve` runs with no file at all.
+
+use std::path::{Path, PathBuf};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration. See README.md for every key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory for the SQLite database, blobs, the audit key and checkpoints.
+    pub data_dir: PathBuf,
+    /// HTTP server settings.
+    pub server: ServerConfig,
+    /// Database settings.
+    pub database: DatabaseConfig,
+    /// Log-in, password and session policy.
+    pub security: SecurityConfig,
+    /// Audit trail settings.
+    pub audit: AuditConfig,
+    /// Log level filter, e.g. `info` or `tongban=debug`.
+    pub log: String,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: String,
+    /// Deployment zone: `all`, `public` or `internal`.
+    pub zone: String,
+    /// PEM certificate chain; TLS is on when both `tls_cert` and `tls_key` are set.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Largest accepted request body in bytes (larger bodies get 413).
+    pub max_body_bytes: usize,
+}
+
+/// Database settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://…` or `postgres://…`; empty means SQLite at `<data_dir>/tongban.db`.
+    pub url: String,
+    /// Connection pool size.
+    pub max_connections: u32,
+}
+
+/// Log-in, password and session policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// A session ends after this many idle minutes.
+    pub session_idle_minutes: i64,
+    /// A session ends this many hours after log-in, however active.
+    pub session_absolute_hours: i64,
+    /// Failed log-ins before an account is locked.
+    pub lockout_threshold: i64,
+    /// How long a lock-out lasts, in minutes.
+    pub lockout_minutes: i64,
+    /// Failed log-ins from one source IP (any account) before that IP is blocked.
+    pub ip_lockout_threshold: i64,
+    /// Passwords expire after this many days (0 = never).
+    pub password_expiry_days: i64,
+    /// How many previous passwords may not be reused.
+    pub password_history: i64,
+    /// Set the `Secure` flag on cookies even without TLS here (behind a TLS-terminating proxy).
+    pub secure_cookies: bool,
+}
+
+/// Audit trail settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The audit signing key (SM2, PEM); default `<data_dir>/audit-key.pem`. Keep it off the database host's backups.
+    pub key_file: Option<PathBuf>,
+    /// The signed checkpoint file; default `<data_dir>/audit-checkpoints.log`.
+    pub checkpoint_file: Option<PathBuf>,
+    /// Seconds between signed checkpoints of the chain head.
+    pub checkpoint_interval_seconds: u64,
+    /// Days to keep records; at least 180.
+    pub retention_days: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            security: SecurityConfig::default(),
+            audit: AuditConfig::default(),
+            log: "info".into(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:8080".into(),
+            zone: "all".into(),
+            tls_cert: None,
+            tls_key: None,
+            max_body_bytes: 2 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { url: String::new(), max_connections: 8 }
+    }
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            session_idle_minutes: 30,
+            session_absolute_hours: 12,
+            lockout_threshold: 5,
+            lockout_minutes: 15,
+            ip_lockout_threshold: 20,
+            password_expiry_days: 90,
+            password_history: 5,
+            secure_cookies: false,
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            key_file: None,
+            checkpoint_file: None,
+            checkpoint_interval_seconds: 300,
+            retention_days: 180,
+        }
+    }
+}
+
+/// A configuration that cannot be used, with the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment could not be read or parsed.
+    #[error("configuration could not be read: {0}")]
+    Load(String),
+    /// A key holds a value that is not allowed.
+    #[error("configuration key `{key}`: {reason}")]
+    Invalid {
+        /// The dotted key, e.g. `audit.retention_days`.
+        key: &'static str,
+        /// Why the value is refused.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Loads defaults, then the TOML file (if given), then `TONGBAN_*` variables
+    /// (`TONGBAN_DATABASE__URL` sets `database.url`), and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Load(format!("file {} does not exist", path.display())));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig.merge(Env::prefixed("TONGBAN_").split("__"));
+        let config: Config = fig.extract().map_err(|e| ConfigError::Load(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.into() });
+        if self.audit.retention_days < 180 {
+            return invalid("audit.retention_days", "must be at least 180 days (MLPS 2.0 level 3)");
+        }
+        if self.audit.checkpoint_interval_seconds == 0 {
+            return invalid("audit.checkpoint_interval_seconds", "must be greater than 0");
+        }
+        if self.security.session_idle_minutes < 1 {
+            return invalid("security.session_idle_minutes", "must be at least 1");
+        }
+        if self.security.lockout_threshold < 1 || self.security.lockout_minutes < 1 {
+            return invalid("security.lockout_threshold", "lock-out threshold and minutes must be at least 1");
+        }
+        if !(0..=24).contains(&self.security.password_history) {
+            return invalid("security.password_history", "must be between 0 and 24");
+        }
+        if !["all", "public", "internal"].contains(&self.server.zone.as_str()) {
+            return invalid("server.zone", "must be all, public or internal");
+        }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            return invalid("server.tls_cert", "tls_cert and tls_key must be set together");
+        }
+        let url = self.database_url();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return invalid("database.url", "must start with sqlite: or postgres://");
+        }
+        Ok(())
+    }
+
+    /// The effective database URL: the configured one, or SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("tongban.db").display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    /// Whether the server terminates TLS itself.
+    pub fn tls_enabled(&self) -> bool {
+        self.server.tls_cert.is_some() && self.server.tls_key.is_some()
+    }
+
+    /// Path of the audit signing key.
+    pub fn audit_key_path(&self) -> PathBuf {
+        self.audit.key_file.clone().unwrap_or_else(|| self.data_dir.join("audit-key.pem"))
+    }
+
+    /// Path of the signed checkpoint file.
+    pub fn audit_checkpoint_path(&self) -> PathBuf {
+        self.audit.checkpoint_file.clone().unwrap_or_else(|| self.data_dir.join("audit-checkpoints.log"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_use_sqlite_in_data_dir() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert!(c.database_url().starts_with("sqlite://./data/tongban.db"));
+    }
+
+    #[test]
+    fn short_retention_is_refused_naming_the_key() {
+        let mut c = Config::default();
+        c.audit.retention_days = 30;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("audit.retention_days"), "{err}");
+    }
+}

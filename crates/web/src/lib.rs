@@ -1,0 +1,1 @@
+//! tongban web slice
