@@ -192,3 +192,22 @@ CREATE TABLE jobs (
     updated_at BIGINT NOT NULL
 );
 CREATE INDEX jobs_ready ON jobs(status, run_at);
+
+-- Built-in roles. The three administrators (三员) are exclusive of each other; `staff` and
+-- `unit_admin` are ordinary roles that a security administrator may grant with a data scope.
+INSERT INTO roles (code, name, description, admin_class, builtin, created_at, updated_at) VALUES
+    ('sys_admin', '系统管理员', 'Accounts, units and configuration', 'system', 1, 0, 0),
+    ('sec_admin', '安全管理员', 'Roles and grants', 'security', 1, 0, 0),
+    ('auditor', '安全审计员', 'Reads the audit trail', 'audit', 1, 0, 0),
+    ('staff', '工作人员', 'Uses the workbench', 'none', 1, 0, 0),
+    ('unit_admin', '单位管理员', 'Manages the accounts of a unit (delegated administration)', 'none', 1, 0, 0);
+INSERT INTO role_permissions (role_id, permission) SELECT id, 'unit.read' FROM roles WHERE code IN ('sys_admin', 'sec_admin', 'auditor', 'staff', 'unit_admin');
+INSERT INTO role_permissions (role_id, permission) SELECT id, 'unit.write' FROM roles WHERE code = 'sys_admin';
+INSERT INTO role_permissions (role_id, permission) SELECT id, 'user.read' FROM roles WHERE code IN ('sys_admin', 'sec_admin', 'auditor', 'unit_admin');
+INSERT INTO role_permissions (role_id, permission) SELECT id, 'user.write' FROM roles WHERE code IN ('sys_admin', 'unit_admin');
+INSERT INTO role_permissions (role_id, permission) SELECT id, 'config.write' FROM roles WHERE code = 'sys_admin';
+INSERT INTO role_permissions (role_id, permission) SELECT id, 'role.read' FROM roles WHERE code IN ('sec_admin', 'auditor');
+INSERT INTO role_permissions (role_id, permission) SELECT id, 'role.write' FROM roles WHERE code = 'sec_admin';
+INSERT INTO role_permissions (role_id, permission) SELECT id, 'grant.write' FROM roles WHERE code = 'sec_admin';
+INSERT INTO role_permissions (role_id, permission) SELECT id, 'audit.read' FROM roles WHERE code = 'auditor';
+INSERT INTO role_permissions (role_id, permission) SELECT id, 'workbench.use' FROM roles WHERE code IN ('sys_admin', 'sec_admin', 'auditor', 'staff', 'unit_admin');
