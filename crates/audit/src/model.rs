@@ -21,7 +21,13 @@ pub struct Actor {
 impl Actor {
     /// The actor for command-line operations on the server itself.
     pub fn system(command: &str) -> Actor {
-        Actor { user_id: None, name: format!("system:{command}"), unit: String::new(), ip: "local".into(), user_agent: "tongban-cli".into() }
+        Actor {
+            user_id: None,
+            name: format!("system:{command}"),
+            unit: String::new(),
+            ip: "local".into(),
+            user_agent: "tongban-cli".into(),
+        }
     }
 }
 
@@ -64,7 +70,12 @@ pub struct Entry {
 
 impl Entry {
     /// A successful action on an object.
-    pub fn success(action: &str, object_type: &str, object_id: impl ToString, details: Value) -> Entry {
+    pub fn success(
+        action: &str,
+        object_type: &str,
+        object_id: impl ToString,
+        details: Value,
+    ) -> Entry {
         Entry {
             action: action.into(),
             object_type: object_type.into(),
@@ -141,7 +152,9 @@ impl AuditRecord {
     }
 }
 
-const SECRET_WORDS: &[&str] = &["password", "passwd", "secret", "token", "otp", "recovery", "csrf"];
+const SECRET_WORDS: &[&str] = &[
+    "password", "passwd", "secret", "token", "otp", "recovery", "csrf",
+];
 
 /// Replaces the values of keys that look like secrets with `"[redacted]"`, at any depth, so
 /// that passwords and tokens never reach the audit trail.

@@ -77,7 +77,11 @@ impl Permission {
     pub fn is_reserved(self) -> bool {
         matches!(
             self,
-            Permission::UnitWrite | Permission::RoleWrite | Permission::GrantWrite | Permission::AuditRead | Permission::ConfigWrite
+            Permission::UnitWrite
+                | Permission::RoleWrite
+                | Permission::GrantWrite
+                | Permission::AuditRead
+                | Permission::ConfigWrite
         )
     }
 }

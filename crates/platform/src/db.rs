@@ -57,7 +57,11 @@ impl Db {
     /// Connects to `url`. For SQLite the parent directory is created and WAL mode is switched on.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db, sqlx::Error> {
         install_default_drivers();
-        let kind = if url.starts_with("sqlite:") { DbKind::Sqlite } else { DbKind::Postgres };
+        let kind = if url.starts_with("sqlite:") {
+            DbKind::Sqlite
+        } else {
+            DbKind::Postgres
+        };
         if kind == DbKind::Sqlite {
             ensure_sqlite_dir(url);
         }
@@ -81,7 +85,11 @@ impl Db {
         }
         let pool = opts.connect(url).await?;
         let write_gate = (kind == DbKind::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Ok(Db { pool, kind, write_gate })
+        Ok(Db {
+            pool,
+            kind,
+            write_gate,
+        })
     }
 
     /// The pool, for reads outside a write transaction.
@@ -101,7 +109,11 @@ impl Db {
             None => None,
         };
         let tx = self.pool.begin().await?;
-        Ok(WriteTx { tx, kind: self.kind, _gate: gate })
+        Ok(WriteTx {
+            tx,
+            kind: self.kind,
+            _gate: gate,
+        })
     }
 
     /// Checks that the database answers (for /readyz).
@@ -121,7 +133,9 @@ impl Db {
 }
 
 fn ensure_sqlite_dir(url: &str) {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or("");
     if path.is_empty() || path == ":memory:" {
         return;

@@ -107,7 +107,10 @@ pub struct JobRunner {
 impl JobRunner {
     /// A runner with no handlers.
     pub fn new(db: Db) -> Self {
-        JobRunner { db, handlers: HashMap::new() }
+        JobRunner {
+            db,
+            handlers: HashMap::new(),
+        }
     }
 
     /// Registers the handler for `kind`.
@@ -125,7 +128,11 @@ impl JobRunner {
         if kinds.is_empty() {
             return Ok(None);
         }
-        let kind_list = kinds.iter().map(|k| format!("'{}'", k.replace('\'', "''"))).collect::<Vec<_>>().join(",");
+        let kind_list = kinds
+            .iter()
+            .map(|k| format!("'{}'", k.replace('\'', "''")))
+            .collect::<Vec<_>>()
+            .join(",");
         let sql = format!(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_until = $2, updated_at = $1 \
              WHERE id = (SELECT id FROM jobs WHERE kind IN ({kind_list}) AND \
@@ -134,7 +141,11 @@ impl JobRunner {
              RETURNING id, kind, payload, attempts"
         );
         let mut tx = self.db.begin_write().await?;
-        let row = sqlx::query(&sql).bind(now).bind(now + LEASE_MILLIS).fetch_optional(tx.conn()).await?;
+        let row = sqlx::query(&sql)
+            .bind(now)
+            .bind(now + LEASE_MILLIS)
+            .fetch_optional(tx.conn())
+            .await?;
         tx.commit().await?;
         Ok(row.map(|r| {
             let payload: String = r.get(2);
@@ -149,7 +160,9 @@ impl JobRunner {
 
     /// Claims one ready job and runs it.
     pub async fn run_once(&self) -> Result<RunOutcome, sqlx::Error> {
-        let Some(job) = self.claim().await? else { return Ok(RunOutcome::Idle) };
+        let Some(job) = self.claim().await? else {
+            return Ok(RunOutcome::Idle);
+        };
         let result = match self.handlers.get(&job.kind) {
             Some(h) => h.run(&job).await,
             None => Err(format!("no handler for job kind {}", job.kind)),
@@ -172,7 +185,11 @@ impl JobRunner {
                     .await?
                     .get(0);
                 let dead = job.attempt >= max;
-                let (status, run_at) = if dead { ("dead", now) } else { ("queued", now + backoff_millis(job.attempt)) };
+                let (status, run_at) = if dead {
+                    ("dead", now)
+                } else {
+                    ("queued", now + backoff_millis(job.attempt))
+                };
                 sqlx::query(
                     "UPDATE jobs SET status = $2, run_at = $3, last_error = $4, locked_until = NULL, updated_at = $5 WHERE id = $1",
                 )
@@ -184,7 +201,11 @@ impl JobRunner {
                 .execute(tx.conn())
                 .await?;
                 tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempt, dead, "job failed: {reason}");
-                if dead { RunOutcome::Dead(job.id) } else { RunOutcome::Retry(job.id) }
+                if dead {
+                    RunOutcome::Dead(job.id)
+                } else {
+                    RunOutcome::Retry(job.id)
+                }
             }
         };
         tx.commit().await?;
@@ -194,12 +215,14 @@ impl JobRunner {
 
 /// Count of jobs per status, for /metrics.
 pub async fn counts_by_status(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    Ok(sqlx::query("SELECT status, COUNT(*) FROM jobs GROUP BY status")
-        .fetch_all(db.pool())
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
+    Ok(
+        sqlx::query("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+            .fetch_all(db.pool())
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect(),
+    )
 }
 
 /// Runs the outbox dispatcher and the job runner until `stop` turns true.

@@ -23,7 +23,11 @@ pub struct OutboxEvent {
 }
 
 /// Appends an event in the caller's transaction.
-pub async fn publish(tx: &mut WriteTx, topic: &str, payload: &serde_json::Value) -> Result<i64, sqlx::Error> {
+pub async fn publish(
+    tx: &mut WriteTx,
+    topic: &str,
+    payload: &serde_json::Value,
+) -> Result<i64, sqlx::Error> {
     let now = now_millis();
     let row = sqlx::query(
         "INSERT INTO outbox (topic, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $3) RETURNING id",
@@ -139,5 +143,10 @@ impl Dispatcher {
 
 /// Number of events not yet delivered.
 pub async fn pending_count(db: &Db) -> Result<i64, sqlx::Error> {
-    Ok(sqlx::query("SELECT COUNT(*) FROM outbox WHERE dispatched_at IS NULL").fetch_one(db.pool()).await?.get(0))
+    Ok(
+        sqlx::query("SELECT COUNT(*) FROM outbox WHERE dispatched_at IS NULL")
+            .fetch_one(db.pool())
+            .await?
+            .get(0),
+    )
 }

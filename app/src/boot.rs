@@ -1,0 +1,75 @@
+//! Opening what every command needs, the same way for `serve` and the other commands: the
+//! configuration, the database (migrated), the audit trail and the services.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tongban_audit::AuditTrail;
+use tongban_crypto::AuditSigner;
+use tongban_identity::IdentityService;
+use tongban_platform::{Config, Db, migrate};
+
+/// Everything opened.
+#[derive(Clone)]
+pub struct Opened {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The database.
+    pub db: Db,
+    /// The audit trail.
+    pub audit: AuditTrail,
+    /// The identity service.
+    pub identity: IdentityService,
+}
+
+/// Connects to the database, applies migrations, and loads (or creates) the audit key.
+pub async fn open(config: Config) -> anyhow::Result<Opened> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let db = Db::connect(&config.database_url(), config.database.max_connections)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to the database ({})",
+                redact_url(&config.database_url())
+            )
+        })?;
+    migrate::run(&db).await.context("applying migrations")?;
+    let signer =
+        AuditSigner::load_or_create(&config.audit_key_path()).context("loading the audit key")?;
+    let audit = AuditTrail::new(signer, config.audit_checkpoint_path());
+    let identity = IdentityService::new(db.clone(), audit.clone(), config.security.clone());
+    Ok(Opened {
+        config: Arc::new(config),
+        db,
+        audit,
+        identity,
+    })
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}://{}:***@{}", &url[..s], user, &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_lose_their_password() {
+        assert_eq!(
+            super::redact_url("postgres://tb:secret@localhost/tb"),
+            "postgres://tb:***@localhost/tb"
+        );
+        assert_eq!(
+            super::redact_url("sqlite://./data/tongban.db"),
+            "sqlite://./data/tongban.db"
+        );
+    }
+}

@@ -1,0 +1,240 @@
+//! The command line (`tongban …`). Every command finds its data the way `serve` does: the
+//! default `./data`, or the file given with `--config` / `TONGBAN_CONFIG`, plus `TONGBAN_*`
+//! variables. Failures exit non-zero.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use tongban_identity::{InitialAdmin, NewUser};
+use tongban_platform::Config;
+
+use crate::boot::open;
+
+/// tongban (通办): county e-government platform.
+#[derive(Debug, Parser)]
+#[command(name = "tongban", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, global = true, env = "TONGBAN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (127.0.0.1:8080 by default).
+    Serve {
+        /// Load the demo county 嘉禾县 on first start.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Create the three administrator accounts on a fresh installation.
+    Init {
+        /// Name of the root unit.
+        #[arg(long, default_value = "县人民政府")]
+        root_unit: String,
+    },
+    /// Manage staff accounts.
+    User {
+        /// What to do with accounts.
+        #[command(subcommand)]
+        action: UserCommand,
+    },
+    /// Audit trail tools.
+    Audit {
+        /// What to do with the trail.
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
+    /// Configuration tools.
+    Config {
+        /// What to do with the configuration.
+        #[command(subcommand)]
+        action: ConfigCommand,
+    },
+}
+
+/// `tongban user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account; prints a one-time password.
+    Create {
+        /// Log-in name.
+        #[arg(long)]
+        username: String,
+        /// Real name.
+        #[arg(long)]
+        name: String,
+        /// Unit id (see the units page or `GET /api/v1/units`).
+        #[arg(long)]
+        unit_id: i64,
+        /// Position.
+        #[arg(long, default_value = "")]
+        position: String,
+    },
+    /// Reset a password to a one-time password (printed).
+    ResetPassword {
+        /// Log-in name.
+        username: String,
+    },
+    /// Lock an account until unlocked.
+    Lock {
+        /// Log-in name.
+        username: String,
+    },
+    /// Unlock an account (also clears a lock-out).
+    Unlock {
+        /// Log-in name.
+        username: String,
+    },
+}
+
+/// `tongban audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the chain and the signed checkpoints; exit 1 naming the first problem.
+    Verify {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a signed checkpoint of the chain head now.
+    Checkpoint,
+}
+
+/// `tongban config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check the configuration and the database connection.
+    Check,
+}
+
+/// Prints the one-time passwords of the initial administrators.
+pub fn print_initial_admins(admins: &[InitialAdmin]) {
+    println!(
+        "\nThe three administrators were created. One-time passwords (shown once; change at first log-in):"
+    );
+    for a in admins {
+        println!("  {:<10} {:<8} {}", a.username, a.role, a.password);
+    }
+    println!("Each of them also enrols a TOTP authenticator at first log-in.\n");
+}
+
+/// Runs a parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve { demo } => crate::server::serve(config, demo).await,
+        Command::Migrate => {
+            let opened = open(config).await?;
+            println!(
+                "database is at migration {}",
+                tongban_platform::migrate::latest_version()
+            );
+            opened.db.close().await;
+            Ok(())
+        }
+        Command::Init { root_unit } => {
+            let opened = open(config).await?;
+            let admins = opened
+                .identity
+                .init(&root_unit)
+                .await
+                .map_err(|e| anyhow::anyhow!("init refused: {e}"))?;
+            print_initial_admins(&admins);
+            Ok(())
+        }
+        Command::User { action } => user(config, action).await,
+        Command::Audit { action } => audit(config, action).await,
+        Command::Config {
+            action: ConfigCommand::Check,
+        } => {
+            let opened = open(config)
+                .await
+                .context("configuration is valid but the database could not be opened")?;
+            println!(
+                "configuration ok; database {} reachable",
+                crate::boot::redact_url(&opened.config.database_url())
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn user(config: Config, action: UserCommand) -> anyhow::Result<()> {
+    let opened = open(config).await?;
+    let ids = &opened.identity;
+    let fail = |e: tongban_platform::DomainError| anyhow::anyhow!("{e}");
+    match action {
+        UserCommand::Create {
+            username,
+            name,
+            unit_id,
+            position,
+        } => {
+            let input = NewUser {
+                username: username.clone(),
+                display_name: name,
+                unit_id,
+                position,
+                email: String::new(),
+                phone: String::new(),
+            };
+            let (id, password) = ids.cli_create_user(input).await.map_err(fail)?;
+            println!("created {username} (id {id}); one-time password: {password}");
+        }
+        UserCommand::ResetPassword { username } => {
+            let password = ids.cli_reset_password(&username).await.map_err(fail)?;
+            println!("{username}: one-time password: {password}");
+        }
+        UserCommand::Lock { username } => {
+            ids.cli_set_locked(&username, true).await.map_err(fail)?;
+            println!("{username} locked");
+        }
+        UserCommand::Unlock { username } => {
+            ids.cli_set_locked(&username, false).await.map_err(fail)?;
+            println!("{username} unlocked");
+        }
+    }
+    Ok(())
+}
+
+async fn audit(config: Config, action: AuditCommand) -> anyhow::Result<()> {
+    let opened = open(config).await?;
+    match action {
+        AuditCommand::Checkpoint => match opened.audit.checkpoint(&opened.db).await? {
+            Some(cp) => println!("checkpoint written: seq {} hash {}", cp.seq, cp.hash),
+            None => println!("no new records since the last checkpoint"),
+        },
+        AuditCommand::Verify { json } => {
+            let report = opened.audit.verify(&opened.db).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else if report.ok() {
+                println!(
+                    "audit trail intact: {} records, {} signed checkpoints",
+                    report.records, report.checkpoints
+                );
+            } else {
+                for p in &report.problems {
+                    println!("{:?} at {}: {}", p.kind, p.seq, p.message);
+                }
+            }
+            if !report.ok() {
+                let first = &report.problems[0];
+                bail!(
+                    "audit trail broken: first problem at record {}: {}",
+                    first.seq,
+                    first.message
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! `tongban serve`: first-start set-up or demo data, background work (outbox, jobs, audit
+//! checkpoints), and the HTTP(S) server with graceful shutdown.
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tongban_platform::{
+    jobs::{JobRunner, run_background},
+    outbox::Dispatcher,
+};
+use tongban_web::AppState;
+
+use crate::boot::{Opened, open};
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub async fn serve(config: tongban_platform::Config, demo: bool) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let opened = open(config).await?;
+    first_start(&opened, demo).await?;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
+    let state = AppState::new(opened.identity.clone(), opened.config.clone(), metrics);
+    let app = tongban_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let background = tokio::spawn(run_background(
+        Dispatcher::new(opened.db.clone(), Vec::new()),
+        JobRunner::new(opened.db.clone()),
+        stop_rx.clone(),
+    ));
+    let checkpoints = tokio::spawn(checkpoint_loop(opened.clone(), stop_rx));
+
+    let addr: SocketAddr = opened.config.server.bind.parse().with_context(|| {
+        format!(
+            "server.bind {:?} is not an address",
+            opened.config.server.bind
+        )
+    })?;
+    if let (Some(cert), Some(key)) = (
+        &opened.config.server.tls_cert,
+        &opened.config.server.tls_key,
+    ) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+            .await
+            .context("loading the TLS certificate and key")?;
+        let handle = axum_server::Handle::new();
+        let shutdown_handle = handle.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            shutdown_handle.graceful_shutdown(Some(Duration::from_secs(10)));
+        });
+        tracing::info!(%addr, elapsed_ms = started.elapsed().as_millis() as u64, "tongban listening (https)");
+        axum_server::bind_rustls(addr, tls)
+            .handle(handle)
+            .serve(app)
+            .await?;
+    } else {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        tracing::info!(%addr, elapsed_ms = started.elapsed().as_millis() as u64, "tongban listening (http)");
+        println!("tongban is running at http://{addr}/");
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+    }
+
+    let _ = stop_tx.send(true);
+    let _ = background.await;
+    let _ = checkpoints.await;
+    match opened.audit.checkpoint(&opened.db).await {
+        Ok(Some(cp)) => tracing::info!(seq = cp.seq, "audit checkpoint written at shutdown"),
+        Ok(None) => {}
+        Err(e) => tracing::error!("audit checkpoint at shutdown failed: {e}"),
+    }
+    opened.db.close().await;
+    Ok(())
+}
+
+/// On an empty database: the demo county with `--demo`, otherwise the three administrators.
+async fn first_start(opened: &Opened, demo: bool) -> anyhow::Result<()> {
+    if demo {
+        if let Some(logins) = tongban_identity::demo::load(&opened.identity).await? {
+            println!(
+                "\nDemo county 嘉禾县 (431024) loaded. Demo log-ins (password {} for all):",
+                tongban_identity::demo::DEMO_PASSWORD
+            );
+            for l in logins {
+                println!(
+                    "  {:<10} {}  {}  [{}]",
+                    l.username, l.display_name, l.unit, l.role
+                );
+            }
+            println!(
+                "The three administrators (sysadmin, secadmin, auditor) enrol a TOTP authenticator at first log-in.\n"
+            );
+        }
+        return Ok(());
+    }
+    if !opened.identity.has_users().await? {
+        let admins = opened.identity.init("县人民政府").await?;
+        crate::cli::print_initial_admins(&admins);
+    }
+    Ok(())
+}
+
+async fn checkpoint_loop(opened: Opened, mut stop: watch::Receiver<bool>) {
+    let every = Duration::from_secs(opened.config.audit.checkpoint_interval_seconds);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(e) = opened.audit.checkpoint(&opened.db).await {
+            tracing::error!("audit checkpoint failed: {e}");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,121 @@
+//! The OpenAPI document and a browsable, script-free page generated from it.
+
+use askama::Template;
+use axum::{Json, response::Response};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use super::{dto::*, handlers};
+use crate::{ctx::Ctx, error::ErrorBody, pages::Layout};
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::ctx::SESSION_COOKIE))),
+        );
+    }
+}
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "tongban API", description = "County e-government platform API. Errors are `{code, message, field?}`."),
+    paths(
+        handlers::me, handlers::list_units, handlers::get_unit, handlers::create_unit, handlers::update_unit,
+        handlers::list_users, handlers::get_user, handlers::create_user, handlers::update_user, handlers::user_action,
+        handlers::list_grants, handlers::create_grant, handlers::delete_grant, handlers::list_roles, handlers::create_role,
+        handlers::update_role, handlers::audit_records, handlers::list_sessions, handlers::delete_session,
+        handlers::list_tokens, handlers::create_token, handlers::delete_token
+    ),
+    components(schemas(ErrorBody, MeDto, UnitDto, UnitBody, UserDto, NewUserBody, UserBody, OneTimePasswordDto, RoleDto, RoleBody,
+        GrantDto, GrantBody, AuditRecordDto, AuditPageDto, SessionDto, TokenDto, TokenBody, NewTokenDto)),
+    modifiers(&Security),
+    security(("bearer" = []), ("session" = []))
+)]
+pub struct ApiDoc;
+
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+struct Operation {
+    method: String,
+    path: String,
+    summary: String,
+    params: Vec<String>,
+    body: String,
+    responses: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "api_docs.html")]
+struct DocsPage {
+    l: Layout,
+    operations: Vec<Operation>,
+}
+
+fn operations() -> Vec<Operation> {
+    let spec = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let mut out = Vec::new();
+    let Some(paths) = spec.get("paths").and_then(|p| p.as_object()) else {
+        return out;
+    };
+    for (path, item) in paths {
+        let Some(methods) = item.as_object() else {
+            continue;
+        };
+        for (method, op) in methods {
+            let text = |k: &str| op.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            let params = op
+                .get("parameters")
+                .and_then(|p| p.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p.get("name").and_then(|n| n.as_str()).map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let body = op
+                .pointer("/requestBody/content/application~1json/schema/$ref")
+                .and_then(|v| v.as_str())
+                .map(|r| r.rsplit('/').next().unwrap_or(r).to_string())
+                .unwrap_or_default();
+            let responses = op
+                .get("responses")
+                .and_then(|r| r.as_object())
+                .map(|r| r.keys().cloned().collect())
+                .unwrap_or_default();
+            let summary = if text("summary").is_empty() {
+                text("description")
+            } else {
+                text("summary")
+            };
+            out.push(Operation {
+                method: method.to_uppercase(),
+                path: path.clone(),
+                summary,
+                params,
+                body,
+                responses,
+            });
+        }
+    }
+    out
+}
+
+pub async fn docs_page(ctx: Ctx) -> Result<Response, crate::error::PageError> {
+    crate::pages::render(&DocsPage {
+        l: Layout::new(&ctx, "api.title", ""),
+        operations: operations(),
+    })
+}

@@ -1,0 +1,39 @@
+//! The JSON API under `/api/v1` (接口), described by the OpenAPI document at
+//! `/api/openapi.json` and browsable at `/api/docs`. Authenticate with a personal API token
+//! (`Authorization: Bearer tbp_…`) or a browser session plus the `X-CSRF-Token` header.
+
+mod docs;
+mod dto;
+mod handlers;
+
+use axum::{
+    Router,
+    routing::{get, post},
+};
+
+use crate::state::AppState;
+
+pub use docs::ApiDoc as OpenApiDoc;
+
+/// The API routes, mounted under `/api`.
+pub fn routes() -> Router<AppState> {
+    use handlers::*;
+    Router::new()
+        .route("/openapi.json", get(docs::openapi_json))
+        .route("/docs", get(docs::docs_page))
+        .route("/v1/me", get(me))
+        .route("/v1/units", get(list_units).post(create_unit))
+        .route("/v1/units/{id}", get(get_unit).put(update_unit))
+        .route("/v1/users", get(list_users).post(create_user))
+        .route("/v1/users/{id}", get(get_user).put(update_user))
+        .route("/v1/users/{id}/grants", get(list_grants).post(create_grant))
+        .route("/v1/users/{id}/{action}", post(user_action))
+        .route("/v1/grants/{id}", axum::routing::delete(delete_grant))
+        .route("/v1/roles", get(list_roles).post(create_role))
+        .route("/v1/roles/{id}", axum::routing::put(update_role))
+        .route("/v1/audit", get(audit_records))
+        .route("/v1/sessions", get(list_sessions))
+        .route("/v1/sessions/{id}", axum::routing::delete(delete_session))
+        .route("/v1/tokens", get(list_tokens).post(create_token))
+        .route("/v1/tokens/{id}", axum::routing::delete(delete_token))
+}

@@ -1,0 +1,339 @@
+//! Log-in pages: password, TOTP, enrolment, forced password change, log-out.
+
+use askama::Template;
+use axum::{
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Redirect},
+};
+use serde::Deserialize;
+use tongban_identity::Stage;
+use tongban_platform::DomainError;
+
+use super::{Layout, PageResult, form_error, render, render_status, see_other};
+use crate::{ctx::Ctx, error::PageError, parse::PageForm, state::AppState};
+
+/// Where a session at `stage` goes next.
+pub fn stage_path(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Totp => "/login/totp",
+        Stage::PasswordChange => "/login/password",
+        Stage::TotpEnroll => "/login/enrol",
+        Stage::Complete => "/workbench",
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    l: Layout,
+    username: String,
+    error: String,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn login_page(ctx: Ctx) -> PageResult {
+    if let Some(s) = &ctx.session {
+        return see_other(stage_path(s.stage));
+    }
+    render(&LoginPage {
+        l: Layout::new(&ctx, "login.title", ""),
+        username: String::new(),
+        error: String::new(),
+    })
+}
+
+pub async fn login_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    PageForm(form): PageForm<LoginForm>,
+) -> PageResult {
+    match state
+        .identity
+        .login_password(&form.username, &form.password, &ctx.ip, &ctx.user_agent)
+        .await
+    {
+        Ok(result) => {
+            let cookie = crate::ctx::session_cookie(&state, &result.session_secret);
+            Ok((
+                [(header::SET_COOKIE, cookie)],
+                Redirect::to(stage_path(result.stage)),
+            )
+                .into_response())
+        }
+        Err(
+            e
+            @ (DomainError::Unauthenticated(_) | DomainError::Locked(_) | DomainError::Invalid(_)),
+        ) => {
+            let status = match e {
+                DomainError::Locked(_) => StatusCode::TOO_MANY_REQUESTS,
+                DomainError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            let error = crate::error::message(&ctx.tr, &e);
+            render_status(
+                status,
+                &LoginPage {
+                    l: Layout::new(&ctx, "login.title", ""),
+                    username: form.username,
+                    error,
+                },
+            )
+        }
+        Err(e) => Err(PageError(e)),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login_totp.html")]
+struct TotpPage {
+    l: Layout,
+    error: String,
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    code: String,
+}
+
+fn require_stage(ctx: &Ctx, stage: Stage) -> Result<(), PageResult> {
+    match &ctx.session {
+        None => Err(see_other("/login")),
+        Some(s) if s.stage != stage => Err(see_other(stage_path(s.stage))),
+        Some(_) => Ok(()),
+    }
+}
+
+pub async fn totp_page(ctx: Ctx) -> PageResult {
+    if let Err(r) = require_stage(&ctx, Stage::Totp) {
+        return r;
+    }
+    render(&TotpPage {
+        l: Layout::new(&ctx, "totp.title", ""),
+        error: String::new(),
+    })
+}
+
+pub async fn totp_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    PageForm(form): PageForm<CodeForm>,
+) -> PageResult {
+    if let Err(r) = require_stage(&ctx, Stage::Totp) {
+        return r;
+    }
+    let session = ctx.session()?;
+    match state
+        .identity
+        .login_totp(session, &ctx.actor(), &form.code)
+        .await
+    {
+        Ok(stage) => see_other(stage_path(stage)),
+        Err(DomainError::Locked(k)) => Err(PageError(DomainError::Locked(k))),
+        Err(e) => {
+            let (_, error) = form_error(&ctx.tr, e)?;
+            render_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &TotpPage {
+                    l: Layout::new(&ctx, "totp.title", ""),
+                    error,
+                },
+            )
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "totp_enroll.html")]
+pub struct EnrolPage {
+    pub l: Layout,
+    pub secret: String,
+    pub qr_svg: String,
+    pub action: &'static str,
+    pub error: String,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub struct RecoveryPage {
+    pub l: Layout,
+    pub codes: Vec<String>,
+    pub next: &'static str,
+}
+
+/// Renders enrolment (shared by first log-in and "my account").
+pub async fn enrol(state: &AppState, ctx: &Ctx, action: &'static str, error: String) -> PageResult {
+    let e = state.identity.begin_totp_enrolment(ctx.session()?).await?;
+    let status = if error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    render_status(
+        status,
+        &EnrolPage {
+            l: Layout::new(ctx, "enrol.title", "me"),
+            secret: e.secret,
+            qr_svg: e.qr_svg,
+            action,
+            error,
+        },
+    )
+}
+
+/// Confirms enrolment and shows the recovery codes.
+pub async fn confirm_enrol(
+    state: &AppState,
+    ctx: &Ctx,
+    code: &str,
+    action: &'static str,
+) -> PageResult {
+    match state
+        .identity
+        .confirm_totp_enrolment(ctx.session()?, &ctx.actor(), code)
+        .await
+    {
+        Ok((stage, codes)) => {
+            let mut l = Layout::new(ctx, "recovery.title", "me");
+            if stage != Stage::Complete {
+                l.user = None;
+            }
+            render(&RecoveryPage {
+                l,
+                codes,
+                next: stage_path(stage),
+            })
+        }
+        Err(e) => {
+            let (_, error) = form_error(&ctx.tr, e)?;
+            enrol(state, ctx, action, error).await
+        }
+    }
+}
+
+pub async fn enrol_page(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+    if let Err(r) = require_stage(&ctx, Stage::TotpEnroll) {
+        return r;
+    }
+    enrol(&state, &ctx, "/login/enrol", String::new()).await
+}
+
+pub async fn enrol_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    PageForm(form): PageForm<CodeForm>,
+) -> PageResult {
+    if let Err(r) = require_stage(&ctx, Stage::TotpEnroll) {
+        return r;
+    }
+    confirm_enrol(&state, &ctx, &form.code, "/login/enrol").await
+}
+
+#[derive(Template)]
+#[template(path = "password_change.html")]
+pub struct PasswordPage {
+    pub l: Layout,
+    pub forced: bool,
+    pub action: &'static str,
+    pub error: String,
+    pub error_field: String,
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    pub current_password: String,
+    #[serde(default)]
+    pub new_password: String,
+    #[serde(default)]
+    pub confirm_password: String,
+}
+
+/// Handles a password change form (shared by the forced change and "my account").
+pub async fn change_password(
+    state: &AppState,
+    ctx: &Ctx,
+    form: PasswordForm,
+    forced: bool,
+    action: &'static str,
+) -> PageResult {
+    let session = ctx.session()?;
+    match state
+        .identity
+        .change_password(
+            session,
+            &ctx.actor(),
+            &form.current_password,
+            &form.new_password,
+            &form.confirm_password,
+        )
+        .await
+    {
+        Ok(stage) if forced => see_other(stage_path(stage)),
+        Ok(_) => see_other("/me/sessions?done=password_changed"),
+        Err(DomainError::Locked(k)) => Err(PageError(DomainError::Locked(k))),
+        Err(e) => {
+            let (error_field, error) = form_error(&ctx.tr, e)?;
+            let l = Layout::new(ctx, "password.title", "me");
+            render_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &PasswordPage {
+                    l,
+                    forced,
+                    action,
+                    error,
+                    error_field,
+                },
+            )
+        }
+    }
+}
+
+pub async fn password_page(ctx: Ctx) -> PageResult {
+    if let Err(r) = require_stage(&ctx, Stage::PasswordChange) {
+        return r;
+    }
+    let l = Layout::new(&ctx, "password.title", "");
+    render(&PasswordPage {
+        l,
+        forced: true,
+        action: "/login/password",
+        error: String::new(),
+        error_field: String::new(),
+    })
+}
+
+pub async fn password_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    PageForm(form): PageForm<PasswordForm>,
+) -> PageResult {
+    if let Err(r) = require_stage(&ctx, Stage::PasswordChange) {
+        return r;
+    }
+    change_password(&state, &ctx, form, true, "/login/password").await
+}
+
+pub async fn logout(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+    if let Some(s) = &ctx.session {
+        if s.session_id != 0 {
+            state
+                .identity
+                .revoke_session(s, &ctx.actor(), s.session_id)
+                .await?;
+        }
+    }
+    Ok((
+        [(header::SET_COOKIE, crate::ctx::clear_session_cookie())],
+        Redirect::to("/login"),
+    )
+        .into_response())
+}

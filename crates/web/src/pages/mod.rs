@@ -1,0 +1,258 @@
+//! Server-rendered staff pages. Each module owns one area; this one holds the shared layout,
+//! rendering helpers and the route table.
+
+mod admin_roles;
+mod admin_units;
+mod admin_users;
+pub(crate) mod audit;
+mod auth;
+mod me;
+mod workbench;
+
+use askama::Template;
+use axum::{
+    Router,
+    http::{StatusCode, header},
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use rust_embed::RustEmbed;
+use tongban_authz::{Permission, Principal};
+use tongban_platform::DomainError;
+
+use crate::{ctx::Ctx, error::PageError, i18n::Tr, state::AppState};
+
+/// The result type of page handlers.
+pub type PageResult = Result<Response, PageError>;
+
+/// The navigation user shown in the header.
+pub struct NavUser {
+    /// Real name.
+    pub display_name: String,
+    /// Unit name.
+    pub unit_name: String,
+    /// Show the units page.
+    pub can_units: bool,
+    /// Show the accounts page.
+    pub can_users: bool,
+    /// Show the roles page.
+    pub can_roles: bool,
+    /// Show the audit trail.
+    pub can_audit: bool,
+}
+
+/// What the base layout needs.
+pub struct Layout {
+    /// Translator.
+    pub tr: Tr,
+    /// CSRF token for forms.
+    pub csrf: String,
+    /// Logged-in user, if the log-in is complete.
+    pub user: Option<NavUser>,
+    /// Page title.
+    pub title: String,
+    /// Active navigation item.
+    pub active: &'static str,
+    /// A one-line status message.
+    pub flash: String,
+}
+
+impl Layout {
+    /// The layout for `ctx` with a translated title.
+    pub fn new(ctx: &Ctx, title_key: &str, active: &'static str) -> Layout {
+        let user = ctx.principal().ok().map(nav_user);
+        Layout {
+            tr: ctx.tr,
+            csrf: ctx.csrf.clone(),
+            user,
+            title: ctx.tr.t(title_key).to_string(),
+            active,
+            flash: String::new(),
+        }
+    }
+
+    /// The same layout with a status message from a `?done=` key.
+    pub fn with_flash(mut self, done: Option<&str>) -> Layout {
+        if let Some(key) =
+            done.filter(|k| k.len() < 40 && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        {
+            self.flash = self.tr.t(&format!("flash.{key}")).to_string();
+        }
+        self
+    }
+}
+
+fn nav_user(p: &Principal) -> NavUser {
+    NavUser {
+        display_name: p.display_name.clone(),
+        unit_name: p.unit_name.clone(),
+        can_units: p.has(Permission::UnitRead),
+        can_users: p.has(Permission::UserRead),
+        can_roles: p.has(Permission::RoleRead) || p.has(Permission::GrantWrite),
+        can_audit: p.has(Permission::AuditRead),
+    }
+}
+
+/// The standalone error page.
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    /// Translator.
+    pub tr: Tr,
+    /// HTTP status.
+    pub status: u16,
+    /// Message.
+    pub message: String,
+}
+
+/// Renders a template as a 200 page.
+pub fn render<T: Template>(t: &T) -> PageResult {
+    render_status(StatusCode::OK, t)
+}
+
+/// Renders a template with a status (e.g. 422 for a form with errors).
+pub fn render_status<T: Template>(status: StatusCode, t: &T) -> PageResult {
+    let html = t
+        .render()
+        .map_err(|e| DomainError::Internal(format!("template: {e}")))?;
+    Ok((status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response())
+}
+
+/// A 303 redirect.
+pub fn see_other(to: &str) -> PageResult {
+    Ok(Redirect::to(to).into_response())
+}
+
+/// Splits a form error into (field, localised message) for re-rendering the form; other errors pass through.
+pub fn form_error(tr: &Tr, e: DomainError) -> Result<(String, String), PageError> {
+    match e {
+        DomainError::Invalid(ref f) => Ok((f.field.clone(), crate::error::message(tr, &e))),
+        DomainError::Conflict(_) => Ok((String::new(), crate::error::message(tr, &e))),
+        other => Err(PageError(other)),
+    }
+}
+
+/// Parses a numeric form field, naming it on failure.
+pub fn parse_id(field: &str, value: &str) -> Result<i64, DomainError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| DomainError::invalid(field, "error.invalid_value"))
+}
+
+#[derive(RustEmbed)]
+#[folder = "static/"]
+struct Assets;
+
+async fn static_file(axum::extract::Path(path): axum::extract::Path<String>) -> Response {
+    match Assets::get(&path) {
+        Some(file) => {
+            let mime = if path.ends_with(".css") {
+                "text/css; charset=utf-8"
+            } else if path.ends_with(".js") {
+                "text/javascript; charset=utf-8"
+            } else if path.ends_with(".svg") {
+                "image/svg+xml"
+            } else {
+                "application/octet-stream"
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, mime),
+                    (header::CACHE_CONTROL, "public, max-age=3600"),
+                ],
+                file.data.into_owned(),
+            )
+                .into_response()
+        }
+        None => crate::error::not_found(axum::http::Uri::from_static("/static")).await,
+    }
+}
+
+async fn home(ctx: Ctx) -> Response {
+    if ctx.principal().is_ok() {
+        Redirect::to("/workbench").into_response()
+    } else {
+        Redirect::to("/login").into_response()
+    }
+}
+
+async fn set_lang(
+    axum::extract::Path(code): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let lang = crate::i18n::Lang::parse(&code).unwrap_or_default();
+    // Only same-site paths are followed back.
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.split_once("://").map(|(_, rest)| rest))
+        .and_then(|rest| rest.find('/').map(|i| rest[i..].to_string()))
+        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
+        .unwrap_or_else(|| "/".into());
+    let cookie = format!(
+        "{}={}; Path=/; SameSite=Lax; Max-Age=31536000",
+        crate::ctx::LANG_COOKIE,
+        lang.tag()
+    );
+    ([(header::SET_COOKIE, cookie)], Redirect::to(&back)).into_response()
+}
+
+/// The page routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/static/{*path}", get(static_file))
+        .route("/lang/{code}", get(set_lang))
+        .route("/login", get(auth::login_page).post(auth::login_submit))
+        .route("/login/totp", get(auth::totp_page).post(auth::totp_submit))
+        .route(
+            "/login/enrol",
+            get(auth::enrol_page).post(auth::enrol_submit),
+        )
+        .route(
+            "/login/password",
+            get(auth::password_page).post(auth::password_submit),
+        )
+        .route("/logout", post(auth::logout))
+        .route("/workbench", get(workbench::page))
+        .route(
+            "/admin/units",
+            get(admin_units::list).post(admin_units::create),
+        )
+        .route("/admin/units/new", get(admin_units::new_form))
+        .route("/admin/units/{id}/edit", get(admin_units::edit_form))
+        .route("/admin/units/{id}", post(admin_units::update))
+        .route("/admin/units/{id}/{action}", post(admin_units::toggle))
+        .route(
+            "/admin/users",
+            get(admin_users::list).post(admin_users::create),
+        )
+        .route("/admin/users/new", get(admin_users::new_form))
+        .route(
+            "/admin/users/{id}",
+            get(admin_users::detail).post(admin_users::update),
+        )
+        .route("/admin/users/{id}/edit", get(admin_users::edit_form))
+        .route("/admin/users/{id}/grants", post(admin_users::add_grant))
+        .route("/admin/users/{id}/{action}", post(admin_users::action))
+        .route("/admin/grants/{id}/revoke", post(admin_users::revoke_grant))
+        .route(
+            "/admin/roles",
+            get(admin_roles::list).post(admin_roles::create),
+        )
+        .route("/admin/roles/new", get(admin_roles::new_form))
+        .route("/admin/roles/{id}/edit", get(admin_roles::edit_form))
+        .route("/admin/roles/{id}", post(admin_roles::update))
+        .route("/audit", get(audit::page))
+        .route("/audit/export.csv", get(audit::export))
+        .route("/me/sessions", get(me::sessions))
+        .route("/me/sessions/{id}/revoke", post(me::revoke_session))
+        .route("/me/tokens", get(me::tokens).post(me::create_token))
+        .route("/me/tokens/{id}/revoke", post(me::revoke_token))
+        .route(
+            "/me/password",
+            get(me::password_page).post(me::password_submit),
+        )
+        .route("/me/totp", get(me::totp_page).post(me::totp_submit))
+}
