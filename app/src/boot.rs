@@ -24,27 +24,15 @@ pub struct Opened {
 
 /// Connects to the database, applies migrations, and loads (or creates) the audit key.
 pub async fn open(config: Config) -> anyhow::Result<Opened> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let db = Db::connect(&config.database_url(), config.database.max_connections)
         .await
-        .with_context(|| {
-            format!(
-                "connecting to the database ({})",
-                redact_url(&config.database_url())
-            )
-        })?;
+        .with_context(|| format!("connecting to the database ({})", redact_url(&config.database_url())))?;
     migrate::run(&db).await.context("applying migrations")?;
-    let signer =
-        AuditSigner::load_or_create(&config.audit_key_path()).context("loading the audit key")?;
+    let signer = AuditSigner::load_or_create(&config.audit_key_path()).context("loading the audit key")?;
     let audit = AuditTrail::new(signer, config.audit_checkpoint_path());
     let identity = IdentityService::new(db.clone(), audit.clone(), config.security.clone());
-    Ok(Opened {
-        config: Arc::new(config),
-        db,
-        audit,
-        identity,
-    })
+    Ok(Opened { config: Arc::new(config), db, audit, identity })
 }
 
 /// A database URL without its password, for messages.
@@ -63,13 +51,7 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     #[test]
     fn urls_lose_their_password() {
-        assert_eq!(
-            super::redact_url("postgres://tb:secret@localhost/tb"),
-            "postgres://tb:***@localhost/tb"
-        );
-        assert_eq!(
-            super::redact_url("sqlite://./data/tongban.db"),
-            "sqlite://./data/tongban.db"
-        );
+        assert_eq!(super::redact_url("postgres://tb:secret@localhost/tb"), "postgres://tb:***@localhost/tb");
+        assert_eq!(super::redact_url("sqlite://./data/tongban.db"), "sqlite://./data/tongban.db");
     }
 }

@@ -117,9 +117,7 @@ pub enum ConfigCommand {
 
 /// Prints the one-time passwords of the initial administrators.
 pub fn print_initial_admins(admins: &[InitialAdmin]) {
-    println!(
-        "\nThe three administrators were created. One-time passwords (shown once; change at first log-in):"
-    );
+    println!("\nThe three administrators were created. One-time passwords (shown once; change at first log-in):");
     for a in admins {
         println!("  {:<10} {:<8} {}", a.username, a.role, a.password);
     }
@@ -133,35 +131,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { demo } => crate::server::serve(config, demo).await,
         Command::Migrate => {
             let opened = open(config).await?;
-            println!(
-                "database is at migration {}",
-                tongban_platform::migrate::latest_version()
-            );
+            println!("database is at migration {}", tongban_platform::migrate::latest_version());
             opened.db.close().await;
             Ok(())
         }
         Command::Init { root_unit } => {
             let opened = open(config).await?;
-            let admins = opened
-                .identity
-                .init(&root_unit)
-                .await
-                .map_err(|e| anyhow::anyhow!("init refused: {e}"))?;
+            let admins = opened.identity.init(&root_unit).await.map_err(|e| anyhow::anyhow!("init refused: {e}"))?;
             print_initial_admins(&admins);
             Ok(())
         }
         Command::User { action } => user(config, action).await,
         Command::Audit { action } => audit(config, action).await,
-        Command::Config {
-            action: ConfigCommand::Check,
-        } => {
-            let opened = open(config)
-                .await
-                .context("configuration is valid but the database could not be opened")?;
-            println!(
-                "configuration ok; database {} reachable",
-                crate::boot::redact_url(&opened.config.database_url())
-            );
+        Command::Config { action: ConfigCommand::Check } => {
+            let opened = open(config).await.context("configuration is valid but the database could not be opened")?;
+            println!("configuration ok; database {} reachable", crate::boot::redact_url(&opened.config.database_url()));
             Ok(())
         }
     }
@@ -172,20 +156,9 @@ async fn user(config: Config, action: UserCommand) -> anyhow::Result<()> {
     let ids = &opened.identity;
     let fail = |e: tongban_platform::DomainError| anyhow::anyhow!("{e}");
     match action {
-        UserCommand::Create {
-            username,
-            name,
-            unit_id,
-            position,
-        } => {
-            let input = NewUser {
-                username: username.clone(),
-                display_name: name,
-                unit_id,
-                position,
-                email: String::new(),
-                phone: String::new(),
-            };
+        UserCommand::Create { username, name, unit_id, position } => {
+            let input =
+                NewUser { username: username.clone(), display_name: name, unit_id, position, email: String::new(), phone: String::new() };
             let (id, password) = ids.cli_create_user(input).await.map_err(fail)?;
             println!("created {username} (id {id}); one-time password: {password}");
         }
@@ -217,10 +190,7 @@ async fn audit(config: Config, action: AuditCommand) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else if report.ok() {
-                println!(
-                    "audit trail intact: {} records, {} signed checkpoints",
-                    report.records, report.checkpoints
-                );
+                println!("audit trail intact: {} records, {} signed checkpoints", report.records, report.checkpoints);
             } else {
                 for p in &report.problems {
                     println!("{:?} at {}: {}", p.kind, p.seq, p.message);
@@ -228,11 +198,7 @@ async fn audit(config: Config, action: AuditCommand) -> anyhow::Result<()> {
             }
             if !report.ok() {
                 let first = &report.problems[0];
-                bail!(
-                    "audit trail broken: first problem at record {}: {}",
-                    first.seq,
-                    first.message
-                );
+                bail!("audit trail broken: first problem at record {}: {}", first.seq, first.message);
             }
         }
     }

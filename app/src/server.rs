@@ -18,34 +18,20 @@ pub async fn serve(config: tongban_platform::Config, demo: bool) -> anyhow::Resu
     let started = std::time::Instant::now();
     let opened = open(config).await?;
     first_start(&opened, demo).await?;
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .ok();
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
     let state = AppState::new(opened.identity.clone(), opened.config.clone(), metrics);
     let app = tongban_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let background = tokio::spawn(run_background(
-        Dispatcher::new(opened.db.clone(), Vec::new()),
-        JobRunner::new(opened.db.clone()),
-        stop_rx.clone(),
-    ));
+    let background =
+        tokio::spawn(run_background(Dispatcher::new(opened.db.clone(), Vec::new()), JobRunner::new(opened.db.clone()), stop_rx.clone()));
     let checkpoints = tokio::spawn(checkpoint_loop(opened.clone(), stop_rx));
 
-    let addr: SocketAddr = opened.config.server.bind.parse().with_context(|| {
-        format!(
-            "server.bind {:?} is not an address",
-            opened.config.server.bind
-        )
-    })?;
-    if let (Some(cert), Some(key)) = (
-        &opened.config.server.tls_cert,
-        &opened.config.server.tls_key,
-    ) {
+    let addr: SocketAddr =
+        opened.config.server.bind.parse().with_context(|| format!("server.bind {:?} is not an address", opened.config.server.bind))?;
+    if let (Some(cert), Some(key)) = (&opened.config.server.tls_cert, &opened.config.server.tls_key) {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-            .await
-            .context("loading the TLS certificate and key")?;
+        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await.context("loading the TLS certificate and key")?;
         let handle = axum_server::Handle::new();
         let shutdown_handle = handle.clone();
         tokio::spawn(async move {
@@ -53,19 +39,12 @@ pub async fn serve(config: tongban_platform::Config, demo: bool) -> anyhow::Resu
             shutdown_handle.graceful_shutdown(Some(Duration::from_secs(10)));
         });
         tracing::info!(%addr, elapsed_ms = started.elapsed().as_millis() as u64, "tongban listening (https)");
-        axum_server::bind_rustls(addr, tls)
-            .handle(handle)
-            .serve(app)
-            .await?;
+        axum_server::bind_rustls(addr, tls).handle(handle).serve(app).await?;
     } else {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
         tracing::info!(%addr, elapsed_ms = started.elapsed().as_millis() as u64, "tongban listening (http)");
         println!("tongban is running at http://{addr}/");
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     }
 
     let _ = stop_tx.send(true);
@@ -84,19 +63,11 @@ pub async fn serve(config: tongban_platform::Config, demo: bool) -> anyhow::Resu
 async fn first_start(opened: &Opened, demo: bool) -> anyhow::Result<()> {
     if demo {
         if let Some(logins) = tongban_identity::demo::load(&opened.identity).await? {
-            println!(
-                "\nDemo county 嘉禾县 (431024) loaded. Demo log-ins (password {} for all):",
-                tongban_identity::demo::DEMO_PASSWORD
-            );
+            println!("\nDemo county 嘉禾县 (431024) loaded. Demo log-ins (password {} for all):", tongban_identity::demo::DEMO_PASSWORD);
             for l in logins {
-                println!(
-                    "  {:<10} {}  {}  [{}]",
-                    l.username, l.display_name, l.unit, l.role
-                );
+                println!("  {:<10} {}  {}  [{}]", l.username, l.display_name, l.unit, l.role);
             }
-            println!(
-                "The three administrators (sysadmin, secadmin, auditor) enrol a TOTP authenticator at first log-in.\n"
-            );
+            println!("The three administrators (sysadmin, secadmin, auditor) enrol a TOTP authenticator at first log-in.\n");
         }
         return Ok(());
     }

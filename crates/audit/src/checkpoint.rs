@@ -29,10 +29,7 @@ impl Checkpoint {
     }
 
     fn to_line(&self) -> String {
-        format!(
-            "tongban-audit-checkpoint v1 seq={} hash={} at={} sig={}\n",
-            self.seq, self.hash, self.at, self.signature
-        )
+        format!("tongban-audit-checkpoint v1 seq={} hash={} at={} sig={}\n", self.seq, self.hash, self.at, self.signature)
     }
 
     /// Parses one line; `None` when it is malformed.
@@ -52,12 +49,7 @@ impl Checkpoint {
                 _ => return None,
             }
         }
-        Some(Checkpoint {
-            seq: seq?,
-            hash: hash?,
-            at: at?,
-            signature: sig?,
-        })
+        Some(Checkpoint { seq: seq?, hash: hash?, at: at?, signature: sig? })
     }
 }
 
@@ -76,9 +68,7 @@ impl AuditTrail {
     /// Signs the current chain head and appends it to the checkpoint file, unless the head has
     /// not moved since the last checkpoint. Returns the checkpoint written, if any.
     pub async fn checkpoint(&self, db: &Db) -> Result<Option<Checkpoint>, CheckpointError> {
-        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(db.pool())
-            .await?;
+        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(db.pool()).await?;
         let (seq, hash): (i64, String) = (row.get(0), row.get(1));
         if seq == 0 {
             return Ok(None);
@@ -89,22 +79,12 @@ impl AuditTrail {
             }
         }
         let at = now_millis();
-        let signature = self
-            .signer
-            .sign_hex(Checkpoint::message(seq, &hash, at).as_bytes());
-        let cp = Checkpoint {
-            seq,
-            hash,
-            at,
-            signature,
-        };
+        let signature = self.signer.sign_hex(Checkpoint::message(seq, &hash, at).as_bytes());
+        let cp = Checkpoint { seq, hash, at, signature };
         if let Some(dir) = self.checkpoint_path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.checkpoint_path)?;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.checkpoint_path)?;
         f.write_all(cp.to_line().as_bytes())?;
         f.sync_data()?;
         Ok(Some(cp))
@@ -112,21 +92,14 @@ impl AuditTrail {
 
     /// All checkpoints in the file, in order (malformed lines are returned by `verify` as problems).
     pub fn checkpoints(&self) -> std::io::Result<Vec<Checkpoint>> {
-        Ok(self
-            .checkpoint_lines()?
-            .into_iter()
-            .filter_map(|(_, cp)| cp)
-            .collect())
+        Ok(self.checkpoint_lines()?.into_iter().filter_map(|(_, cp)| cp).collect())
     }
 
     pub(crate) fn checkpoint_lines(&self) -> std::io::Result<Vec<(usize, Option<Checkpoint>)>> {
         match std::fs::read_to_string(&self.checkpoint_path) {
-            Ok(text) => Ok(text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-                .map(|(i, l)| (i + 1, Checkpoint::parse(l)))
-                .collect()),
+            Ok(text) => {
+                Ok(text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| (i + 1, Checkpoint::parse(l))).collect())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(e),
         }
@@ -139,17 +112,9 @@ mod tests {
 
     #[test]
     fn checkpoint_lines_round_trip_and_reject_garbage() {
-        let cp = Checkpoint {
-            seq: 7,
-            hash: "ab".into(),
-            at: 9,
-            signature: "cd".into(),
-        };
+        let cp = Checkpoint { seq: 7, hash: "ab".into(), at: 9, signature: "cd".into() };
         assert_eq!(Checkpoint::parse(&cp.to_line()), Some(cp));
-        assert_eq!(
-            Checkpoint::parse("tongban-audit-checkpoint v1 seq=x hash=a at=1 sig=b"),
-            None
-        );
+        assert_eq!(Checkpoint::parse("tongban-audit-checkpoint v1 seq=x hash=a at=1 sig=b"), None);
         assert_eq!(Checkpoint::parse("hello"), None);
     }
 }

@@ -70,12 +70,7 @@ pub struct Entry {
 
 impl Entry {
     /// A successful action on an object.
-    pub fn success(
-        action: &str,
-        object_type: &str,
-        object_id: impl ToString,
-        details: Value,
-    ) -> Entry {
+    pub fn success(action: &str, object_type: &str, object_id: impl ToString, details: Value) -> Entry {
         Entry {
             action: action.into(),
             object_type: object_type.into(),
@@ -152,9 +147,7 @@ impl AuditRecord {
     }
 }
 
-const SECRET_WORDS: &[&str] = &[
-    "password", "passwd", "secret", "token", "otp", "recovery", "csrf",
-];
+const SECRET_WORDS: &[&str] = &["password", "passwd", "secret", "token", "otp", "recovery", "csrf"];
 
 /// Replaces the values of keys that look like secrets with `"[redacted]"`, at any depth, so
 /// that passwords and tokens never reach the audit trail.

@@ -61,28 +61,16 @@ impl AuditFilter {
             add("at < ?", Bind::Int(to));
         }
         if !self.actor.trim().is_empty() {
-            add(
-                "actor_name LIKE ?",
-                Bind::Text(format!("%{}%", escape_like(self.actor.trim()))),
-            );
+            add("actor_name LIKE ?", Bind::Text(format!("%{}%", escape_like(self.actor.trim()))));
         }
         if !self.unit.trim().is_empty() {
-            add(
-                "actor_unit LIKE ?",
-                Bind::Text(format!("%{}%", escape_like(self.unit.trim()))),
-            );
+            add("actor_unit LIKE ?", Bind::Text(format!("%{}%", escape_like(self.unit.trim()))));
         }
         if !self.action.trim().is_empty() {
-            add(
-                "action LIKE ?",
-                Bind::Text(format!("{}%", escape_like(self.action.trim()))),
-            );
+            add("action LIKE ?", Bind::Text(format!("{}%", escape_like(self.action.trim()))));
         }
         if !self.object_type.trim().is_empty() {
-            add(
-                "object_type = ?",
-                Bind::Text(self.object_type.trim().into()),
-            );
+            add("object_type = ?", Bind::Text(self.object_type.trim().into()));
         }
         if !self.object_id.trim().is_empty() {
             add("object_id = ?", Bind::Text(self.object_id.trim().into()));
@@ -90,11 +78,7 @@ impl AuditFilter {
         if !self.result.trim().is_empty() {
             add("result = ?", Bind::Text(self.result.trim().into()));
         }
-        let sql = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", clauses.join(" AND "))
-        };
+        let sql = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
         (sql, binds)
     }
 
@@ -112,25 +96,11 @@ impl AuditFilter {
             };
         }
         let total: i64 = q.fetch_one(db.pool()).await?.get(0);
-        let records = self
-            .fetch(db, &where_sql, &binds, per_page, (page - 1) * per_page)
-            .await?;
-        Ok(AuditPage {
-            records,
-            total,
-            page,
-            per_page,
-        })
+        let records = self.fetch(db, &where_sql, &binds, per_page, (page - 1) * per_page).await?;
+        Ok(AuditPage { records, total, page, per_page })
     }
 
-    async fn fetch(
-        &self,
-        db: &Db,
-        where_sql: &str,
-        binds: &[Bind],
-        limit: i64,
-        offset: i64,
-    ) -> Result<Vec<AuditRecord>, sqlx::Error> {
+    async fn fetch(&self, db: &Db, where_sql: &str, binds: &[Bind], limit: i64, offset: i64) -> Result<Vec<AuditRecord>, sqlx::Error> {
         let sql = format!(
             "SELECT seq, at, actor_id, actor_name, actor_unit, ip, user_agent, action, object_type, object_id, result, \
              details, prev_hash, hash, mac FROM audit_log{where_sql} ORDER BY seq DESC LIMIT {limit} OFFSET {offset}"
@@ -198,11 +168,7 @@ pub fn to_csv(records: &[AuditRecord]) -> String {
 
 /// Prevents CSV formula injection: a cell starting with = + - @ is prefixed with a quote.
 fn neutralise(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    }
+    if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() }
 }
 
 #[cfg(test)]
@@ -211,17 +177,9 @@ mod tests {
 
     #[test]
     fn filter_builds_numbered_placeholders() {
-        let f = AuditFilter {
-            actor: "li".into(),
-            result: "denied".into(),
-            from: Some(5),
-            ..Default::default()
-        };
+        let f = AuditFilter { actor: "li".into(), result: "denied".into(), from: Some(5), ..Default::default() };
         let (sql, binds) = f.where_clause();
-        assert_eq!(
-            sql,
-            " WHERE at >= $1 AND actor_name LIKE $2 AND result = $3"
-        );
+        assert_eq!(sql, " WHERE at >= $1 AND actor_name LIKE $2 AND result = $3");
         assert_eq!(binds.len(), 3);
     }
 

@@ -18,24 +18,13 @@ pub struct AuditTrail {
 impl AuditTrail {
     /// A trail that signs with `signer` and checkpoints into `checkpoint_path`.
     pub fn new(signer: AuditSigner, checkpoint_path: PathBuf) -> Self {
-        AuditTrail {
-            signer,
-            checkpoint_path,
-        }
+        AuditTrail { signer, checkpoint_path }
     }
 
     /// Appends one record in `tx`. The chain head row is updated first, which serialises
     /// concurrent appenders (row lock on PostgreSQL, the write lock on SQLite).
-    pub async fn append(
-        &self,
-        tx: &mut WriteTx,
-        actor: &Actor,
-        entry: Entry,
-    ) -> Result<i64, sqlx::Error> {
-        let head =
-            sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-                .fetch_one(tx.conn())
-                .await?;
+    pub async fn append(&self, tx: &mut WriteTx, actor: &Actor, entry: Entry) -> Result<i64, sqlx::Error> {
+        let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash").fetch_one(tx.conn()).await?;
         let mut record = AuditRecord {
             seq: head.get(0),
             at: now_millis(),
@@ -76,10 +65,7 @@ impl AuditTrail {
         .bind(&record.mac)
         .execute(tx.conn())
         .await?;
-        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-            .bind(&record.hash)
-            .execute(tx.conn())
-            .await?;
+        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&record.hash).execute(tx.conn()).await?;
         Ok(record.seq)
     }
 
@@ -94,22 +80,9 @@ impl AuditTrail {
 
     /// Records a refused action (outcome `denied`) in its own transaction. A failure to record
     /// is logged, not returned: the caller is refusing anyway.
-    pub async fn record_denied(
-        &self,
-        db: &Db,
-        actor: &Actor,
-        action: &str,
-        object_type: &str,
-        object_id: impl ToString,
-        reason: &str,
-    ) {
-        let entry = Entry::success(
-            action,
-            object_type,
-            object_id,
-            serde_json::json!({"reason": reason}),
-        )
-        .with_outcome(crate::model::Outcome::Denied);
+    pub async fn record_denied(&self, db: &Db, actor: &Actor, action: &str, object_type: &str, object_id: impl ToString, reason: &str) {
+        let entry = Entry::success(action, object_type, object_id, serde_json::json!({"reason": reason}))
+            .with_outcome(crate::model::Outcome::Denied);
         if let Err(e) = self.record(db, actor, entry).await {
             tracing::error!("audit of a refused {action} failed: {e}");
         }

@@ -69,10 +69,7 @@ impl AuditTrail {
         let mut prev_hash = GENESIS.to_string();
         let mut hashes: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
         let checkpoints = self.checkpoint_lines().unwrap_or_default();
-        let wanted: std::collections::HashSet<i64> = checkpoints
-            .iter()
-            .filter_map(|(_, c)| c.as_ref().map(|c| c.seq))
-            .collect();
+        let wanted: std::collections::HashSet<i64> = checkpoints.iter().filter_map(|(_, c)| c.as_ref().map(|c| c.seq)).collect();
         let mut after = 0i64;
         loop {
             let batch: Vec<AuditRecord> = sqlx::query_as(
@@ -90,10 +87,7 @@ impl AuditTrail {
                     problems.push(problem(
                         expected_seq,
                         ProblemKind::Missing,
-                        format!(
-                            "records {expected_seq}..{} are missing (deleted)",
-                            r.seq - 1
-                        ),
+                        format!("records {expected_seq}..{} are missing (deleted)", r.seq - 1),
                     ));
                 }
                 if r.prev_hash != prev_hash {
@@ -108,15 +102,14 @@ impl AuditTrail {
                     problems.push(problem(
                         r.seq,
                         ProblemKind::Edited,
-                        format!(
-                            "record {} was edited: its content does not match its hash",
-                            r.seq
-                        ),
+                        format!("record {} was edited: its content does not match its hash", r.seq),
                     ));
                 } else if hmac_sm3_hex(self.signer.mac_key(), r.hash.as_bytes()) != r.mac {
-                    problems.push(problem(r.seq, ProblemKind::Recomputed, format!(
-                        "record {} carries a hash not made with the audit key (chain recomputed)", r.seq
-                    )));
+                    problems.push(problem(
+                        r.seq,
+                        ProblemKind::Recomputed,
+                        format!("record {} carries a hash not made with the audit key (chain recomputed)", r.seq),
+                    ));
                 }
                 if wanted.contains(&r.seq) {
                     hashes.insert(r.seq, r.hash.clone());
@@ -126,9 +119,7 @@ impl AuditTrail {
             }
         }
         let last_seq = expected_seq - 1;
-        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(db.pool())
-            .await?;
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(db.pool()).await?;
         let (head_seq, head_hash): (i64, String) = (head.get(0), head.get(1));
         if head_seq != last_seq || (last_seq > 0 && head_hash != prev_hash) {
             problems.push(problem(
@@ -139,12 +130,7 @@ impl AuditTrail {
         }
         let mut valid = 0;
         for (line, cp) in checkpoints {
-            let Some(cp) = cp.filter(|c| {
-                self.signer.verify_hex(
-                    Checkpoint::message(c.seq, &c.hash, c.at).as_bytes(),
-                    &c.signature,
-                )
-            }) else {
+            let Some(cp) = cp.filter(|c| self.signer.verify_hex(Checkpoint::message(c.seq, &c.hash, c.at).as_bytes(), &c.signature)) else {
                 problems.push(problem(
                     line as i64,
                     ProblemKind::BadCheckpoint,
@@ -154,28 +140,22 @@ impl AuditTrail {
             };
             valid += 1;
             if cp.seq > last_seq {
-                problems.push(problem(last_seq + 1, ProblemKind::Truncated, format!(
-                    "records {}..{} were signed in a checkpoint but are gone (truncated at the end)",
-                    last_seq + 1, cp.seq
-                )));
+                problems.push(problem(
+                    last_seq + 1,
+                    ProblemKind::Truncated,
+                    format!("records {}..{} were signed in a checkpoint but are gone (truncated at the end)", last_seq + 1, cp.seq),
+                ));
             } else if hashes.get(&cp.seq).is_some_and(|h| *h != cp.hash) {
                 problems.push(problem(
                     cp.seq,
                     ProblemKind::CheckpointMismatch,
-                    format!(
-                        "record {} differs from the signed checkpoint taken at that point",
-                        cp.seq
-                    ),
+                    format!("record {} differs from the signed checkpoint taken at that point", cp.seq),
                 ));
             }
         }
         problems.sort_by_key(|p| (p.kind == ProblemKind::BadCheckpoint, p.seq));
         problems.dedup_by(|a, b| a.seq == b.seq && a.kind == b.kind);
-        Ok(VerifyReport {
-            records,
-            checkpoints: valid,
-            problems,
-        })
+        Ok(VerifyReport { records, checkpoints: valid, problems })
     }
 }
 

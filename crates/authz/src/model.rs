@@ -77,11 +77,7 @@ impl Permission {
     pub fn is_reserved(self) -> bool {
         matches!(
             self,
-            Permission::UnitWrite
-                | Permission::RoleWrite
-                | Permission::GrantWrite
-                | Permission::AuditRead
-                | Permission::ConfigWrite
+            Permission::UnitWrite | Permission::RoleWrite | Permission::GrantWrite | Permission::AuditRead | Permission::ConfigWrite
         )
     }
 }

@@ -65,8 +65,7 @@ impl Principal {
 
     /// Fails with 403 unless the caller holds `p`.
     pub fn require(&self, p: Permission) -> Result<Scope, DomainError> {
-        self.scope(p)
-            .ok_or(DomainError::Forbidden("error.forbidden"))
+        self.scope(p).ok_or(DomainError::Forbidden("error.forbidden"))
     }
 
     /// Whether the caller may do `p` on `target`, given the grant's data scope.
@@ -82,11 +81,7 @@ impl Principal {
 
     /// Fails with 403 unless [`Principal::allows`].
     pub fn require_on(&self, p: Permission, target: Target<'_>) -> Result<(), DomainError> {
-        if self.allows(p, target) {
-            Ok(())
-        } else {
-            Err(DomainError::Forbidden("error.out_of_scope"))
-        }
+        if self.allows(p, target) { Ok(()) } else { Err(DomainError::Forbidden("error.out_of_scope")) }
     }
 
     /// The narrowing a list query for `p` needs, or 403 without `p`.
@@ -119,32 +114,14 @@ mod tests {
 
     #[test]
     fn scopes_reach_as_far_as_they_say() {
-        let own = Target {
-            owner_user_id: Some(7),
-            unit_id: 4,
-            unit_path: "/1/4/",
-        };
-        let child = Target {
-            owner_user_id: Some(9),
-            unit_id: 12,
-            unit_path: "/1/4/12/",
-        };
-        let sibling = Target {
-            owner_user_id: Some(9),
-            unit_id: 5,
-            unit_path: "/1/5/",
-        };
+        let own = Target { owner_user_id: Some(7), unit_id: 4, unit_path: "/1/4/" };
+        let child = Target { owner_user_id: Some(9), unit_id: 12, unit_path: "/1/4/12/" };
+        let sibling = Target { owner_user_id: Some(9), unit_id: 5, unit_path: "/1/5/" };
         // A path prefix of "/1/4" would wrongly match "/1/40/": paths end with a slash.
-        let lookalike = Target {
-            owner_user_id: Some(9),
-            unit_id: 40,
-            unit_path: "/1/40/",
-        };
+        let lookalike = Target { owner_user_id: Some(9), unit_id: 40, unit_path: "/1/40/" };
         let p = principal(Scope::Subtree);
         assert!(p.allows(Permission::UserRead, own) && p.allows(Permission::UserRead, child));
-        assert!(
-            !p.allows(Permission::UserRead, sibling) && !p.allows(Permission::UserRead, lookalike)
-        );
+        assert!(!p.allows(Permission::UserRead, sibling) && !p.allows(Permission::UserRead, lookalike));
         assert!(!p.allows(Permission::UserWrite, own));
         let p = principal(Scope::Unit);
         assert!(p.allows(Permission::UserRead, own) && !p.allows(Permission::UserRead, child));

@@ -88,20 +88,14 @@ impl AuthzService {
 
     /// Every role with its permissions.
     pub async fn roles(&self, caller: &Principal) -> DomainResult<Vec<Role>> {
-        caller
-            .require(Permission::RoleRead)
-            .or_else(|_| caller.require(Permission::GrantWrite))?;
+        caller.require(Permission::RoleRead).or_else(|_| caller.require(Permission::GrantWrite))?;
         self.load_roles(None).await
     }
 
     /// One role.
     pub async fn role(&self, caller: &Principal, id: i64) -> DomainResult<Role> {
         caller.require(Permission::RoleRead)?;
-        self.load_roles(Some(id))
-            .await?
-            .into_iter()
-            .next()
-            .ok_or(DomainError::NotFound("error.role_not_found"))
+        self.load_roles(Some(id)).await?.into_iter().next().ok_or(DomainError::NotFound("error.role_not_found"))
     }
 
     async fn load_roles(&self, only: Option<i64>) -> DomainResult<Vec<Role>> {
@@ -111,9 +105,7 @@ impl AuthzService {
         .bind(only.unwrap_or(0))
         .fetch_all(self.db.pool())
         .await?;
-        let perms = sqlx::query("SELECT role_id, permission FROM role_permissions")
-            .fetch_all(self.db.pool())
-            .await?;
+        let perms = sqlx::query("SELECT role_id, permission FROM role_permissions").fetch_all(self.db.pool()).await?;
         let mut by_role: HashMap<i64, Vec<Permission>> = HashMap::new();
         for p in perms {
             if let Some(perm) = Permission::parse(&p.get::<String, _>(1)) {
@@ -141,12 +133,7 @@ impl AuthzService {
 
     fn validate_role(input: &RoleInput) -> DomainResult<BTreeSet<Permission>> {
         let code = input.code.trim();
-        if code.len() < 2
-            || code.len() > 32
-            || !code
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
+        if code.len() < 2 || code.len() > 32 || !code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
             return Err(DomainError::invalid("code", "error.role_code"));
         }
         let name = input.name.trim();
@@ -155,13 +142,9 @@ impl AuthzService {
         }
         let mut set = BTreeSet::new();
         for p in &input.permissions {
-            let perm = Permission::parse(p)
-                .ok_or_else(|| DomainError::invalid("permissions", "error.unknown_permission"))?;
+            let perm = Permission::parse(p).ok_or_else(|| DomainError::invalid("permissions", "error.unknown_permission"))?;
             if perm.is_reserved() {
-                return Err(DomainError::invalid(
-                    "permissions",
-                    "error.reserved_permission",
-                ));
+                return Err(DomainError::invalid("permissions", "error.reserved_permission"));
             }
             set.insert(perm);
         }
@@ -169,20 +152,11 @@ impl AuthzService {
     }
 
     /// Creates a custom role (security administrator).
-    pub async fn create_role(
-        &self,
-        caller: &Principal,
-        actor: &Actor,
-        input: RoleInput,
-    ) -> DomainResult<i64> {
-        self.guard(caller, actor, Permission::RoleWrite, "role.create")
-            .await?;
+    pub async fn create_role(&self, caller: &Principal, actor: &Actor, input: RoleInput) -> DomainResult<i64> {
+        self.guard(caller, actor, Permission::RoleWrite, "role.create").await?;
         let perms = Self::validate_role(&input)?;
         let mut tx = self.db.begin_write().await?;
-        let exists = sqlx::query("SELECT 1 FROM roles WHERE code = $1")
-            .bind(input.code.trim())
-            .fetch_optional(tx.conn())
-            .await?;
+        let exists = sqlx::query("SELECT 1 FROM roles WHERE code = $1").bind(input.code.trim()).fetch_optional(tx.conn()).await?;
         if exists.is_some() {
             return Err(DomainError::invalid("code", "error.duplicate"));
         }
@@ -199,34 +173,18 @@ impl AuthzService {
         .get(0);
         write_permissions(&mut tx, id, &perms).await?;
         let details = json!({"code": input.code.trim(), "name": input.name.trim(), "permissions": perm_names(&perms)});
-        self.audit
-            .append(
-                &mut tx,
-                actor,
-                Entry::success("role.create", "role", id, details.clone()),
-            )
-            .await?;
+        self.audit.append(&mut tx, actor, Entry::success("role.create", "role", id, details.clone())).await?;
         outbox::publish(&mut tx, "authz.role.created", &json!({"role_id": id})).await?;
         tx.commit().await?;
         Ok(id)
     }
 
     /// Edits a custom role's name, description and permissions.
-    pub async fn update_role(
-        &self,
-        caller: &Principal,
-        actor: &Actor,
-        id: i64,
-        input: RoleInput,
-    ) -> DomainResult<()> {
-        self.guard(caller, actor, Permission::RoleWrite, "role.update")
-            .await?;
+    pub async fn update_role(&self, caller: &Principal, actor: &Actor, id: i64, input: RoleInput) -> DomainResult<()> {
+        self.guard(caller, actor, Permission::RoleWrite, "role.update").await?;
         let perms = Self::validate_role(&input)?;
         let mut tx = self.db.begin_write().await?;
-        let row = sqlx::query("SELECT builtin FROM roles WHERE id = $1")
-            .bind(id)
-            .fetch_optional(tx.conn())
-            .await?;
+        let row = sqlx::query("SELECT builtin FROM roles WHERE id = $1").bind(id).fetch_optional(tx.conn()).await?;
         match row {
             None => return Err(DomainError::NotFound("error.role_not_found")),
             Some(r) if r.get::<i64, _>(0) != 0 => {
@@ -241,19 +199,10 @@ impl AuthzService {
             .bind(now_millis())
             .execute(tx.conn())
             .await?;
-        sqlx::query("DELETE FROM role_permissions WHERE role_id = $1")
-            .bind(id)
-            .execute(tx.conn())
-            .await?;
+        sqlx::query("DELETE FROM role_permissions WHERE role_id = $1").bind(id).execute(tx.conn()).await?;
         write_permissions(&mut tx, id, &perms).await?;
         let details = json!({"name": input.name.trim(), "permissions": perm_names(&perms)});
-        self.audit
-            .append(
-                &mut tx,
-                actor,
-                Entry::success("role.update", "role", id, details),
-            )
-            .await?;
+        self.audit.append(&mut tx, actor, Entry::success("role.update", "role", id, details)).await?;
         outbox::publish(&mut tx, "authz.role.updated", &json!({"role_id": id})).await?;
         tx.commit().await?;
         Ok(())
@@ -283,23 +232,11 @@ impl AuthzService {
     }
 
     /// Gives `role_id` to `user_id` with `scope` (security administrator).
-    pub async fn grant(
-        &self,
-        caller: &Principal,
-        actor: &Actor,
-        user_id: i64,
-        role_id: i64,
-        scope: Scope,
-    ) -> DomainResult<i64> {
-        self.guard(caller, actor, Permission::GrantWrite, "grant.create")
-            .await?;
-        self.guard_target(caller, actor, user_id, "grant.create")
-            .await?;
+    pub async fn grant(&self, caller: &Principal, actor: &Actor, user_id: i64, role_id: i64, scope: Scope) -> DomainResult<i64> {
+        self.guard(caller, actor, Permission::GrantWrite, "grant.create").await?;
+        self.guard_target(caller, actor, user_id, "grant.create").await?;
         let mut tx = self.db.begin_write().await?;
-        let role = sqlx::query("SELECT admin_class, code FROM roles WHERE id = $1")
-            .bind(role_id)
-            .fetch_optional(tx.conn())
-            .await?;
+        let role = sqlx::query("SELECT admin_class, code FROM roles WHERE id = $1").bind(role_id).fetch_optional(tx.conn()).await?;
         let Some(role) = role else {
             return Err(DomainError::invalid("role_id", "error.role_not_found"));
         };
@@ -315,8 +252,7 @@ impl AuthzService {
             .await?;
             if held.is_some() {
                 drop(tx);
-                self.record_denied(actor, "grant.create", user_id, "three_admin_conflict")
-                    .await;
+                self.record_denied(actor, "grant.create", user_id, "three_admin_conflict").await;
                 return Err(DomainError::Conflict("error.three_admin_conflict"));
             }
         }
@@ -336,40 +272,28 @@ impl AuthzService {
                     .await?;
                 id
             }
-            None => sqlx::query(
-                "INSERT INTO grants (user_id, role_id, scope, granted_by, created_at) VALUES ($1,$2,$3,$4,$5) RETURNING id",
-            )
-            .bind(user_id)
-            .bind(role_id)
-            .bind(scope.as_str())
-            .bind(caller.user_id)
-            .bind(now_millis())
-            .fetch_one(tx.conn())
-            .await?
-            .get(0),
+            None => {
+                sqlx::query("INSERT INTO grants (user_id, role_id, scope, granted_by, created_at) VALUES ($1,$2,$3,$4,$5) RETURNING id")
+                    .bind(user_id)
+                    .bind(role_id)
+                    .bind(scope.as_str())
+                    .bind(caller.user_id)
+                    .bind(now_millis())
+                    .fetch_one(tx.conn())
+                    .await?
+                    .get(0)
+            }
         };
         let details = json!({"user_id": user_id, "role": role_code, "scope": scope.as_str()});
-        self.audit
-            .append(
-                &mut tx,
-                actor,
-                Entry::success("grant.create", "user", user_id, details),
-            )
-            .await?;
+        self.audit.append(&mut tx, actor, Entry::success("grant.create", "user", user_id, details)).await?;
         outbox::publish(&mut tx, "authz.grant.changed", &json!({"user_id": user_id})).await?;
         tx.commit().await?;
         Ok(id)
     }
 
     /// Takes a grant away (security administrator). Returns the user it was taken from.
-    pub async fn revoke(
-        &self,
-        caller: &Principal,
-        actor: &Actor,
-        grant_id: i64,
-    ) -> DomainResult<i64> {
-        self.guard(caller, actor, Permission::GrantWrite, "grant.revoke")
-            .await?;
+    pub async fn revoke(&self, caller: &Principal, actor: &Actor, grant_id: i64) -> DomainResult<i64> {
+        self.guard(caller, actor, Permission::GrantWrite, "grant.revoke").await?;
         let row = sqlx::query("SELECT g.user_id, r.code FROM grants g JOIN roles r ON r.id = g.role_id WHERE g.id = $1")
             .bind(grant_id)
             .fetch_optional(self.db.pool())
@@ -378,53 +302,29 @@ impl AuthzService {
             return Err(DomainError::NotFound("error.grant_not_found"));
         };
         let (user_id, role_code): (i64, String) = (row.get(0), row.get(1));
-        self.guard_target(caller, actor, user_id, "grant.revoke")
-            .await?;
+        self.guard_target(caller, actor, user_id, "grant.revoke").await?;
         let mut tx = self.db.begin_write().await?;
-        sqlx::query("DELETE FROM grants WHERE id = $1")
-            .bind(grant_id)
-            .execute(tx.conn())
-            .await?;
+        sqlx::query("DELETE FROM grants WHERE id = $1").bind(grant_id).execute(tx.conn()).await?;
         let details = json!({"user_id": user_id, "role": role_code});
-        self.audit
-            .append(
-                &mut tx,
-                actor,
-                Entry::success("grant.revoke", "user", user_id, details),
-            )
-            .await?;
+        self.audit.append(&mut tx, actor, Entry::success("grant.revoke", "user", user_id, details)).await?;
         outbox::publish(&mut tx, "authz.grant.changed", &json!({"user_id": user_id})).await?;
         tx.commit().await?;
         Ok(user_id)
     }
 
     /// Checks a permission, recording a refusal in the audit trail.
-    async fn guard(
-        &self,
-        caller: &Principal,
-        actor: &Actor,
-        p: Permission,
-        action: &str,
-    ) -> DomainResult<()> {
+    async fn guard(&self, caller: &Principal, actor: &Actor, p: Permission, action: &str) -> DomainResult<()> {
         if caller.has(p) {
             return Ok(());
         }
-        self.record_denied(actor, action, caller.user_id, "missing_permission")
-            .await;
+        self.record_denied(actor, action, caller.user_id, "missing_permission").await;
         Err(DomainError::Forbidden("error.forbidden"))
     }
 
     /// The target of a grant change must be someone else, inside the caller's scope.
-    async fn guard_target(
-        &self,
-        caller: &Principal,
-        actor: &Actor,
-        user_id: i64,
-        action: &str,
-    ) -> DomainResult<()> {
+    async fn guard_target(&self, caller: &Principal, actor: &Actor, user_id: i64, action: &str) -> DomainResult<()> {
         if user_id == caller.user_id {
-            self.record_denied(actor, action, user_id, "own_grants")
-                .await;
+            self.record_denied(actor, action, user_id, "own_grants").await;
             return Err(DomainError::Forbidden("error.own_grants"));
         }
         let row = sqlx::query("SELECT u.unit_id, n.path FROM users u JOIN units n ON n.id = u.unit_id WHERE u.id = $1")
@@ -435,31 +335,20 @@ impl AuthzService {
             return Err(DomainError::NotFound("error.user_not_found"));
         };
         let path: String = row.get(1);
-        let target = Target {
-            owner_user_id: Some(user_id),
-            unit_id: row.get(0),
-            unit_path: &path,
-        };
+        let target = Target { owner_user_id: Some(user_id), unit_id: row.get(0), unit_path: &path };
         if !caller.allows(Permission::GrantWrite, target) {
-            self.record_denied(actor, action, user_id, "out_of_scope")
-                .await;
+            self.record_denied(actor, action, user_id, "out_of_scope").await;
             return Err(DomainError::NotFound("error.user_not_found"));
         }
         Ok(())
     }
 
     async fn record_denied(&self, actor: &Actor, action: &str, object_id: i64, reason: &str) {
-        self.audit
-            .record_denied(&self.db, actor, action, "user", object_id, reason)
-            .await;
+        self.audit.record_denied(&self.db, actor, action, "user", object_id, reason).await;
     }
 }
 
-async fn write_permissions(
-    tx: &mut WriteTx,
-    role_id: i64,
-    perms: &BTreeSet<Permission>,
-) -> Result<(), sqlx::Error> {
+async fn write_permissions(tx: &mut WriteTx, role_id: i64, perms: &BTreeSet<Permission>) -> Result<(), sqlx::Error> {
     for p in perms {
         sqlx::query("INSERT INTO role_permissions (role_id, permission) VALUES ($1, $2)")
             .bind(role_id)

@@ -9,18 +9,13 @@ use argon2::{
 /// Hashes a password into a PHC string (`$argon2id$…`).
 pub fn hash_password(password: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
 }
 
 /// Checks a password against a stored PHC string. A malformed hash never matches.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     match PasswordHash::new(phc) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
+        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
         Err(_) => false,
     }
 }
@@ -90,15 +85,9 @@ mod tests {
     #[test]
     fn policy_needs_length_and_three_classes() {
         assert_eq!(check_policy("Ab1!", "u"), Err(PolicyViolation::TooShort));
-        assert_eq!(
-            check_policy("abcdefgh1", "u"),
-            Err(PolicyViolation::TooFewClasses)
-        );
+        assert_eq!(check_policy("abcdefgh1", "u"), Err(PolicyViolation::TooFewClasses));
         assert_eq!(check_policy("Abcdefg1", "u"), Ok(()));
         assert_eq!(check_policy("abcdefg1!", "u"), Ok(()));
-        assert_eq!(
-            check_policy("Admin123", "admin123"),
-            Err(PolicyViolation::SameAsUsername)
-        );
+        assert_eq!(check_policy("Admin123", "admin123"), Err(PolicyViolation::SameAsUsername));
     }
 }

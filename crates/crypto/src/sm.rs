@@ -57,22 +57,16 @@ impl AuditSigner {
     /// Loads the key from `path`, or creates it (mode 0600) when the file does not exist.
     /// A public key is written beside it (`.pub.pem`) for off-server checkpoint verification.
     pub fn load_or_create(path: &Path) -> Result<AuditSigner, KeyError> {
-        let io = |source| KeyError::Io {
-            path: path.display().to_string(),
-            source,
-        };
+        let io = |source| KeyError::Io { path: path.display().to_string(), source };
         let secret = if path.exists() {
             let pem = std::fs::read_to_string(path).map_err(io)?;
-            SecretKey::from_pkcs8_pem(&pem)
-                .map_err(|_| KeyError::Format(path.display().to_string()))?
+            SecretKey::from_pkcs8_pem(&pem).map_err(|_| KeyError::Format(path.display().to_string()))?
         } else {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(io)?;
             }
             let secret = SecretKey::random(&mut rand::rngs::OsRng);
-            let pem = secret
-                .to_pkcs8_pem(LineEnding::LF)
-                .map_err(|_| KeyError::Format(path.display().to_string()))?;
+            let pem = secret.to_pkcs8_pem(LineEnding::LF).map_err(|_| KeyError::Format(path.display().to_string()))?;
             write_private(path, pem.as_bytes()).map_err(io)?;
             if let Ok(public) = secret.public_key().to_public_key_pem(LineEnding::LF) {
                 std::fs::write(path.with_extension("pub.pem"), public).map_err(io)?;
@@ -129,11 +123,7 @@ fn verify_sm2_hex(key: &VerifyingKey, message: &[u8], signature_hex: &str) -> bo
 fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     f.write_all(data)
 }
 
@@ -148,22 +138,13 @@ mod tests {
 
     #[test]
     fn sm3_matches_gbt_32905_appendix_a() {
-        assert_eq!(
-            sm3_hex(b"abc"),
-            "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
-        );
-        assert_eq!(
-            sm3_hex("abcd".repeat(16).as_bytes()),
-            "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732"
-        );
+        assert_eq!(sm3_hex(b"abc"), "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0");
+        assert_eq!(sm3_hex("abcd".repeat(16).as_bytes()), "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732");
     }
 
     #[test]
     fn sm2_verifies_the_gbt_32918_signature() {
-        let d = hex::decode(
-            "3945208F7B2144B13F36E38AC6D39F9588939369 2860B51A42FB81EF4DF7C5B8".replace(' ', ""),
-        )
-        .unwrap();
+        let d = hex::decode("3945208F7B2144B13F36E38AC6D39F9588939369 2860B51A42FB81EF4DF7C5B8".replace(' ', "")).unwrap();
         let secret = SecretKey::from_slice(&d).unwrap();
         let vk = VerifyingKey::new(DEFAULT_DISTID, secret.public_key()).unwrap();
         let sig = "F5A03B0648D2C4630EEAC513E1BB81A15944DA3827D5B74143AC7EACEEE720B3\

@@ -36,17 +36,8 @@ pub fn one_time_password() -> String {
 pub fn recovery_code() -> String {
     const SET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
     let mut rng = OsRng;
-    let chunk = |rng: &mut OsRng| {
-        (0..4)
-            .map(|_| SET[rng.gen_range(0..SET.len())] as char)
-            .collect::<String>()
-    };
-    format!(
-        "{}-{}-{}",
-        chunk(&mut rng),
-        chunk(&mut rng),
-        chunk(&mut rng)
-    )
+    let chunk = |rng: &mut OsRng| (0..4).map(|_| SET[rng.gen_range(0..SET.len())] as char).collect::<String>();
+    format!("{}-{}-{}", chunk(&mut rng), chunk(&mut rng), chunk(&mut rng))
 }
 
 #[cfg(test)]

@@ -51,89 +51,23 @@ const DEPARTMENTS: [&str; 16] = [
     "县纪委监委",
 ];
 
-const SUB_UNITS: [(&str, &str); 3] = [
-    ("行政审批服务局（政务服务中心）", "综合受理窗口"),
-    ("公安局", "珠泉派出所"),
-    ("市场监督管理局", "塘村市场监督管理所"),
-];
+const SUB_UNITS: [(&str, &str); 3] =
+    [("行政审批服务局（政务服务中心）", "综合受理窗口"), ("公安局", "珠泉派出所"), ("市场监督管理局", "塘村市场监督管理所")];
 
 /// (user name, real name, unit, position, role, scope)
 const STAFF: [(&str, &str, &str, &str, &str, &str); 12] = [
-    (
-        "sysadmin",
-        "王建国",
-        "信息中心",
-        "系统管理员",
-        "sys_admin",
-        "all",
-    ),
-    (
-        "secadmin",
-        "李红梅",
-        "信息中心",
-        "安全管理员",
-        "sec_admin",
-        "all",
-    ),
-    (
-        "auditor",
-        "陈志强",
-        "县纪委监委",
-        "安全审计员",
-        "auditor",
-        "all",
-    ),
+    ("sysadmin", "王建国", "信息中心", "系统管理员", "sys_admin", "all"),
+    ("secadmin", "李红梅", "信息中心", "安全管理员", "sec_admin", "all"),
+    ("auditor", "陈志强", "县纪委监委", "安全审计员", "auditor", "all"),
     ("zhangwei", "张伟", "县政府办公室", "主任", "staff", "unit"),
-    (
-        "zhaomin",
-        "赵敏",
-        "行政审批服务局（政务服务中心）",
-        "办公室主任（单位管理员）",
-        "unit_admin",
-        "subtree",
-    ),
-    (
-        "liuyang",
-        "刘洋",
-        "综合受理窗口",
-        "窗口受理员",
-        "staff",
-        "self",
-    ),
-    (
-        "huangli",
-        "黄丽",
-        "市场监督管理局",
-        "登记注册科科员",
-        "staff",
-        "self",
-    ),
+    ("zhaomin", "赵敏", "行政审批服务局（政务服务中心）", "办公室主任（单位管理员）", "unit_admin", "subtree"),
+    ("liuyang", "刘洋", "综合受理窗口", "窗口受理员", "staff", "self"),
+    ("huangli", "黄丽", "市场监督管理局", "登记注册科科员", "staff", "self"),
     ("zhoujun", "周军", "自然资源局", "副局长", "staff", "unit"),
-    (
-        "xuhui",
-        "徐辉",
-        "住房和城乡建设局",
-        "审批科科长",
-        "staff",
-        "unit",
-    ),
-    (
-        "wufang",
-        "吴芳",
-        "12345政务服务便民热线中心",
-        "话务员",
-        "staff",
-        "self",
-    ),
+    ("xuhui", "徐辉", "住房和城乡建设局", "审批科科长", "staff", "unit"),
+    ("wufang", "吴芳", "12345政务服务便民热线中心", "话务员", "staff", "self"),
     ("sunqiang", "孙强", "珠泉镇", "镇长", "staff", "unit"),
-    (
-        "heping",
-        "何平",
-        "卫生健康局",
-        "医政科科员",
-        "staff",
-        "self",
-    ),
+    ("heping", "何平", "卫生健康局", "医政科科员", "staff", "self"),
 ];
 
 /// One demo log-in to print.
@@ -159,44 +93,13 @@ pub async fn load(svc: &IdentityService) -> DomainResult<Option<Vec<DemoLogin>>>
     for r in regions() {
         upsert_region(&mut tx, &r).await?;
     }
-    let root = add_unit(
-        svc,
-        &mut tx,
-        None,
-        "嘉禾县人民政府",
-        UnitKind::Government,
-        Some("431024"),
-        0,
-    )
-    .await?;
+    let root = add_unit(svc, &mut tx, None, "嘉禾县人民政府", UnitKind::Government, Some("431024"), 0).await?;
     let mut units: Vec<Unit> = vec![root.clone()];
     for (i, name) in DEPARTMENTS.iter().enumerate() {
-        units.push(
-            add_unit(
-                svc,
-                &mut tx,
-                Some(&root),
-                name,
-                UnitKind::Department,
-                None,
-                i as i64 + 1,
-            )
-            .await?,
-        );
+        units.push(add_unit(svc, &mut tx, Some(&root), name, UnitKind::Department, None, i as i64 + 1).await?);
     }
     for (i, (code, name)) in TOWNS.iter().enumerate() {
-        units.push(
-            add_unit(
-                svc,
-                &mut tx,
-                Some(&root),
-                name,
-                UnitKind::Town,
-                Some(code),
-                100 + i as i64,
-            )
-            .await?,
-        );
+        units.push(add_unit(svc, &mut tx, Some(&root), name, UnitKind::Town, Some(code), 100 + i as i64).await?);
     }
     for (parent, name) in SUB_UNITS {
         let Some(p) = units.iter().find(|u| u.name == parent).cloned() else {
@@ -222,27 +125,14 @@ pub async fn load(svc: &IdentityService) -> DomainResult<Option<Vec<DemoLogin>>>
         if role == "unit_admin" {
             grant_builtin(&mut tx, id, "staff", "unit").await?;
         }
-        logins.push(DemoLogin {
-            username: username.into(),
-            display_name: display_name.into(),
-            unit: unit_name.into(),
-            role: role.into(),
-        });
+        logins.push(DemoLogin { username: username.into(), display_name: display_name.into(), unit: unit_name.into(), role: role.into() });
     }
-    sqlx::query(
-        "INSERT INTO settings (key, value, updated_at) VALUES ('demo_loaded', 'jiahe-431024', $1)",
-    )
-    .bind(now_millis())
-    .execute(tx.conn())
-    .await?;
-    let details = json!({"county": "431024", "units": units.len(), "users": logins.len()});
-    svc.audit
-        .append(
-            &mut tx,
-            &Actor::system("demo"),
-            Entry::success("demo.load", "county", "431024", details),
-        )
+    sqlx::query("INSERT INTO settings (key, value, updated_at) VALUES ('demo_loaded', 'jiahe-431024', $1)")
+        .bind(now_millis())
+        .execute(tx.conn())
         .await?;
+    let details = json!({"county": "431024", "units": units.len(), "users": logins.len()});
+    svc.audit.append(&mut tx, &Actor::system("demo"), Entry::success("demo.load", "county", "431024", details)).await?;
     tx.commit().await?;
     Ok(Some(logins))
 }
@@ -264,11 +154,7 @@ async fn add_unit(
         sort_order: sort,
     };
     let id = svc.insert_unit(tx, parent, &input, kind).await?;
-    let path: String = sqlx::query("SELECT path FROM units WHERE id = $1")
-        .bind(id)
-        .fetch_one(tx.conn())
-        .await?
-        .get(0);
+    let path: String = sqlx::query("SELECT path FROM units WHERE id = $1").bind(id).fetch_one(tx.conn()).await?.get(0);
     Ok(Unit {
         id,
         parent_id: parent.map(|p| p.id),
@@ -284,24 +170,9 @@ async fn add_unit(
 
 fn regions() -> Vec<Region> {
     let mut out = vec![
-        Region {
-            code: "43".into(),
-            name: "湖南省".into(),
-            parent_code: None,
-            level: 1,
-        },
-        Region {
-            code: "4310".into(),
-            name: "郴州市".into(),
-            parent_code: Some("43".into()),
-            level: 2,
-        },
-        Region {
-            code: "431024".into(),
-            name: "嘉禾县".into(),
-            parent_code: Some("4310".into()),
-            level: 3,
-        },
+        Region { code: "43".into(), name: "湖南省".into(), parent_code: None, level: 1 },
+        Region { code: "4310".into(), name: "郴州市".into(), parent_code: Some("43".into()), level: 2 },
+        Region { code: "431024".into(), name: "嘉禾县".into(), parent_code: Some("4310".into()), level: 3 },
     ];
     out.extend(TOWNS.iter().map(|(code, name)| Region {
         code: (*code).into(),

@@ -113,21 +113,13 @@ fn unix_seconds() -> u64 {
 
 impl IdentityService {
     async fn credentials_by_name(&self, username: &str) -> DomainResult<Option<Credentials>> {
-        let row = sqlx::query(&format!("{CRED_SELECT} WHERE u.username = $1"))
-            .bind(username)
-            .fetch_optional(self.db.pool())
-            .await?;
+        let row = sqlx::query(&format!("{CRED_SELECT} WHERE u.username = $1")).bind(username).fetch_optional(self.db.pool()).await?;
         Ok(row.as_ref().map(credentials_from_row))
     }
 
     async fn credentials_by_id(&self, id: i64) -> DomainResult<Credentials> {
-        let row = sqlx::query(&format!("{CRED_SELECT} WHERE u.id = $1"))
-            .bind(id)
-            .fetch_optional(self.db.pool())
-            .await?;
-        row.as_ref()
-            .map(credentials_from_row)
-            .ok_or(DomainError::Unauthenticated("error.login_required"))
+        let row = sqlx::query(&format!("{CRED_SELECT} WHERE u.id = $1")).bind(id).fetch_optional(self.db.pool()).await?;
+        row.as_ref().map(credentials_from_row).ok_or(DomainError::Unauthenticated("error.login_required"))
     }
 
     async fn requires_totp(&self, user_id: i64) -> DomainResult<bool> {
@@ -153,13 +145,7 @@ impl IdentityService {
     }
 
     /// The password step. Refuses locked accounts and blocked IPs; counts failures.
-    pub async fn login_password(
-        &self,
-        username: &str,
-        password_plain: &str,
-        ip: &str,
-        user_agent: &str,
-    ) -> DomainResult<LoginResult> {
+    pub async fn login_password(&self, username: &str, password_plain: &str, ip: &str, user_agent: &str) -> DomainResult<LoginResult> {
         let username = username.trim();
         let actor = |id: Option<i64>, unit: &str| Actor {
             user_id: id,
@@ -175,14 +161,12 @@ impl IdentityService {
             return Err(DomainError::invalid("password", "error.required"));
         }
         if self.ip_blocked(ip).await? {
-            self.audit_login_failure(&actor(None, ""), "ip_blocked")
-                .await?;
+            self.audit_login_failure(&actor(None, ""), "ip_blocked").await?;
             return Err(DomainError::Locked("error.ip_locked"));
         }
         let Some(c) = self.credentials_by_name(username).await? else {
             let _ = password::verify_password(password_plain, dummy_hash());
-            self.login_failed(None, &actor(None, ""), "unknown_user")
-                .await?;
+            self.login_failed(None, &actor(None, ""), "unknown_user").await?;
             return Err(DomainError::Unauthenticated("error.bad_credentials"));
         };
         let who = actor(Some(c.id), &c.unit_name);
@@ -191,11 +175,7 @@ impl IdentityService {
             return Err(DomainError::Locked("error.account_locked"));
         }
         if !password::verify_password(password_plain, &c.password_hash) || !c.enabled {
-            let reason = if c.enabled {
-                "bad_password"
-            } else {
-                "disabled"
-            };
+            let reason = if c.enabled { "bad_password" } else { "disabled" };
             let locked = self.login_failed(Some(&c), &who, reason).await?;
             return Err(if locked {
                 DomainError::Locked("error.account_locked")
@@ -205,58 +185,30 @@ impl IdentityService {
         }
         let stage = self.next_stage(&c, false).await?;
         let mut tx = self.db.begin_write().await?;
-        sqlx::query("UPDATE users SET failed_logins = 0 WHERE id = $1")
-            .bind(c.id)
-            .execute(tx.conn())
-            .await?;
-        let secret = self
-            .open_session(&mut tx, c.id, stage, ip, user_agent)
-            .await?;
+        sqlx::query("UPDATE users SET failed_logins = 0 WHERE id = $1").bind(c.id).execute(tx.conn()).await?;
+        let secret = self.open_session(&mut tx, c.id, stage, ip, user_agent).await?;
         let details = json!({"factor": "password", "next": stage.as_str()});
-        self.audit
-            .append(
-                &mut tx,
-                &who,
-                Entry::success("auth.login", "user", c.id, details),
-            )
-            .await?;
+        self.audit.append(&mut tx, &who, Entry::success("auth.login", "user", c.id, details)).await?;
         tx.commit().await?;
-        Ok(LoginResult {
-            session_secret: secret,
-            stage,
-        })
+        Ok(LoginResult { session_secret: secret, stage })
     }
 
     async fn ip_blocked(&self, ip: &str) -> DomainResult<bool> {
-        let row = sqlx::query("SELECT locked_until FROM login_throttle WHERE ip = $1")
-            .bind(ip)
-            .fetch_optional(self.db.pool())
-            .await?;
-        Ok(row
-            .and_then(|r| r.get::<Option<i64>, _>(0))
-            .is_some_and(|t| t > now_millis()))
+        let row = sqlx::query("SELECT locked_until FROM login_throttle WHERE ip = $1").bind(ip).fetch_optional(self.db.pool()).await?;
+        Ok(row.and_then(|r| r.get::<Option<i64>, _>(0)).is_some_and(|t| t > now_millis()))
     }
 
     async fn audit_login_failure(&self, actor: &Actor, reason: &str) -> DomainResult<()> {
-        let entry = Entry::success(
-            "auth.login",
-            "user",
-            actor.user_id.map(|i| i.to_string()).unwrap_or_default(),
-            json!({"reason": reason}),
-        )
-        .with_outcome(Outcome::Failure);
+        let entry =
+            Entry::success("auth.login", "user", actor.user_id.map(|i| i.to_string()).unwrap_or_default(), json!({"reason": reason}))
+                .with_outcome(Outcome::Failure);
         self.audit.record(&self.db, actor, entry).await?;
         Ok(())
     }
 
     /// Counts a failure against the account (if known) and the source IP, in one transaction with
     /// its audit record. Returns whether the account is now locked.
-    async fn login_failed(
-        &self,
-        c: Option<&Credentials>,
-        actor: &Actor,
-        reason: &str,
-    ) -> DomainResult<bool> {
+    async fn login_failed(&self, c: Option<&Credentials>, actor: &Actor, reason: &str) -> DomainResult<bool> {
         let now = now_millis();
         let lock_for = self.policy.lockout_minutes * 60_000;
         let mut tx = self.db.begin_write().await?;
@@ -264,11 +216,7 @@ impl IdentityService {
         if let Some(c) = c {
             let failed = c.failed + 1;
             locked = failed >= self.policy.lockout_threshold;
-            let (failed, until) = if locked {
-                (0, Some(now + lock_for))
-            } else {
-                (failed, None)
-            };
+            let (failed, until) = if locked { (0, Some(now + lock_for)) } else { (failed, None) };
             sqlx::query("UPDATE users SET failed_logins = $2, locked_until = COALESCE($3, locked_until) WHERE id = $1")
                 .bind(c.id)
                 .bind(failed)
@@ -276,8 +224,7 @@ impl IdentityService {
                 .execute(tx.conn())
                 .await?;
         }
-        self.count_ip_failure(&mut tx, &actor.ip, now, lock_for)
-            .await?;
+        self.count_ip_failure(&mut tx, &actor.ip, now, lock_for).await?;
         let entry = Entry::success(
             "auth.login",
             "user",
@@ -288,40 +235,21 @@ impl IdentityService {
         self.audit.append(&mut tx, actor, entry).await?;
         if locked {
             let id = c.map(|c| c.id).unwrap_or_default();
-            let e = Entry::success(
-                "user.lockout",
-                "user",
-                id,
-                json!({"minutes": self.policy.lockout_minutes}),
-            );
+            let e = Entry::success("user.lockout", "user", id, json!({"minutes": self.policy.lockout_minutes}));
             self.audit.append(&mut tx, actor, e).await?;
         }
         tx.commit().await?;
         Ok(locked)
     }
 
-    async fn count_ip_failure(
-        &self,
-        tx: &mut WriteTx,
-        ip: &str,
-        now: i64,
-        window: i64,
-    ) -> Result<(), sqlx::Error> {
-        let row = sqlx::query("SELECT failures, window_start FROM login_throttle WHERE ip = $1")
-            .bind(ip)
-            .fetch_optional(tx.conn())
-            .await?;
+    async fn count_ip_failure(&self, tx: &mut WriteTx, ip: &str, now: i64, window: i64) -> Result<(), sqlx::Error> {
+        let row = sqlx::query("SELECT failures, window_start FROM login_throttle WHERE ip = $1").bind(ip).fetch_optional(tx.conn()).await?;
         let (failures, start) = match row {
-            Some(r) if r.get::<i64, _>(1) + window > now => {
-                (r.get::<i64, _>(0) + 1, r.get::<i64, _>(1))
-            }
+            Some(r) if r.get::<i64, _>(1) + window > now => (r.get::<i64, _>(0) + 1, r.get::<i64, _>(1)),
             _ => (1, now),
         };
         let until = (failures >= self.policy.ip_lockout_threshold).then_some(now + window);
-        sqlx::query("DELETE FROM login_throttle WHERE ip = $1")
-            .bind(ip)
-            .execute(tx.conn())
-            .await?;
+        sqlx::query("DELETE FROM login_throttle WHERE ip = $1").bind(ip).execute(tx.conn()).await?;
         sqlx::query("INSERT INTO login_throttle (ip, failures, window_start, locked_until) VALUES ($1, $2, $3, $4)")
             .bind(ip)
             .bind(if until.is_some() { 0 } else { failures })
@@ -332,27 +260,13 @@ impl IdentityService {
         Ok(())
     }
 
-    async fn set_stage(
-        &self,
-        tx: &mut WriteTx,
-        session_id: i64,
-        stage: Stage,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE sessions SET stage = $2 WHERE id = $1")
-            .bind(session_id)
-            .bind(stage.as_str())
-            .execute(tx.conn())
-            .await?;
+    async fn set_stage(&self, tx: &mut WriteTx, session_id: i64, stage: Stage) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE sessions SET stage = $2 WHERE id = $1").bind(session_id).bind(stage.as_str()).execute(tx.conn()).await?;
         Ok(())
     }
 
     /// The TOTP step: a 6-digit code (each usable once) or a recovery code.
-    pub async fn login_totp(
-        &self,
-        session: &AuthSession,
-        actor: &Actor,
-        code: &str,
-    ) -> DomainResult<Stage> {
+    pub async fn login_totp(&self, session: &AuthSession, actor: &Actor, code: &str) -> DomainResult<Stage> {
         if session.stage != Stage::Totp {
             return Err(DomainError::Conflict("error.wrong_stage"));
         }
@@ -363,11 +277,7 @@ impl IdentityService {
         }
         let secret = c.totp_secret.clone().unwrap_or_default();
         let step = totp::verify(&secret, code, unix_seconds(), c.totp_last_step);
-        let recovery_id = if step.is_none() && code.len() == 14 {
-            self.find_recovery_code(c.id, code).await?
-        } else {
-            None
-        };
+        let recovery_id = if step.is_none() && code.len() == 14 { self.find_recovery_code(c.id, code).await? } else { None };
         if step.is_none() && recovery_id.is_none() {
             let locked = self.login_failed(Some(&c), actor, "bad_totp").await?;
             if locked {
@@ -388,30 +298,11 @@ impl IdentityService {
                 .await?;
         }
         if let Some(id) = recovery_id {
-            sqlx::query("UPDATE recovery_codes SET used_at = $2 WHERE id = $1")
-                .bind(id)
-                .bind(now_millis())
-                .execute(tx.conn())
-                .await?;
+            sqlx::query("UPDATE recovery_codes SET used_at = $2 WHERE id = $1").bind(id).bind(now_millis()).execute(tx.conn()).await?;
         }
         self.set_stage(&mut tx, session.session_id, stage).await?;
-        let factor = if step.is_some() {
-            "totp"
-        } else {
-            "recovery_code"
-        };
-        self.audit
-            .append(
-                &mut tx,
-                actor,
-                Entry::success(
-                    "auth.second_factor",
-                    "user",
-                    c.id,
-                    json!({"factor": factor}),
-                ),
-            )
-            .await?;
+        let factor = if step.is_some() { "totp" } else { "recovery_code" };
+        self.audit.append(&mut tx, actor, Entry::success("auth.second_factor", "user", c.id, json!({"factor": factor}))).await?;
         tx.commit().await?;
         Ok(stage)
     }
@@ -446,23 +337,13 @@ impl IdentityService {
                 s
             }
         };
-        let url = totp::provisioning_url(&secret, &c.username)
-            .ok_or(DomainError::Internal("totp url".into()))?;
+        let url = totp::provisioning_url(&secret, &c.username).ok_or(DomainError::Internal("totp url".into()))?;
         let qr_svg = totp::qr_svg(&url).unwrap_or_default();
-        Ok(TotpEnrolment {
-            secret,
-            url,
-            qr_svg,
-        })
+        Ok(TotpEnrolment { secret, url, qr_svg })
     }
 
     /// Confirms enrolment with a first code; returns ten single-use recovery codes.
-    pub async fn confirm_totp_enrolment(
-        &self,
-        session: &AuthSession,
-        actor: &Actor,
-        code: &str,
-    ) -> DomainResult<(Stage, Vec<String>)> {
+    pub async fn confirm_totp_enrolment(&self, session: &AuthSession, actor: &Actor, code: &str) -> DomainResult<(Stage, Vec<String>)> {
         if !matches!(session.stage, Stage::TotpEnroll | Stage::Complete) {
             return Err(DomainError::Conflict("error.wrong_stage"));
         }
@@ -476,18 +357,13 @@ impl IdentityService {
         };
         let codes: Vec<String> = (0..10).map(|_| token::recovery_code()).collect();
         let mut tx = self.db.begin_write().await?;
-        sqlx::query(
-            "UPDATE users SET totp_enabled = 1, totp_last_step = $2, updated_at = $3 WHERE id = $1",
-        )
-        .bind(c.id)
-        .bind(step)
-        .bind(now_millis())
-        .execute(tx.conn())
-        .await?;
-        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+        sqlx::query("UPDATE users SET totp_enabled = 1, totp_last_step = $2, updated_at = $3 WHERE id = $1")
             .bind(c.id)
+            .bind(step)
+            .bind(now_millis())
             .execute(tx.conn())
             .await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(c.id).execute(tx.conn()).await?;
         for code in &codes {
             sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
                 .bind(c.id)
@@ -495,19 +371,10 @@ impl IdentityService {
                 .execute(tx.conn())
                 .await?;
         }
-        let enrolled = Credentials {
-            totp_enabled: true,
-            ..c
-        };
+        let enrolled = Credentials { totp_enabled: true, ..c };
         let stage = self.next_stage(&enrolled, true).await?;
         self.set_stage(&mut tx, session.session_id, stage).await?;
-        self.audit
-            .append(
-                &mut tx,
-                actor,
-                Entry::success("auth.totp_enrol", "user", enrolled.id, json!({})),
-            )
-            .await?;
+        self.audit.append(&mut tx, actor, Entry::success("auth.totp_enrol", "user", enrolled.id, json!({}))).await?;
         tx.commit().await?;
         Ok((stage, codes))
     }
@@ -526,57 +393,39 @@ impl IdentityService {
         }
         let c = self.credentials_by_id(session.user_id).await?;
         if !password::verify_password(current, &c.password_hash) {
-            let locked = self
-                .login_failed(Some(&c), actor, "bad_current_password")
-                .await?;
+            let locked = self.login_failed(Some(&c), actor, "bad_current_password").await?;
             if locked {
                 return Err(DomainError::Locked("error.account_locked"));
             }
-            return Err(DomainError::invalid(
-                "current_password",
-                "error.bad_password",
-            ));
+            return Err(DomainError::invalid("current_password", "error.bad_password"));
         }
         if new != confirm {
-            return Err(DomainError::invalid(
-                "confirm_password",
-                "error.password_mismatch",
-            ));
+            return Err(DomainError::invalid("confirm_password", "error.password_mismatch"));
         }
-        password::check_policy(new, &c.username)
-            .map_err(|v| DomainError::invalid("new_password", v.message_key()))?;
-        let history = sqlx::query(
-            "SELECT hash FROM password_history WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
-        )
-        .bind(c.id)
-        .bind(self.policy.password_history)
-        .fetch_all(self.db.pool())
-        .await?;
-        if history
-            .iter()
-            .any(|r| password::verify_password(new, &r.get::<String, _>(0)))
+        password::check_policy(new, &c.username).map_err(|v| DomainError::invalid("new_password", v.message_key()))?;
+        let history = sqlx::query("SELECT hash FROM password_history WHERE user_id = $1 ORDER BY id DESC LIMIT $2")
+            .bind(c.id)
+            .bind(self.policy.password_history)
+            .fetch_all(self.db.pool())
+            .await?;
+        if history.iter().any(|r| password::verify_password(new, &r.get::<String, _>(0)))
             || password::verify_password(new, &c.password_hash)
         {
-            return Err(DomainError::invalid(
-                "new_password",
-                "error.password_reused",
-            ));
+            return Err(DomainError::invalid("new_password", "error.password_reused"));
         }
         let hash = password::hash_password(new).map_err(DomainError::Internal)?;
         let now = now_millis();
-        let changed = Credentials {
-            must_change: false,
-            password_changed_at: now,
-            ..c
-        };
+        let changed = Credentials { must_change: false, password_changed_at: now, ..c };
         let stage = self.next_stage(&changed, true).await?;
         let mut tx = self.db.begin_write().await?;
-        sqlx::query("UPDATE users SET password_hash = $2, password_changed_at = $3, must_change_password = 0, updated_at = $3 WHERE id = $1")
-            .bind(changed.id)
-            .bind(&hash)
-            .bind(now)
-            .execute(tx.conn())
-            .await?;
+        sqlx::query(
+            "UPDATE users SET password_hash = $2, password_changed_at = $3, must_change_password = 0, updated_at = $3 WHERE id = $1",
+        )
+        .bind(changed.id)
+        .bind(&hash)
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
         sqlx::query("INSERT INTO password_history (user_id, hash, created_at) VALUES ($1, $2, $3)")
             .bind(changed.id)
             .bind(&hash)
@@ -591,13 +440,7 @@ impl IdentityService {
             .execute(tx.conn())
             .await?;
         self.set_stage(&mut tx, session.session_id, stage).await?;
-        self.audit
-            .append(
-                &mut tx,
-                actor,
-                Entry::success("auth.password_change", "user", changed.id, json!({})),
-            )
-            .await?;
+        self.audit.append(&mut tx, actor, Entry::success("auth.password_change", "user", changed.id, json!({}))).await?;
         tx.commit().await?;
         Ok(stage)
     }

@@ -31,12 +31,7 @@ pub enum UnitKind {
 
 impl UnitKind {
     /// Every kind.
-    pub const ALL: [UnitKind; 4] = [
-        UnitKind::Government,
-        UnitKind::Department,
-        UnitKind::Town,
-        UnitKind::SubUnit,
-    ];
+    pub const ALL: [UnitKind; 4] = [UnitKind::Government, UnitKind::Department, UnitKind::Town, UnitKind::SubUnit];
 
     /// Stored name.
     pub fn as_str(self) -> &'static str {
@@ -202,26 +197,19 @@ pub struct ApiTokenInfo {
 
 /// Checks a user name: 3–32 of letters, digits, `.`, `_`, `-`.
 pub fn valid_username(s: &str) -> bool {
-    (3..=32).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    (3..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Checks an optional e-mail address loosely (one `@`, a dot in the domain).
 pub fn valid_email(s: &str) -> bool {
     s.is_empty()
         || (s.len() <= 128
-            && s.split_once('@').is_some_and(|(a, d)| {
-                !a.is_empty() && d.contains('.') && !d.contains('@') && !s.contains(' ')
-            }))
+            && s.split_once('@').is_some_and(|(a, d)| !a.is_empty() && d.contains('.') && !d.contains('@') && !s.contains(' ')))
 }
 
 /// Checks an optional phone number: digits, `-`, `+`, 5–20 characters.
 pub fn valid_phone(s: &str) -> bool {
-    s.is_empty()
-        || ((5..=20).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || b == b'-' || b == b'+'))
+    s.is_empty() || ((5..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'+'))
 }
 
 #[cfg(test)]
@@ -231,12 +219,7 @@ mod tests {
     #[test]
     fn field_checks() {
         assert!(valid_username("li.ming") && !valid_username("li ming") && !valid_username("ab"));
-        assert!(
-            valid_email("")
-                && valid_email("a@b.cn")
-                && !valid_email("a@b")
-                && !valid_email("@b.cn")
-        );
+        assert!(valid_email("") && valid_email("a@b.cn") && !valid_email("a@b") && !valid_email("@b.cn"));
         assert!(valid_phone("0735-6621234") && !valid_phone("12ab5"));
     }
 }

@@ -17,12 +17,7 @@ impl IdentityService {
     /// A service over `db`, recording to `audit`, with the given security policy.
     pub fn new(db: Db, audit: AuditTrail, policy: SecurityConfig) -> Self {
         let authz = AuthzService::new(db.clone(), audit.clone());
-        IdentityService {
-            db,
-            audit,
-            authz,
-            policy,
-        }
+        IdentityService { db, audit, authz, policy }
     }
 
     /// The roles-and-grants service sharing this database.
@@ -60,42 +55,17 @@ impl IdentityService {
         if caller.allows(p, target) {
             return Ok(());
         }
-        let reason = if caller.has(p) {
-            "out_of_scope"
-        } else {
-            "missing_permission"
-        };
-        self.audit
-            .record_denied(&self.db, actor, action, object.0, object.1, reason)
-            .await;
-        if hide && caller.has(p) {
-            Err(DomainError::NotFound("error.not_found"))
-        } else {
-            Err(DomainError::Forbidden("error.forbidden"))
-        }
+        let reason = if caller.has(p) { "out_of_scope" } else { "missing_permission" };
+        self.audit.record_denied(&self.db, actor, action, object.0, object.1, reason).await;
+        if hide && caller.has(p) { Err(DomainError::NotFound("error.not_found")) } else { Err(DomainError::Forbidden("error.forbidden")) }
     }
 
     /// Checks that `caller` holds `p` at all, recording a refusal.
-    pub(crate) async fn check_has(
-        &self,
-        caller: &Principal,
-        actor: &Actor,
-        p: Permission,
-        action: &str,
-    ) -> DomainResult<()> {
+    pub(crate) async fn check_has(&self, caller: &Principal, actor: &Actor, p: Permission, action: &str) -> DomainResult<()> {
         if caller.has(p) {
             return Ok(());
         }
-        self.audit
-            .record_denied(
-                &self.db,
-                actor,
-                action,
-                "-",
-                caller.user_id,
-                "missing_permission",
-            )
-            .await;
+        self.audit.record_denied(&self.db, actor, action, "-", caller.user_id, "missing_permission").await;
         Err(DomainError::Forbidden("error.forbidden"))
     }
 }

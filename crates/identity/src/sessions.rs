@@ -53,14 +53,7 @@ pub struct NewApiToken {
 
 impl IdentityService {
     /// Creates a session in `tx` and returns its secret token.
-    pub(crate) async fn open_session(
-        &self,
-        tx: &mut WriteTx,
-        user_id: i64,
-        stage: Stage,
-        ip: &str,
-        ua: &str,
-    ) -> DomainResult<String> {
+    pub(crate) async fn open_session(&self, tx: &mut WriteTx, user_id: i64, stage: Stage, ip: &str, ua: &str) -> DomainResult<String> {
         let secret = token::random_token();
         let now = now_millis();
         sqlx::query(
@@ -101,38 +94,17 @@ impl IdentityService {
         let enabled = r.get::<i64, _>(8) != 0;
         let locked = r.get::<Option<i64>, _>(9).is_some_and(|t| t > now);
         let idle_limit = self.policy.session_idle_minutes * 60_000;
-        if revoked.is_some()
-            || expires <= now
-            || last_seen + idle_limit <= now
-            || !enabled
-            || locked
-        {
+        if revoked.is_some() || expires <= now || last_seen + idle_limit <= now || !enabled || locked {
             return Ok(None);
         }
         let id: i64 = r.get(0);
         if now - last_seen > TOUCH_EVERY_MILLIS {
-            sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1")
-                .bind(id)
-                .bind(now)
-                .execute(self.db.pool())
-                .await?;
+            sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1").bind(id).bind(now).execute(self.db.pool()).await?;
         }
         let user_id: i64 = r.get(1);
         let stage = Stage::parse(&r.get::<String, _>(3));
-        let principal = if stage == Stage::Complete {
-            self.authz.principal(user_id).await?
-        } else {
-            None
-        };
-        Ok(Some(AuthSession {
-            session_id: id,
-            user_id,
-            username: r.get(2),
-            stage,
-            csrf_token: r.get(4),
-            principal,
-            api_write: None,
-        }))
+        let principal = if stage == Stage::Complete { self.authz.principal(user_id).await? } else { None };
+        Ok(Some(AuthSession { session_id: id, user_id, username: r.get(2), stage, csrf_token: r.get(4), principal, api_write: None }))
     }
 
     /// The open sessions of the caller.
@@ -164,12 +136,7 @@ impl IdentityService {
     }
 
     /// Ends one of the caller's own sessions (log-out when it is the current one).
-    pub async fn revoke_session(
-        &self,
-        session: &AuthSession,
-        actor: &Actor,
-        session_id: i64,
-    ) -> DomainResult<()> {
+    pub async fn revoke_session(&self, session: &AuthSession, actor: &Actor, session_id: i64) -> DomainResult<()> {
         let mut tx = self.db.begin_write().await?;
         let done = sqlx::query("UPDATE sessions SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL")
             .bind(session_id)
@@ -180,18 +147,8 @@ impl IdentityService {
         if done.rows_affected() == 0 {
             return Err(DomainError::NotFound("error.session_not_found"));
         }
-        let action = if session_id == session.session_id {
-            "auth.logout"
-        } else {
-            "session.revoke"
-        };
-        self.audit
-            .append(
-                &mut tx,
-                actor,
-                Entry::success(action, "session", session_id, json!({})),
-            )
-            .await?;
+        let action = if session_id == session.session_id { "auth.logout" } else { "session.revoke" };
+        self.audit.append(&mut tx, actor, Entry::success(action, "session", session_id, json!({}))).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -230,22 +187,13 @@ impl IdentityService {
         .await?
         .get(0);
         let details = json!({"name": name, "scopes": scopes, "days": days});
-        self.audit
-            .append(
-                &mut tx,
-                actor,
-                Entry::success("token.create", "api_token", id, details),
-            )
-            .await?;
+        self.audit.append(&mut tx, actor, Entry::success("token.create", "api_token", id, details)).await?;
         tx.commit().await?;
         Ok(NewApiToken { id, secret })
     }
 
     /// The caller's live API tokens.
-    pub async fn my_api_tokens(
-        &self,
-        session: &AuthSession,
-    ) -> DomainResult<Vec<crate::model::ApiTokenInfo>> {
+    pub async fn my_api_tokens(&self, session: &AuthSession) -> DomainResult<Vec<crate::model::ApiTokenInfo>> {
         let rows = sqlx::query(
             "SELECT id, name, prefix, scopes, created_at, expires_at, last_used_at FROM api_tokens WHERE user_id = $1 \
              AND revoked_at IS NULL AND expires_at > $2 ORDER BY id DESC",
@@ -269,12 +217,7 @@ impl IdentityService {
     }
 
     /// Revokes one of the caller's API tokens.
-    pub async fn revoke_api_token(
-        &self,
-        session: &AuthSession,
-        actor: &Actor,
-        id: i64,
-    ) -> DomainResult<()> {
+    pub async fn revoke_api_token(&self, session: &AuthSession, actor: &Actor, id: i64) -> DomainResult<()> {
         let mut tx = self.db.begin_write().await?;
         let done = sqlx::query("UPDATE api_tokens SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL")
             .bind(id)
@@ -285,13 +228,7 @@ impl IdentityService {
         if done.rows_affected() == 0 {
             return Err(DomainError::NotFound("error.token_not_found"));
         }
-        self.audit
-            .append(
-                &mut tx,
-                actor,
-                Entry::success("token.revoke", "api_token", id, json!({})),
-            )
-            .await?;
+        self.audit.append(&mut tx, actor, Entry::success("token.revoke", "api_token", id, json!({}))).await?;
         tx.commit().await?;
         Ok(())
     }

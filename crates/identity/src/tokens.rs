@@ -13,41 +13,25 @@ impl IdentityService {
         if !crate::model::valid_username(input.username.trim()) {
             return Err(DomainError::invalid("username", "error.username"));
         }
-        self.load_unit(input.unit_id)
-            .await?
-            .ok_or_else(|| DomainError::invalid("unit_id", "error.unit_not_found"))?;
+        self.load_unit(input.unit_id).await?.ok_or_else(|| DomainError::invalid("unit_id", "error.unit_not_found"))?;
         let one_time = tongban_crypto::token::one_time_password();
         let mut tx = self.db.begin_write().await?;
         let id = crate::users::insert_user(&mut tx, &input, &one_time, true).await?;
-        let details =
-            serde_json::json!({"username": input.username.trim(), "unit_id": input.unit_id});
-        self.audit
-            .append(
-                &mut tx,
-                &actor,
-                tongban_audit::Entry::success("user.create", "user", id, details),
-            )
-            .await?;
+        let details = serde_json::json!({"username": input.username.trim(), "unit_id": input.unit_id});
+        self.audit.append(&mut tx, &actor, tongban_audit::Entry::success("user.create", "user", id, details)).await?;
         tx.commit().await?;
         Ok((id, one_time))
     }
 
     /// `tongban user reset-password`.
     pub async fn cli_reset_password(&self, username: &str) -> DomainResult<String> {
-        let user = self
-            .user_by_username(username)
-            .await?
-            .ok_or(DomainError::NotFound("error.user_not_found"))?;
-        self.write_password_reset(&Actor::system("user reset-password"), &user)
-            .await
+        let user = self.user_by_username(username).await?.ok_or(DomainError::NotFound("error.user_not_found"))?;
+        self.write_password_reset(&Actor::system("user reset-password"), &user).await
     }
 
     /// `tongban user lock` / `unlock`.
     pub async fn cli_set_locked(&self, username: &str, locked: bool) -> DomainResult<()> {
-        let user = self
-            .user_by_username(username)
-            .await?
-            .ok_or(DomainError::NotFound("error.user_not_found"))?;
+        let user = self.user_by_username(username).await?.ok_or(DomainError::NotFound("error.user_not_found"))?;
         let cmd = if locked { "user lock" } else { "user unlock" };
         self.write_lock(&Actor::system(cmd), &user, locked).await
     }

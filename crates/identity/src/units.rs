@@ -40,19 +40,10 @@ fn tree_order(units: Vec<Unit>) -> Vec<Unit> {
         children.entry(key).or_default().push(u);
     }
     for list in children.values_mut() {
-        list.sort_by(|a, b| {
-            a.sort_order
-                .cmp(&b.sort_order)
-                .then_with(|| a.name.cmp(&b.name))
-        });
+        list.sort_by(|a, b| a.sort_order.cmp(&b.sort_order).then_with(|| a.name.cmp(&b.name)));
     }
     let mut out = Vec::new();
-    let mut stack: Vec<Unit> = children
-        .remove(&None)
-        .unwrap_or_default()
-        .into_iter()
-        .rev()
-        .collect();
+    let mut stack: Vec<Unit> = children.remove(&None).unwrap_or_default().into_iter().rev().collect();
     while let Some(u) = stack.pop() {
         if let Some(kids) = children.remove(&Some(u.id)) {
             stack.extend(kids.into_iter().rev());
@@ -70,17 +61,11 @@ impl IdentityService {
         let rows = match filter {
             ScopeFilter::All => sqlx::query(&base).fetch_all(self.db.pool()).await?,
             ScopeFilter::UnitSubtree(path) => {
-                sqlx::query(&format!("{base} WHERE path LIKE $1"))
-                    .bind(format!("{path}%"))
-                    .fetch_all(self.db.pool())
-                    .await?
+                sqlx::query(&format!("{base} WHERE path LIKE $1")).bind(format!("{path}%")).fetch_all(self.db.pool()).await?
             }
             // With `self` scope on units, a user sees their own unit.
             ScopeFilter::Unit(_) | ScopeFilter::OwnUser(_) => {
-                sqlx::query(&format!("{base} WHERE id = $1"))
-                    .bind(caller.unit_id)
-                    .fetch_all(self.db.pool())
-                    .await?
+                sqlx::query(&format!("{base} WHERE id = $1")).bind(caller.unit_id).fetch_all(self.db.pool()).await?
             }
         };
         Ok(tree_order(rows.iter().map(unit_from_row).collect()))
@@ -88,32 +73,20 @@ impl IdentityService {
 
     /// Every unit (for the CLI and set-up).
     pub async fn all_units(&self) -> DomainResult<Vec<Unit>> {
-        let rows = sqlx::query(&format!("SELECT {UNIT_COLUMNS} FROM units"))
-            .fetch_all(self.db.pool())
-            .await?;
+        let rows = sqlx::query(&format!("SELECT {UNIT_COLUMNS} FROM units")).fetch_all(self.db.pool()).await?;
         Ok(tree_order(rows.iter().map(unit_from_row).collect()))
     }
 
     /// One unit by id, without a permission check (internal use).
     pub(crate) async fn load_unit(&self, id: i64) -> DomainResult<Option<Unit>> {
-        let row = sqlx::query(&format!("SELECT {UNIT_COLUMNS} FROM units WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.db.pool())
-            .await?;
+        let row = sqlx::query(&format!("SELECT {UNIT_COLUMNS} FROM units WHERE id = $1")).bind(id).fetch_optional(self.db.pool()).await?;
         Ok(row.as_ref().map(unit_from_row))
     }
 
     /// One unit, if `caller` may see it.
     pub async fn unit(&self, caller: &Principal, id: i64) -> DomainResult<Unit> {
-        let unit = self
-            .load_unit(id)
-            .await?
-            .ok_or(DomainError::NotFound("error.unit_not_found"))?;
-        let target = Target {
-            owner_user_id: None,
-            unit_id: unit.id,
-            unit_path: &unit.path,
-        };
+        let unit = self.load_unit(id).await?.ok_or(DomainError::NotFound("error.unit_not_found"))?;
+        let target = Target { owner_user_id: None, unit_id: unit.id, unit_path: &unit.path };
         if !caller.allows(Permission::UnitRead, target) {
             return Err(DomainError::NotFound("error.unit_not_found"));
         }
@@ -128,8 +101,7 @@ impl IdentityService {
         if name.chars().count() > 64 {
             return Err(DomainError::invalid("name", "error.too_long"));
         }
-        let kind = UnitKind::parse(&input.kind)
-            .ok_or_else(|| DomainError::invalid("kind", "error.invalid_choice"))?;
+        let kind = UnitKind::parse(&input.kind).ok_or_else(|| DomainError::invalid("kind", "error.invalid_choice"))?;
         if let Some(code) = input.region_code.as_deref().filter(|c| !c.is_empty()) {
             if !crate::regions::valid_region_code(code) {
                 return Err(DomainError::invalid("region_code", "error.region_code"));
@@ -138,18 +110,11 @@ impl IdentityService {
         Ok(kind)
     }
 
-    async fn check_region(
-        &self,
-        tx: &mut WriteTx,
-        code: Option<&str>,
-    ) -> DomainResult<Option<String>> {
+    async fn check_region(&self, tx: &mut WriteTx, code: Option<&str>) -> DomainResult<Option<String>> {
         let Some(code) = code.filter(|c| !c.is_empty()) else {
             return Ok(None);
         };
-        let found = sqlx::query("SELECT 1 FROM regions WHERE code = $1")
-            .bind(code)
-            .fetch_optional(tx.conn())
-            .await?;
+        let found = sqlx::query("SELECT 1 FROM regions WHERE code = $1").bind(code).fetch_optional(tx.conn()).await?;
         if found.is_none() {
             return Err(DomainError::invalid("region_code", "error.region_unknown"));
         }
@@ -157,50 +122,17 @@ impl IdentityService {
     }
 
     /// Creates a unit under `input.parent_id` (system administrator, or a unit-scoped holder of `unit.write`).
-    pub async fn create_unit(
-        &self,
-        caller: &Principal,
-        actor: &Actor,
-        input: UnitInput,
-    ) -> DomainResult<i64> {
-        self.check_has(caller, actor, Permission::UnitWrite, "unit.create")
-            .await?;
+    pub async fn create_unit(&self, caller: &Principal, actor: &Actor, input: UnitInput) -> DomainResult<i64> {
+        self.check_has(caller, actor, Permission::UnitWrite, "unit.create").await?;
         let kind = Self::validate_unit(&input)?;
-        let parent_id = input
-            .parent_id
-            .ok_or_else(|| DomainError::invalid("parent_id", "error.required"))?;
-        let parent = self
-            .load_unit(parent_id)
-            .await?
-            .ok_or_else(|| DomainError::invalid("parent_id", "error.unit_not_found"))?;
-        let target = Target {
-            owner_user_id: None,
-            unit_id: parent.id,
-            unit_path: &parent.path,
-        };
-        self.check(
-            caller,
-            actor,
-            Permission::UnitWrite,
-            target,
-            "unit.create",
-            ("unit", parent.id),
-            false,
-        )
-        .await?;
+        let parent_id = input.parent_id.ok_or_else(|| DomainError::invalid("parent_id", "error.required"))?;
+        let parent = self.load_unit(parent_id).await?.ok_or_else(|| DomainError::invalid("parent_id", "error.unit_not_found"))?;
+        let target = Target { owner_user_id: None, unit_id: parent.id, unit_path: &parent.path };
+        self.check(caller, actor, Permission::UnitWrite, target, "unit.create", ("unit", parent.id), false).await?;
         let mut tx = self.db.begin_write().await?;
-        let id = self
-            .insert_unit(&mut tx, Some(&parent), &input, kind)
-            .await?;
-        let details =
-            json!({"name": input.name.trim(), "parent_id": parent.id, "kind": kind.as_str()});
-        self.audit
-            .append(
-                &mut tx,
-                actor,
-                Entry::success("unit.create", "unit", id, details),
-            )
-            .await?;
+        let id = self.insert_unit(&mut tx, Some(&parent), &input, kind).await?;
+        let details = json!({"name": input.name.trim(), "parent_id": parent.id, "kind": kind.as_str()});
+        self.audit.append(&mut tx, actor, Entry::success("unit.create", "unit", id, details)).await?;
         outbox::publish(&mut tx, "identity.unit.created", &json!({"unit_id": id})).await?;
         tx.commit().await?;
         Ok(id)
@@ -230,65 +162,27 @@ impl IdentityService {
         .await?
         .get(0);
         let path = format!("{}{id}/", parent.map(|p| p.path.as_str()).unwrap_or("/"));
-        sqlx::query("UPDATE units SET path = $2 WHERE id = $1")
-            .bind(id)
-            .bind(path)
-            .execute(tx.conn())
-            .await?;
+        sqlx::query("UPDATE units SET path = $2 WHERE id = $1").bind(id).bind(path).execute(tx.conn()).await?;
         Ok(id)
     }
 
     /// Edits a unit; a new parent moves its whole subtree.
-    pub async fn update_unit(
-        &self,
-        caller: &Principal,
-        actor: &Actor,
-        id: i64,
-        input: UnitInput,
-    ) -> DomainResult<()> {
-        self.check_has(caller, actor, Permission::UnitWrite, "unit.update")
-            .await?;
+    pub async fn update_unit(&self, caller: &Principal, actor: &Actor, id: i64, input: UnitInput) -> DomainResult<()> {
+        self.check_has(caller, actor, Permission::UnitWrite, "unit.update").await?;
         let kind = Self::validate_unit(&input)?;
-        let unit = self
-            .load_unit(id)
-            .await?
-            .ok_or(DomainError::NotFound("error.unit_not_found"))?;
-        let target = Target {
-            owner_user_id: None,
-            unit_id: unit.id,
-            unit_path: &unit.path,
-        };
-        self.check(
-            caller,
-            actor,
-            Permission::UnitWrite,
-            target,
-            "unit.update",
-            ("unit", id),
-            true,
-        )
-        .await?;
+        let unit = self.load_unit(id).await?.ok_or(DomainError::NotFound("error.unit_not_found"))?;
+        let target = Target { owner_user_id: None, unit_id: unit.id, unit_path: &unit.path };
+        self.check(caller, actor, Permission::UnitWrite, target, "unit.update", ("unit", id), true).await?;
         let mut tx = self.db.begin_write().await?;
-        let region = self
-            .check_region(&mut tx, input.region_code.as_deref())
-            .await?;
+        let region = self.check_region(&mut tx, input.region_code.as_deref()).await?;
         let mut new_path = unit.path.clone();
         if input.parent_id != unit.parent_id {
-            let parent_id = input
-                .parent_id
-                .ok_or_else(|| DomainError::invalid("parent_id", "error.required"))?;
-            let parent = self
-                .load_unit(parent_id)
-                .await?
-                .ok_or_else(|| DomainError::invalid("parent_id", "error.unit_not_found"))?;
+            let parent_id = input.parent_id.ok_or_else(|| DomainError::invalid("parent_id", "error.required"))?;
+            let parent = self.load_unit(parent_id).await?.ok_or_else(|| DomainError::invalid("parent_id", "error.unit_not_found"))?;
             if parent.path.starts_with(&unit.path) {
                 return Err(DomainError::invalid("parent_id", "error.unit_cycle"));
             }
-            let ptarget = Target {
-                owner_user_id: None,
-                unit_id: parent.id,
-                unit_path: &parent.path,
-            };
+            let ptarget = Target { owner_user_id: None, unit_id: parent.id, unit_path: &parent.path };
             if !caller.allows(Permission::UnitWrite, ptarget) {
                 return Err(DomainError::invalid("parent_id", "error.out_of_scope"));
             }
@@ -300,63 +194,32 @@ impl IdentityService {
                 .execute(tx.conn())
                 .await?;
         }
-        sqlx::query("UPDATE units SET parent_id = $2, name = $3, kind = $4, region_code = $5, sort_order = $6, updated_at = $7 WHERE id = $1")
-            .bind(id)
-            .bind(input.parent_id)
-            .bind(input.name.trim())
-            .bind(kind.as_str())
-            .bind(region)
-            .bind(input.sort_order)
-            .bind(now_millis())
-            .execute(tx.conn())
-            .await?;
+        sqlx::query(
+            "UPDATE units SET parent_id = $2, name = $3, kind = $4, region_code = $5, sort_order = $6, updated_at = $7 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(input.parent_id)
+        .bind(input.name.trim())
+        .bind(kind.as_str())
+        .bind(region)
+        .bind(input.sort_order)
+        .bind(now_millis())
+        .execute(tx.conn())
+        .await?;
         let details = json!({"name": input.name.trim(), "kind": kind.as_str(), "parent_id": input.parent_id, "path": new_path});
-        self.audit
-            .append(
-                &mut tx,
-                actor,
-                Entry::success("unit.update", "unit", id, details),
-            )
-            .await?;
+        self.audit.append(&mut tx, actor, Entry::success("unit.update", "unit", id, details)).await?;
         outbox::publish(&mut tx, "identity.unit.updated", &json!({"unit_id": id})).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Enables or disables a unit.
-    pub async fn set_unit_enabled(
-        &self,
-        caller: &Principal,
-        actor: &Actor,
-        id: i64,
-        enabled: bool,
-    ) -> DomainResult<()> {
-        let action = if enabled {
-            "unit.enable"
-        } else {
-            "unit.disable"
-        };
-        self.check_has(caller, actor, Permission::UnitWrite, action)
-            .await?;
-        let unit = self
-            .load_unit(id)
-            .await?
-            .ok_or(DomainError::NotFound("error.unit_not_found"))?;
-        let target = Target {
-            owner_user_id: None,
-            unit_id: unit.id,
-            unit_path: &unit.path,
-        };
-        self.check(
-            caller,
-            actor,
-            Permission::UnitWrite,
-            target,
-            action,
-            ("unit", id),
-            true,
-        )
-        .await?;
+    pub async fn set_unit_enabled(&self, caller: &Principal, actor: &Actor, id: i64, enabled: bool) -> DomainResult<()> {
+        let action = if enabled { "unit.enable" } else { "unit.disable" };
+        self.check_has(caller, actor, Permission::UnitWrite, action).await?;
+        let unit = self.load_unit(id).await?.ok_or(DomainError::NotFound("error.unit_not_found"))?;
+        let target = Target { owner_user_id: None, unit_id: unit.id, unit_path: &unit.path };
+        self.check(caller, actor, Permission::UnitWrite, target, action, ("unit", id), true).await?;
         let mut tx = self.db.begin_write().await?;
         sqlx::query("UPDATE units SET enabled = $2, updated_at = $3 WHERE id = $1")
             .bind(id)
@@ -364,13 +227,7 @@ impl IdentityService {
             .bind(now_millis())
             .execute(tx.conn())
             .await?;
-        self.audit
-            .append(
-                &mut tx,
-                actor,
-                Entry::success(action, "unit", id, json!({"name": unit.name})),
-            )
-            .await?;
+        self.audit.append(&mut tx, actor, Entry::success(action, "unit", id, json!({"name": unit.name}))).await?;
         outbox::publish(&mut tx, "identity.unit.updated", &json!({"unit_id": id})).await?;
         tx.commit().await?;
         Ok(())
@@ -397,12 +254,7 @@ mod tests {
 
     #[test]
     fn tree_order_is_depth_first_by_sort_order() {
-        let units = vec![
-            u(3, Some(1), 2, "c"),
-            u(1, None, 0, "root"),
-            u(2, Some(1), 1, "b"),
-            u(4, Some(2), 0, "d"),
-        ];
+        let units = vec![u(3, Some(1), 2, "c"), u(1, None, 0, "root"), u(2, Some(1), 1, "b"), u(4, Some(2), 0, "d")];
         let ids: Vec<i64> = tree_order(units).iter().map(|u| u.id).collect();
         assert_eq!(ids, vec![1, 2, 4, 3]);
     }

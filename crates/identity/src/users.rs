@@ -41,22 +41,13 @@ impl User {
     }
 
     fn target(&self) -> Target<'_> {
-        Target {
-            owner_user_id: Some(self.id),
-            unit_id: self.unit_id,
-            unit_path: &self.unit_path,
-        }
+        Target { owner_user_id: Some(self.id), unit_id: self.unit_id, unit_path: &self.unit_path }
     }
 }
 
 impl IdentityService {
     /// Accounts `caller` may see, optionally only those of `unit_id` and matching `search`.
-    pub async fn users(
-        &self,
-        caller: &Principal,
-        unit_id: Option<i64>,
-        search: &str,
-    ) -> DomainResult<Vec<User>> {
+    pub async fn users(&self, caller: &Principal, unit_id: Option<i64>, search: &str) -> DomainResult<Vec<User>> {
         let filter = caller.filter(Permission::UserRead)?;
         let (scope_sql, scope_bind) = match filter {
             ScopeFilter::All => ("1 = 1", String::new()),
@@ -69,17 +60,9 @@ impl IdentityService {
              AND ($3 = '' OR u.username LIKE $3 OR u.display_name LIKE $3) ORDER BY n.path, u.username LIMIT 1000"
         );
         let search = search.trim().replace(['%', '_'], "");
-        let pattern = if search.is_empty() {
-            String::new()
-        } else {
-            format!("%{search}%")
-        };
+        let pattern = if search.is_empty() { String::new() } else { format!("%{search}%") };
         let rows = sqlx::query(&sql)
-            .bind(if matches!(scope_sql, "1 = 1") {
-                String::new()
-            } else {
-                scope_bind
-            })
+            .bind(if matches!(scope_sql, "1 = 1") { String::new() } else { scope_bind })
             .bind(unit_id.unwrap_or(0))
             .bind(pattern)
             .fetch_all(self.db.pool())
@@ -89,38 +72,20 @@ impl IdentityService {
 
     /// One account by id without checks (internal).
     pub(crate) async fn load_user(&self, id: i64) -> DomainResult<Option<User>> {
-        let row = sqlx::query(&format!("{USER_SELECT} WHERE u.id = $1"))
-            .bind(id)
-            .fetch_optional(self.db.pool())
-            .await?;
+        let row = sqlx::query(&format!("{USER_SELECT} WHERE u.id = $1")).bind(id).fetch_optional(self.db.pool()).await?;
         Ok(row.as_ref().map(user_from_row))
     }
 
     /// One account by log-in name without checks (CLI).
     pub async fn user_by_username(&self, username: &str) -> DomainResult<Option<User>> {
-        let row = sqlx::query(&format!("{USER_SELECT} WHERE u.username = $1"))
-            .bind(username)
-            .fetch_optional(self.db.pool())
-            .await?;
+        let row = sqlx::query(&format!("{USER_SELECT} WHERE u.username = $1")).bind(username).fetch_optional(self.db.pool()).await?;
         Ok(row.as_ref().map(user_from_row))
     }
 
     /// One account, if `caller` may see it (out-of-scope accounts are "not found").
     pub async fn user(&self, caller: &Principal, actor: &Actor, id: i64) -> DomainResult<User> {
-        let user = self
-            .load_user(id)
-            .await?
-            .ok_or(DomainError::NotFound("error.user_not_found"))?;
-        self.check(
-            caller,
-            actor,
-            Permission::UserRead,
-            user.target(),
-            "user.read",
-            ("user", id),
-            true,
-        )
-        .await?;
+        let user = self.load_user(id).await?.ok_or(DomainError::NotFound("error.user_not_found"))?;
+        self.check(caller, actor, Permission::UserRead, user.target(), "user.read", ("user", id), true).await?;
         Ok(user)
     }
 
@@ -128,29 +93,15 @@ impl IdentityService {
         if !valid_username(input.username.trim()) {
             return Err(DomainError::invalid("username", "error.username"));
         }
-        self.validate_profile(
-            &input.display_name,
-            &input.position,
-            &input.email,
-            &input.phone,
-        )?;
-        let unit = self
-            .load_unit(input.unit_id)
-            .await?
-            .ok_or_else(|| DomainError::invalid("unit_id", "error.unit_not_found"))?;
+        self.validate_profile(&input.display_name, &input.position, &input.email, &input.phone)?;
+        let unit = self.load_unit(input.unit_id).await?.ok_or_else(|| DomainError::invalid("unit_id", "error.unit_not_found"))?;
         if !unit.enabled {
             return Err(DomainError::invalid("unit_id", "error.unit_disabled"));
         }
         Ok(unit)
     }
 
-    fn validate_profile(
-        &self,
-        display_name: &str,
-        position: &str,
-        email: &str,
-        phone: &str,
-    ) -> DomainResult<()> {
+    fn validate_profile(&self, display_name: &str, position: &str, email: &str, phone: &str) -> DomainResult<()> {
         let name = display_name.trim();
         if name.is_empty() {
             return Err(DomainError::invalid("display_name", "error.required"));
@@ -172,128 +123,59 @@ impl IdentityService {
 
     /// Creates an account in a unit within the caller's scope. Returns its id and a one-time
     /// password that must be changed at first log-in.
-    pub async fn create_user(
-        &self,
-        caller: &Principal,
-        actor: &Actor,
-        input: NewUser,
-    ) -> DomainResult<(i64, String)> {
-        self.check_has(caller, actor, Permission::UserWrite, "user.create")
-            .await?;
+    pub async fn create_user(&self, caller: &Principal, actor: &Actor, input: NewUser) -> DomainResult<(i64, String)> {
+        self.check_has(caller, actor, Permission::UserWrite, "user.create").await?;
         let unit = self.validate_new(&input).await?;
-        let target = Target {
-            owner_user_id: None,
-            unit_id: unit.id,
-            unit_path: &unit.path,
-        };
+        let target = Target { owner_user_id: None, unit_id: unit.id, unit_path: &unit.path };
         if !caller.allows(Permission::UserWrite, target) {
-            self.audit
-                .record_denied(
-                    &self.db,
-                    actor,
-                    "user.create",
-                    "unit",
-                    unit.id,
-                    "out_of_scope",
-                )
-                .await;
+            self.audit.record_denied(&self.db, actor, "user.create", "unit", unit.id, "out_of_scope").await;
             return Err(DomainError::invalid("unit_id", "error.out_of_scope"));
         }
         let one_time = token::one_time_password();
         let mut tx = self.db.begin_write().await?;
         let id = insert_user(&mut tx, &input, &one_time, true).await?;
         let details = json!({"username": input.username.trim(), "unit_id": unit.id, "display_name": input.display_name.trim()});
-        self.audit
-            .append(
-                &mut tx,
-                actor,
-                Entry::success("user.create", "user", id, details),
-            )
-            .await?;
+        self.audit.append(&mut tx, actor, Entry::success("user.create", "user", id, details)).await?;
         outbox::publish(&mut tx, "identity.user.created", &json!({"user_id": id})).await?;
         tx.commit().await?;
         Ok((id, one_time))
     }
 
     /// Edits an account's profile and unit.
-    pub async fn update_user(
-        &self,
-        caller: &Principal,
-        actor: &Actor,
-        id: i64,
-        input: UserUpdate,
-    ) -> DomainResult<()> {
-        let user = self
-            .load_user(id)
-            .await?
-            .ok_or(DomainError::NotFound("error.user_not_found"))?;
-        self.check(
-            caller,
-            actor,
-            Permission::UserWrite,
-            user.target(),
-            "user.update",
-            ("user", id),
-            true,
-        )
-        .await?;
-        self.validate_profile(
-            &input.display_name,
-            &input.position,
-            &input.email,
-            &input.phone,
-        )?;
+    pub async fn update_user(&self, caller: &Principal, actor: &Actor, id: i64, input: UserUpdate) -> DomainResult<()> {
+        let user = self.load_user(id).await?.ok_or(DomainError::NotFound("error.user_not_found"))?;
+        self.check(caller, actor, Permission::UserWrite, user.target(), "user.update", ("user", id), true).await?;
+        self.validate_profile(&input.display_name, &input.position, &input.email, &input.phone)?;
         if input.unit_id != user.unit_id {
-            let unit = self
-                .load_unit(input.unit_id)
-                .await?
-                .ok_or_else(|| DomainError::invalid("unit_id", "error.unit_not_found"))?;
-            let target = Target {
-                owner_user_id: None,
-                unit_id: unit.id,
-                unit_path: &unit.path,
-            };
+            let unit = self.load_unit(input.unit_id).await?.ok_or_else(|| DomainError::invalid("unit_id", "error.unit_not_found"))?;
+            let target = Target { owner_user_id: None, unit_id: unit.id, unit_path: &unit.path };
             if !caller.allows(Permission::UserWrite, target) {
                 return Err(DomainError::invalid("unit_id", "error.out_of_scope"));
             }
         }
         let mut tx = self.db.begin_write().await?;
-        sqlx::query("UPDATE users SET display_name = $2, unit_id = $3, position = $4, email = $5, phone = $6, updated_at = $7 WHERE id = $1")
-            .bind(id)
-            .bind(input.display_name.trim())
-            .bind(input.unit_id)
-            .bind(input.position.trim())
-            .bind(input.email.trim())
-            .bind(input.phone.trim())
-            .bind(now_millis())
-            .execute(tx.conn())
-            .await?;
+        sqlx::query(
+            "UPDATE users SET display_name = $2, unit_id = $3, position = $4, email = $5, phone = $6, updated_at = $7 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(input.display_name.trim())
+        .bind(input.unit_id)
+        .bind(input.position.trim())
+        .bind(input.email.trim())
+        .bind(input.phone.trim())
+        .bind(now_millis())
+        .execute(tx.conn())
+        .await?;
         let details = json!({"display_name": input.display_name.trim(), "unit_id": input.unit_id, "position": input.position.trim()});
-        self.audit
-            .append(
-                &mut tx,
-                actor,
-                Entry::success("user.update", "user", id, details),
-            )
-            .await?;
+        self.audit.append(&mut tx, actor, Entry::success("user.update", "user", id, details)).await?;
         outbox::publish(&mut tx, "identity.user.updated", &json!({"user_id": id})).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Enables or disables an account; disabling ends its sessions.
-    pub async fn set_user_enabled(
-        &self,
-        caller: &Principal,
-        actor: &Actor,
-        id: i64,
-        enabled: bool,
-    ) -> DomainResult<()> {
-        let action = if enabled {
-            "user.enable"
-        } else {
-            "user.disable"
-        };
+    pub async fn set_user_enabled(&self, caller: &Principal, actor: &Actor, id: i64, enabled: bool) -> DomainResult<()> {
+        let action = if enabled { "user.enable" } else { "user.disable" };
         let user = self.guard_user_write(caller, actor, id, action).await?;
         let mut tx = self.db.begin_write().await?;
         sqlx::query("UPDATE users SET enabled = $2, updated_at = $3 WHERE id = $1")
@@ -305,81 +187,45 @@ impl IdentityService {
         if !enabled {
             end_sessions(&mut tx, id).await?;
         }
-        self.audit
-            .append(
-                &mut tx,
-                actor,
-                Entry::success(action, "user", id, json!({"username": user.username})),
-            )
-            .await?;
+        self.audit.append(&mut tx, actor, Entry::success(action, "user", id, json!({"username": user.username}))).await?;
         outbox::publish(&mut tx, "identity.user.updated", &json!({"user_id": id})).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Locks (for `minutes`) or unlocks an account.
-    pub async fn set_user_locked(
-        &self,
-        caller: &Principal,
-        actor: &Actor,
-        id: i64,
-        locked: bool,
-    ) -> DomainResult<()> {
+    pub async fn set_user_locked(&self, caller: &Principal, actor: &Actor, id: i64, locked: bool) -> DomainResult<()> {
         let action = if locked { "user.lock" } else { "user.unlock" };
         let user = self.guard_user_write(caller, actor, id, action).await?;
         self.write_lock(actor, &user, locked).await
     }
 
-    pub(crate) async fn write_lock(
-        &self,
-        actor: &Actor,
-        user: &User,
-        locked: bool,
-    ) -> DomainResult<()> {
+    pub(crate) async fn write_lock(&self, actor: &Actor, user: &User, locked: bool) -> DomainResult<()> {
         let action = if locked { "user.lock" } else { "user.unlock" };
         // An administrative lock lasts until an unlock (far future), unlike a lock-out.
         let until = if locked { Some(i64::MAX / 2) } else { None };
         let mut tx = self.db.begin_write().await?;
-        sqlx::query(
-            "UPDATE users SET locked_until = $2, failed_logins = 0, updated_at = $3 WHERE id = $1",
-        )
-        .bind(user.id)
-        .bind(until)
-        .bind(now_millis())
-        .execute(tx.conn())
-        .await?;
+        sqlx::query("UPDATE users SET locked_until = $2, failed_logins = 0, updated_at = $3 WHERE id = $1")
+            .bind(user.id)
+            .bind(until)
+            .bind(now_millis())
+            .execute(tx.conn())
+            .await?;
         if locked {
             end_sessions(&mut tx, user.id).await?;
         }
-        self.audit
-            .append(
-                &mut tx,
-                actor,
-                Entry::success(action, "user", user.id, json!({"username": user.username})),
-            )
-            .await?;
+        self.audit.append(&mut tx, actor, Entry::success(action, "user", user.id, json!({"username": user.username}))).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Resets an account's password to a one-time password (returned) that must be changed.
-    pub async fn reset_password(
-        &self,
-        caller: &Principal,
-        actor: &Actor,
-        id: i64,
-    ) -> DomainResult<String> {
-        let user = self
-            .guard_user_write(caller, actor, id, "user.reset_password")
-            .await?;
+    pub async fn reset_password(&self, caller: &Principal, actor: &Actor, id: i64) -> DomainResult<String> {
+        let user = self.guard_user_write(caller, actor, id, "user.reset_password").await?;
         self.write_password_reset(actor, &user).await
     }
 
-    pub(crate) async fn write_password_reset(
-        &self,
-        actor: &Actor,
-        user: &User,
-    ) -> DomainResult<String> {
+    pub(crate) async fn write_password_reset(&self, actor: &Actor, user: &User) -> DomainResult<String> {
         let one_time = token::one_time_password();
         let hash = password::hash_password(&one_time).map_err(DomainError::Internal)?;
         let mut tx = self.db.begin_write().await?;
@@ -393,46 +239,17 @@ impl IdentityService {
         .await?;
         end_sessions(&mut tx, user.id).await?;
         self.audit
-            .append(
-                &mut tx,
-                actor,
-                Entry::success(
-                    "user.reset_password",
-                    "user",
-                    user.id,
-                    json!({"username": user.username}),
-                ),
-            )
+            .append(&mut tx, actor, Entry::success("user.reset_password", "user", user.id, json!({"username": user.username})))
             .await?;
         tx.commit().await?;
         Ok(one_time)
     }
 
-    async fn guard_user_write(
-        &self,
-        caller: &Principal,
-        actor: &Actor,
-        id: i64,
-        action: &str,
-    ) -> DomainResult<User> {
-        let user = self
-            .load_user(id)
-            .await?
-            .ok_or(DomainError::NotFound("error.user_not_found"))?;
-        self.check(
-            caller,
-            actor,
-            Permission::UserWrite,
-            user.target(),
-            action,
-            ("user", id),
-            true,
-        )
-        .await?;
+    async fn guard_user_write(&self, caller: &Principal, actor: &Actor, id: i64, action: &str) -> DomainResult<User> {
+        let user = self.load_user(id).await?.ok_or(DomainError::NotFound("error.user_not_found"))?;
+        self.check(caller, actor, Permission::UserWrite, user.target(), action, ("user", id), true).await?;
         if id == caller.user_id {
-            self.audit
-                .record_denied(&self.db, actor, action, "user", id, "own_account")
-                .await;
+            self.audit.record_denied(&self.db, actor, action, "user", id, "own_account").await;
             return Err(DomainError::Forbidden("error.own_account"));
         }
         Ok(user)
@@ -440,16 +257,8 @@ impl IdentityService {
 }
 
 /// Inserts an account row with `password` hashed; records it in the password history.
-pub(crate) async fn insert_user(
-    tx: &mut WriteTx,
-    input: &NewUser,
-    password_plain: &str,
-    must_change: bool,
-) -> DomainResult<i64> {
-    let taken = sqlx::query("SELECT 1 FROM users WHERE username = $1")
-        .bind(input.username.trim())
-        .fetch_optional(tx.conn())
-        .await?;
+pub(crate) async fn insert_user(tx: &mut WriteTx, input: &NewUser, password_plain: &str, must_change: bool) -> DomainResult<i64> {
+    let taken = sqlx::query("SELECT 1 FROM users WHERE username = $1").bind(input.username.trim()).fetch_optional(tx.conn()).await?;
     if taken.is_some() {
         return Err(DomainError::invalid("username", "error.duplicate"));
     }

@@ -119,10 +119,7 @@ impl Default for ServerConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        DatabaseConfig {
-            url: String::new(),
-            max_connections: 8,
-        }
+        DatabaseConfig { url: String::new(), max_connections: 8 }
     }
 }
 
@@ -143,12 +140,7 @@ impl Default for SecurityConfig {
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        AuditConfig {
-            key_file: None,
-            checkpoint_file: None,
-            checkpoint_interval_seconds: 300,
-            retention_days: 180,
-        }
+        AuditConfig { key_file: None, checkpoint_file: None, checkpoint_interval_seconds: 300, retention_days: 180 }
     }
 }
 
@@ -175,49 +167,30 @@ impl Config {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.exists() {
-                return Err(ConfigError::Load(format!(
-                    "file {} does not exist",
-                    path.display()
-                )));
+                return Err(ConfigError::Load(format!("file {} does not exist", path.display())));
             }
             fig = fig.merge(Toml::file(path));
         }
         fig = fig.merge(Env::prefixed("TONGBAN_").split("__"));
-        let config: Config = fig
-            .extract()
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        let config: Config = fig.extract().map_err(|e| ConfigError::Load(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
 
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, reason: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                reason: reason.into(),
-            })
-        };
+        let invalid = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.into() });
         if self.audit.retention_days < 180 {
-            return invalid(
-                "audit.retention_days",
-                "must be at least 180 days (MLPS 2.0 level 3)",
-            );
+            return invalid("audit.retention_days", "must be at least 180 days (MLPS 2.0 level 3)");
         }
         if self.audit.checkpoint_interval_seconds == 0 {
-            return invalid(
-                "audit.checkpoint_interval_seconds",
-                "must be greater than 0",
-            );
+            return invalid("audit.checkpoint_interval_seconds", "must be greater than 0");
         }
         if self.security.session_idle_minutes < 1 {
             return invalid("security.session_idle_minutes", "must be at least 1");
         }
         if self.security.lockout_threshold < 1 || self.security.lockout_minutes < 1 {
-            return invalid(
-                "security.lockout_threshold",
-                "lock-out threshold and minutes must be at least 1",
-            );
+            return invalid("security.lockout_threshold", "lock-out threshold and minutes must be at least 1");
         }
         if !(0..=24).contains(&self.security.password_history) {
             return invalid("security.password_history", "must be between 0 and 24");
@@ -226,16 +199,10 @@ impl Config {
             return invalid("server.zone", "must be all, public or internal");
         }
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
-            return invalid(
-                "server.tls_cert",
-                "tls_cert and tls_key must be set together",
-            );
+            return invalid("server.tls_cert", "tls_cert and tls_key must be set together");
         }
         let url = self.database_url();
-        if !(url.starts_with("sqlite:")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
-        {
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return invalid("database.url", "must start with sqlite: or postgres://");
         }
         Ok(())
@@ -244,10 +211,7 @@ impl Config {
     /// The effective database URL: the configured one, or SQLite in the data directory.
     pub fn database_url(&self) -> String {
         if self.database.url.is_empty() {
-            format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("tongban.db").display()
-            )
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("tongban.db").display())
         } else {
             self.database.url.clone()
         }
@@ -260,18 +224,12 @@ impl Config {
 
     /// Path of the audit signing key.
     pub fn audit_key_path(&self) -> PathBuf {
-        self.audit
-            .key_file
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("audit-key.pem"))
+        self.audit.key_file.clone().unwrap_or_else(|| self.data_dir.join("audit-key.pem"))
     }
 
     /// Path of the signed checkpoint file.
     pub fn audit_checkpoint_path(&self) -> PathBuf {
-        self.audit
-            .checkpoint_file
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("audit-checkpoints.log"))
+        self.audit.checkpoint_file.clone().unwrap_or_else(|| self.data_dir.join("audit-checkpoints.log"))
     }
 }
 

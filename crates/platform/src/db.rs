@@ -57,26 +57,17 @@ impl Db {
     /// Connects to `url`. For SQLite the parent directory is created and WAL mode is switched on.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db, sqlx::Error> {
         install_default_drivers();
-        let kind = if url.starts_with("sqlite:") {
-            DbKind::Sqlite
-        } else {
-            DbKind::Postgres
-        };
+        let kind = if url.starts_with("sqlite:") { DbKind::Sqlite } else { DbKind::Postgres };
         if kind == DbKind::Sqlite {
             ensure_sqlite_dir(url);
         }
-        let mut opts = AnyPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10));
+        let mut opts = AnyPoolOptions::new().max_connections(max_connections.max(1)).acquire_timeout(Duration::from_secs(10));
         if kind == DbKind::Sqlite {
             opts = opts.after_connect(|conn, _meta| {
                 Box::pin(async move {
-                    for pragma in [
-                        "PRAGMA journal_mode=WAL",
-                        "PRAGMA synchronous=NORMAL",
-                        "PRAGMA foreign_keys=ON",
-                        "PRAGMA busy_timeout=10000",
-                    ] {
+                    for pragma in
+                        ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=10000"]
+                    {
                         sqlx::Executor::execute(&mut *conn, pragma).await?;
                     }
                     Ok(())
@@ -85,11 +76,7 @@ impl Db {
         }
         let pool = opts.connect(url).await?;
         let write_gate = (kind == DbKind::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Ok(Db {
-            pool,
-            kind,
-            write_gate,
-        })
+        Ok(Db { pool, kind, write_gate })
     }
 
     /// The pool, for reads outside a write transaction.
@@ -109,11 +96,7 @@ impl Db {
             None => None,
         };
         let tx = self.pool.begin().await?;
-        Ok(WriteTx {
-            tx,
-            kind: self.kind,
-            _gate: gate,
-        })
+        Ok(WriteTx { tx, kind: self.kind, _gate: gate })
     }
 
     /// Checks that the database answers (for /readyz).
@@ -133,9 +116,7 @@ impl Db {
 }
 
 fn ensure_sqlite_dir(url: &str) {
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or("");
     if path.is_empty() || path == ":memory:" {
         return;

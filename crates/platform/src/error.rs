@@ -44,10 +44,7 @@ pub enum DomainError {
 impl DomainError {
     /// A validation error on `field` with the i18n key `message_key`.
     pub fn invalid(field: &str, message_key: &str) -> Self {
-        DomainError::Invalid(FieldError {
-            field: field.to_string(),
-            message_key: message_key.to_string(),
-        })
+        DomainError::Invalid(FieldError { field: field.to_string(), message_key: message_key.to_string() })
     }
 }
 

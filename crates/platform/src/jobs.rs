@@ -64,12 +64,7 @@ pub fn backoff_millis(attempts: i64) -> i64 {
 }
 
 /// Enqueues a job in the caller's transaction.
-pub async fn enqueue(
-    tx: &mut WriteTx,
-    kind: &str,
-    payload: &serde_json::Value,
-    max_attempts: i64,
-) -> Result<i64, sqlx::Error> {
+pub async fn enqueue(tx: &mut WriteTx, kind: &str, payload: &serde_json::Value, max_attempts: i64) -> Result<i64, sqlx::Error> {
     let now = now_millis();
     let row = sqlx::query(
         "INSERT INTO jobs (kind, payload, status, attempts, max_attempts, run_at, created_at, updated_at) \
@@ -107,10 +102,7 @@ pub struct JobRunner {
 impl JobRunner {
     /// A runner with no handlers.
     pub fn new(db: Db) -> Self {
-        JobRunner {
-            db,
-            handlers: HashMap::new(),
-        }
+        JobRunner { db, handlers: HashMap::new() }
     }
 
     /// Registers the handler for `kind`.
@@ -128,11 +120,7 @@ impl JobRunner {
         if kinds.is_empty() {
             return Ok(None);
         }
-        let kind_list = kinds
-            .iter()
-            .map(|k| format!("'{}'", k.replace('\'', "''")))
-            .collect::<Vec<_>>()
-            .join(",");
+        let kind_list = kinds.iter().map(|k| format!("'{}'", k.replace('\'', "''"))).collect::<Vec<_>>().join(",");
         let sql = format!(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_until = $2, updated_at = $1 \
              WHERE id = (SELECT id FROM jobs WHERE kind IN ({kind_list}) AND \
@@ -141,11 +129,7 @@ impl JobRunner {
              RETURNING id, kind, payload, attempts"
         );
         let mut tx = self.db.begin_write().await?;
-        let row = sqlx::query(&sql)
-            .bind(now)
-            .bind(now + LEASE_MILLIS)
-            .fetch_optional(tx.conn())
-            .await?;
+        let row = sqlx::query(&sql).bind(now).bind(now + LEASE_MILLIS).fetch_optional(tx.conn()).await?;
         tx.commit().await?;
         Ok(row.map(|r| {
             let payload: String = r.get(2);
@@ -179,17 +163,9 @@ impl JobRunner {
                 RunOutcome::Done(job.id)
             }
             Err(reason) => {
-                let max: i64 = sqlx::query("SELECT max_attempts FROM jobs WHERE id = $1")
-                    .bind(job.id)
-                    .fetch_one(tx.conn())
-                    .await?
-                    .get(0);
+                let max: i64 = sqlx::query("SELECT max_attempts FROM jobs WHERE id = $1").bind(job.id).fetch_one(tx.conn()).await?.get(0);
                 let dead = job.attempt >= max;
-                let (status, run_at) = if dead {
-                    ("dead", now)
-                } else {
-                    ("queued", now + backoff_millis(job.attempt))
-                };
+                let (status, run_at) = if dead { ("dead", now) } else { ("queued", now + backoff_millis(job.attempt)) };
                 sqlx::query(
                     "UPDATE jobs SET status = $2, run_at = $3, last_error = $4, locked_until = NULL, updated_at = $5 WHERE id = $1",
                 )
@@ -201,11 +177,7 @@ impl JobRunner {
                 .execute(tx.conn())
                 .await?;
                 tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempt, dead, "job failed: {reason}");
-                if dead {
-                    RunOutcome::Dead(job.id)
-                } else {
-                    RunOutcome::Retry(job.id)
-                }
+                if dead { RunOutcome::Dead(job.id) } else { RunOutcome::Retry(job.id) }
             }
         };
         tx.commit().await?;
@@ -215,22 +187,16 @@ impl JobRunner {
 
 /// Count of jobs per status, for /metrics.
 pub async fn counts_by_status(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    Ok(
-        sqlx::query("SELECT status, COUNT(*) FROM jobs GROUP BY status")
-            .fetch_all(db.pool())
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect(),
-    )
+    Ok(sqlx::query("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
 }
 
 /// Runs the outbox dispatcher and the job runner until `stop` turns true.
-pub async fn run_background(
-    dispatcher: crate::outbox::Dispatcher,
-    runner: JobRunner,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+pub async fn run_background(dispatcher: crate::outbox::Dispatcher, runner: JobRunner, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
         let mut busy = false;
         match dispatcher.dispatch_once(100).await {

@@ -41,26 +41,18 @@ pub async fn run(db: &Db) -> Result<usize, sqlx::Error> {
     )
     .execute(db.pool())
     .await?;
-    let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
-        .fetch_all(db.pool())
-        .await?
-        .iter()
-        .map(|r| r.get::<i64, _>(0))
-        .collect();
+    let applied: Vec<i64> =
+        sqlx::query("SELECT version FROM schema_migrations").fetch_all(db.pool()).await?.iter().map(|r| r.get::<i64, _>(0)).collect();
     let mut ran = 0;
     for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
         let mut tx = db.begin_write().await?;
-        sqlx::raw_sql(&render(m, db.kind()))
+        sqlx::raw_sql(&render(m, db.kind())).execute(tx.conn()).await?;
+        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(now_millis())
             .execute(tx.conn())
             .await?;
-        sqlx::query(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-        )
-        .bind(m.version)
-        .bind(m.name)
-        .bind(now_millis())
-        .execute(tx.conn())
-        .await?;
         tx.commit().await?;
         tracing::info!(version = m.version, name = m.name, "migration applied");
         ran += 1;

@@ -23,20 +23,14 @@ pub struct OutboxEvent {
 }
 
 /// Appends an event in the caller's transaction.
-pub async fn publish(
-    tx: &mut WriteTx,
-    topic: &str,
-    payload: &serde_json::Value,
-) -> Result<i64, sqlx::Error> {
+pub async fn publish(tx: &mut WriteTx, topic: &str, payload: &serde_json::Value) -> Result<i64, sqlx::Error> {
     let now = now_millis();
-    let row = sqlx::query(
-        "INSERT INTO outbox (topic, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $3) RETURNING id",
-    )
-    .bind(topic)
-    .bind(payload.to_string())
-    .bind(now)
-    .fetch_one(tx.conn())
-    .await?;
+    let row = sqlx::query("INSERT INTO outbox (topic, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $3) RETURNING id")
+        .bind(topic)
+        .bind(payload.to_string())
+        .bind(now)
+        .fetch_one(tx.conn())
+        .await?;
     Ok(row.get(0))
 }
 
@@ -67,16 +61,14 @@ impl Dispatcher {
     /// Delivers up to `batch` pending events; returns how many were delivered.
     pub async fn dispatch_once(&self, batch: i64) -> Result<usize, sqlx::Error> {
         let now = now_millis();
-        let ids: Vec<i64> = sqlx::query(
-            "SELECT id FROM outbox WHERE dispatched_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
-        )
-        .bind(now)
-        .bind(batch)
-        .fetch_all(self.db.pool())
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        let ids: Vec<i64> = sqlx::query("SELECT id FROM outbox WHERE dispatched_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2")
+            .bind(now)
+            .bind(batch)
+            .fetch_all(self.db.pool())
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         let mut delivered = 0;
         for id in ids {
             match self.deliver(id).await {
@@ -93,21 +85,15 @@ impl Dispatcher {
         let mut tx = self.db.begin_write().await.map_err(|e| e.to_string())?;
         // Claiming by update takes the row lock on PostgreSQL; a second instance waits and then
         // sees `dispatched_at` set.
-        let claimed = sqlx::query(
-            "UPDATE outbox SET dispatched_at = $2 WHERE id = $1 AND dispatched_at IS NULL RETURNING topic, payload",
-        )
-        .bind(id)
-        .bind(now_millis())
-        .fetch_optional(tx.conn())
-        .await
-        .map_err(|e| e.to_string())?;
+        let claimed = sqlx::query("UPDATE outbox SET dispatched_at = $2 WHERE id = $1 AND dispatched_at IS NULL RETURNING topic, payload")
+            .bind(id)
+            .bind(now_millis())
+            .fetch_optional(tx.conn())
+            .await
+            .map_err(|e| e.to_string())?;
         let Some(row) = claimed else { return Ok(false) };
         let payload: String = row.get(1);
-        let event = OutboxEvent {
-            id,
-            topic: row.get(0),
-            payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
-        };
+        let event = OutboxEvent { id, topic: row.get(0), payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null) };
         for handler in self.handlers.iter().filter(|h| h.accepts(&event.topic)) {
             handler.handle(&mut tx, &event).await?;
             sqlx::query("INSERT INTO outbox_deliveries (event_id, handler, delivered_at) VALUES ($1, $2, $3)")
@@ -143,10 +129,5 @@ impl Dispatcher {
 
 /// Number of events not yet delivered.
 pub async fn pending_count(db: &Db) -> Result<i64, sqlx::Error> {
-    Ok(
-        sqlx::query("SELECT COUNT(*) FROM outbox WHERE dispatched_at IS NULL")
-            .fetch_one(db.pool())
-            .await?
-            .get(0),
-    )
+    Ok(sqlx::query("SELECT COUNT(*) FROM outbox WHERE dispatched_at IS NULL").fetch_one(db.pool()).await?.get(0))
 }

@@ -34,9 +34,7 @@ tokio::task_local! {
 
 /// The translator of the request being handled (zh-CN outside a request).
 pub fn current_tr() -> Tr {
-    Tr {
-        lang: LANG.try_with(|l| *l).unwrap_or_default(),
-    }
+    Tr { lang: LANG.try_with(|l| *l).unwrap_or_default() }
 }
 
 /// Everything a handler needs to know about the caller.
@@ -52,29 +50,18 @@ pub struct Ctx {
     pub session: Option<AuthSession>,
     /// The CSRF token that forms must carry.
     pub csrf: String,
+    /// Whether the request is for the JSON API (errors answer as JSON).
+    pub api: bool,
 }
 
 impl Ctx {
     /// The audit actor for this request.
     pub fn actor(&self) -> Actor {
         let (user_id, name, unit) = match &self.session {
-            Some(s) => (
-                Some(s.user_id),
-                s.username.clone(),
-                s.principal
-                    .as_ref()
-                    .map(|p| p.unit_name.clone())
-                    .unwrap_or_default(),
-            ),
+            Some(s) => (Some(s.user_id), s.username.clone(), s.principal.as_ref().map(|p| p.unit_name.clone()).unwrap_or_default()),
             None => (None, String::new(), String::new()),
         };
-        Actor {
-            user_id,
-            name,
-            unit,
-            ip: self.ip.clone(),
-            user_agent: self.user_agent.clone(),
-        }
+        Actor { user_id, name, unit, ip: self.ip.clone(), user_agent: self.user_agent.clone() }
     }
 
     /// The fully logged-in caller, or 401.
@@ -87,9 +74,7 @@ impl Ctx {
 
     /// The session at any stage, or 401.
     pub fn session(&self) -> DomainResult<&AuthSession> {
-        self.session
-            .as_ref()
-            .ok_or(DomainError::Unauthenticated("error.login_required"))
+        self.session.as_ref().ok_or(DomainError::Unauthenticated("error.login_required"))
     }
 }
 
@@ -97,11 +82,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Ctx>()
-            .cloned()
-            .ok_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        parts.extensions.get::<Ctx>().cloned().ok_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())
     }
 }
 
@@ -118,9 +99,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 fn plausible_token(s: &str) -> bool {
-    s.len() == 43
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    s.len() == 43 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn source_ip(req: &Request, trust_forwarded: bool) -> String {
@@ -136,10 +115,7 @@ fn source_ip(req: &Request, trust_forwarded: bool) -> String {
             return ip.to_string();
         }
     }
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_else(|| "127.0.0.1".into())
+    req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_else(|| "127.0.0.1".into())
 }
 
 fn refuse(tr: &Tr, api: bool, status: StatusCode, key: &'static str) -> Response {
@@ -155,11 +131,7 @@ fn refuse(tr: &Tr, api: bool, status: StatusCode, key: &'static str) -> Response
 }
 
 fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Same-origin check for state-changing requests: `Sec-Fetch-Site` and `Origin`, when sent.
@@ -167,10 +139,7 @@ fn cross_site(headers: &HeaderMap) -> bool {
     if headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
         return true;
     }
-    match (
-        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
-        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
-    ) {
+    match (headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()), headers.get(header::HOST).and_then(|v| v.to_str().ok())) {
         (Some("null"), _) => true,
         (Some(origin), Some(host)) => origin.split("://").nth(1).is_none_or(|o| o != host),
         _ => false,
@@ -182,12 +151,7 @@ pub async fn context_layer(State(state): State<AppState>, req: Request, next: Ne
     let headers = req.headers();
     let lang = cookie(headers, LANG_COOKIE)
         .and_then(Lang::parse)
-        .or_else(|| {
-            headers
-                .get(header::ACCEPT_LANGUAGE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(Lang::from_accept_language)
-        })
+        .or_else(|| headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).and_then(Lang::from_accept_language))
         .unwrap_or_default();
     LANG.scope(lang, handle(state, req, next, lang)).await
 }
@@ -197,18 +161,8 @@ async fn handle(state: AppState, req: Request, next: Next, lang: Lang) -> Respon
     let api = req.uri().path().starts_with("/api/");
     let ip = source_ip(&req, state.config.server.trust_forwarded_for);
     let headers = req.headers().clone();
-    let user_agent: String = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .chars()
-        .take(256)
-        .collect();
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+    let user_agent: String = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").chars().take(256).collect();
+    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
     let session = match (bearer, cookie(&headers, SESSION_COOKIE)) {
         (Some(token), _) => match state.identity.api_token(token).await {
             Ok(Some(s)) => Some(s),
@@ -222,9 +176,7 @@ async fn handle(state: AppState, req: Request, next: Next, lang: Lang) -> Respon
         (None, None) => None,
     };
     let via_token = session.as_ref().is_some_and(|s| s.api_write.is_some());
-    let pre_session = cookie(&headers, CSRF_COOKIE)
-        .filter(|c| plausible_token(c))
-        .map(String::from);
+    let pre_session = cookie(&headers, CSRF_COOKIE).filter(|c| plausible_token(c)).map(String::from);
     let mut new_csrf_cookie = None;
     let csrf = match &session {
         Some(s) if !via_token => s.csrf_token.clone(),
@@ -245,14 +197,9 @@ async fn handle(state: AppState, req: Request, next: Next, lang: Lang) -> Respon
             if cross_site(&headers) {
                 return refuse(&tr, api, StatusCode::FORBIDDEN, "error.csrf");
             }
-            let (submitted, rebuilt) =
-                submitted_csrf(req, state.config.server.max_body_bytes).await;
+            let (submitted, rebuilt) = submitted_csrf(req, state.config.server.max_body_bytes).await;
             let Some(rebuilt) = rebuilt else {
-                return (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    tr.t("error.too_large").to_string(),
-                )
-                    .into_response();
+                return (StatusCode::PAYLOAD_TOO_LARGE, tr.t("error.too_large").to_string()).into_response();
             };
             req = rebuilt;
             let expected = match &session {
@@ -264,23 +211,11 @@ async fn handle(state: AppState, req: Request, next: Next, lang: Lang) -> Respon
             }
         }
     }
-    req.extensions_mut().insert(Ctx {
-        tr,
-        ip,
-        user_agent,
-        session,
-        csrf,
-    });
+    req.extensions_mut().insert(Ctx { tr, ip, user_agent, session, csrf, api });
     let mut resp = next.run(req).await;
     if let Some(token) = new_csrf_cookie {
-        let secure = if state.secure_cookies() {
-            "; Secure"
-        } else {
-            ""
-        };
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "{CSRF_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax{secure}"
-        )) {
+        let secure = if state.secure_cookies() { "; Secure" } else { "" };
+        if let Ok(v) = HeaderValue::from_str(&format!("{CSRF_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax{secure}")) {
             resp.headers_mut().append(header::SET_COOKIE, v);
         }
     }
@@ -290,11 +225,7 @@ async fn handle(state: AppState, req: Request, next: Next, lang: Lang) -> Respon
 /// Finds the submitted CSRF token in the `X-CSRF-Token` header or the `_csrf` form field,
 /// buffering a form body and handing back an equivalent request. `None` request: body too large.
 async fn submitted_csrf(req: Request, limit: usize) -> (Option<String>, Option<Request>) {
-    if let Some(h) = req
-        .headers()
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(h) = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()) {
         let token = h.to_string();
         return (Some(token), Some(req));
     }
@@ -315,20 +246,12 @@ async fn submitted_csrf(req: Request, limit: usize) -> (Option<String>, Option<R
 }
 
 fn form_field(body: &[u8], name: &str) -> Option<String> {
-    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
-        .ok()?
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body).ok()?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
 /// The `Set-Cookie` value that stores a session.
 pub fn session_cookie(state: &AppState, secret: &str) -> String {
-    let secure = if state.secure_cookies() {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = if state.secure_cookies() { "; Secure" } else { "" };
     format!("{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax{secure}")
 }
 
@@ -344,10 +267,7 @@ mod tests {
     #[test]
     fn cookies_parse_leniently() {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; tb_session=xyz ;broken; b="),
-        );
+        h.insert(header::COOKIE, HeaderValue::from_static("a=1; tb_session=xyz ;broken; b="));
         assert_eq!(cookie(&h, "tb_session"), Some("xyz"));
         assert_eq!(cookie(&h, "b"), Some(""));
         assert_eq!(cookie(&h, "missing"), None);
@@ -358,15 +278,9 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("gov.local:8080"));
         assert!(!cross_site(&h));
-        h.insert(
-            header::ORIGIN,
-            HeaderValue::from_static("http://gov.local:8080"),
-        );
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://gov.local:8080"));
         assert!(!cross_site(&h));
-        h.insert(
-            header::ORIGIN,
-            HeaderValue::from_static("http://evil.example"),
-        );
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://evil.example"));
         assert!(cross_site(&h));
     }
 }

@@ -31,20 +31,14 @@ fn status_and_code(e: &DomainError) -> (StatusCode, &'static str) {
         DomainError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         DomainError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         DomainError::Locked(_) => (StatusCode::TOO_MANY_REQUESTS, "locked"),
-        DomainError::Database(_) | DomainError::Internal(_) => {
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-        }
+        DomainError::Database(_) | DomainError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }
 
 /// The localised message of an error.
 pub fn message(tr: &Tr, e: &DomainError) -> String {
     match e {
-        DomainError::Invalid(f) => format!(
-            "{}: {}",
-            tr.t(&format!("field.{}", f.field)),
-            tr.t(&f.message_key)
-        ),
+        DomainError::Invalid(f) => format!("{}: {}", tr.t(&format!("field.{}", f.field)), tr.t(&f.message_key)),
         DomainError::Unauthenticated(k)
         | DomainError::Forbidden(k)
         | DomainError::NotFound(k)
@@ -85,15 +79,7 @@ impl IntoResponse for ApiError {
             DomainError::Invalid(f) => Some(f.field.clone()),
             _ => None,
         };
-        (
-            status,
-            Json(ErrorBody {
-                code,
-                message: message(&tr, &self.0),
-                field,
-            }),
-        )
-            .into_response()
+        (status, Json(ErrorBody { code, message: message(&tr, &self.0), field })).into_response()
     }
 }
 
@@ -126,11 +112,7 @@ impl IntoResponse for PageError {
 
 /// A minimal localised error page.
 pub fn error_page(tr: &Tr, status: StatusCode, msg: &str) -> Response {
-    let page = crate::pages::ErrorPage {
-        tr: *tr,
-        status: status.as_u16(),
-        message: msg.to_string(),
-    };
+    let page = crate::pages::ErrorPage { tr: *tr, status: status.as_u16(), message: msg.to_string() };
     let html = askama::Template::render(&page).unwrap_or_else(|_| msg.to_string());
     (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
@@ -138,9 +120,5 @@ pub fn error_page(tr: &Tr, status: StatusCode, msg: &str) -> Response {
 /// The answer for unknown routes: JSON under /api, a page elsewhere.
 pub async fn not_found(uri: axum::http::Uri) -> Response {
     let e = DomainError::NotFound("error.no_such_page");
-    if uri.path().starts_with("/api/") {
-        ApiError(e).into_response()
-    } else {
-        PageError(e).into_response()
-    }
+    if uri.path().starts_with("/api/") { ApiError(e).into_response() } else { PageError(e).into_response() }
 }

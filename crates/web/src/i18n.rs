@@ -42,9 +42,7 @@ impl Lang {
             .map(|part| {
                 let mut it = part.split(';');
                 let tag = it.next().unwrap_or("").trim();
-                let q = it
-                    .find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse().ok()))
-                    .unwrap_or(1.0);
+                let q = it.find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse().ok())).unwrap_or(1.0);
                 (q, tag)
             })
             .collect();
@@ -66,11 +64,7 @@ fn flatten(prefix: &str, v: &toml::Value, out: &mut Catalogue) {
     match v {
         toml::Value::Table(t) => {
             for (k, v) in t {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
                 flatten(&key, v, out);
             }
         }
@@ -135,22 +129,13 @@ mod tests {
         assert!(zh.len() > 100, "zh catalogue has {} keys", zh.len());
         let mut missing: Vec<_> = zh.keys().filter(|k| !en.contains_key(*k)).collect();
         missing.extend(en.keys().filter(|k| !zh.contains_key(*k)));
-        assert!(
-            missing.is_empty(),
-            "keys in one catalogue only: {missing:?}"
-        );
+        assert!(missing.is_empty(), "keys in one catalogue only: {missing:?}");
     }
 
     #[test]
     fn accept_language_prefers_quality() {
-        assert_eq!(
-            Lang::from_accept_language("en-US,en;q=0.9,zh-CN;q=0.8"),
-            Some(Lang::En)
-        );
-        assert_eq!(
-            Lang::from_accept_language("fr;q=1, zh;q=0.5"),
-            Some(Lang::ZhCn)
-        );
+        assert_eq!(Lang::from_accept_language("en-US,en;q=0.9,zh-CN;q=0.8"), Some(Lang::En));
+        assert_eq!(Lang::from_accept_language("fr;q=1, zh;q=0.5"), Some(Lang::ZhCn));
         assert_eq!(Lang::from_accept_language("fr"), None);
         assert_eq!(Tr { lang: Lang::En }.t("no.such.key"), "no.such.key");
     }

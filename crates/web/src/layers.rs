@@ -10,9 +10,7 @@ use axum::{
     middleware::{self, Next},
     response::Response,
 };
-use tower_http::{
-    catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer,
-};
+use tower_http::{catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer};
 
 use crate::state::AppState;
 
@@ -24,10 +22,7 @@ pub fn apply(app: Router<AppState>, state: AppState) -> Router {
     let hsts = state.config.tls_enabled();
     let limit = state.config.server.max_body_bytes;
     let mut app = app
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::ctx::context_layer,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::ctx::context_layer))
         .layer(middleware::from_fn(record_metrics))
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(CatchPanicLayer::new())
@@ -35,19 +30,10 @@ pub fn apply(app: Router<AppState>, state: AppState) -> Router {
         .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(header_layer(header::X_FRAME_OPTIONS, "DENY"))
         .layer(header_layer(header::REFERRER_POLICY, "same-origin"))
-        .layer(header_layer(
-            HeaderName::from_static("permissions-policy"),
-            "camera=(), microphone=(), geolocation=()",
-        ))
-        .layer(header_layer(
-            HeaderName::from_static("cross-origin-opener-policy"),
-            "same-origin",
-        ));
+        .layer(header_layer(HeaderName::from_static("permissions-policy"), "camera=(), microphone=(), geolocation=()"))
+        .layer(header_layer(HeaderName::from_static("cross-origin-opener-policy"), "same-origin"));
     if hsts {
-        app = app.layer(header_layer(
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=31536000; includeSubDomains",
-        ));
+        app = app.layer(header_layer(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains"));
     }
     app.with_state(state)
 }
@@ -59,15 +45,10 @@ fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer
 async fn record_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
     metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status).increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route)
-        .record(start.elapsed().as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", "route" => route).record(start.elapsed().as_secs_f64());
     resp
 }

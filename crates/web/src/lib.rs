@@ -20,10 +20,6 @@ use axum::Router;
 
 /// Builds the whole application router with its middleware.
 pub fn router(state: AppState) -> Router {
-    let app = Router::new()
-        .merge(pages::routes())
-        .nest("/api", api::routes())
-        .merge(ops::routes())
-        .fallback(error::not_found);
+    let app = Router::new().merge(pages::routes()).merge(api::routes()).merge(ops::routes()).fallback(error::not_found);
     layers::apply(app, state)
 }

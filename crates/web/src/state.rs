@@ -19,16 +19,8 @@ pub struct AppState {
 
 impl AppState {
     /// State over an identity service and configuration.
-    pub fn new(
-        identity: IdentityService,
-        config: Arc<Config>,
-        metrics: Option<PrometheusHandle>,
-    ) -> Self {
-        AppState {
-            identity,
-            config,
-            metrics,
-        }
+    pub fn new(identity: IdentityService, config: Arc<Config>, metrics: Option<PrometheusHandle>) -> Self {
+        AppState { identity, config, metrics }
     }
 
     /// The database.

@@ -15,14 +15,8 @@ struct Security;
 impl Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-        components.add_security_scheme(
-            "session",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::ctx::SESSION_COOKIE))),
-        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme("session", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::ctx::SESSION_COOKIE))));
     }
 }
 
@@ -79,43 +73,21 @@ fn operations() -> Vec<Operation> {
             let params = op
                 .get("parameters")
                 .and_then(|p| p.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|p| p.get("name").and_then(|n| n.as_str()).map(String::from))
-                        .collect()
-                })
+                .map(|a| a.iter().filter_map(|p| p.get("name").and_then(|n| n.as_str()).map(String::from)).collect())
                 .unwrap_or_default();
             let body = op
                 .pointer("/requestBody/content/application~1json/schema/$ref")
                 .and_then(|v| v.as_str())
                 .map(|r| r.rsplit('/').next().unwrap_or(r).to_string())
                 .unwrap_or_default();
-            let responses = op
-                .get("responses")
-                .and_then(|r| r.as_object())
-                .map(|r| r.keys().cloned().collect())
-                .unwrap_or_default();
-            let summary = if text("summary").is_empty() {
-                text("description")
-            } else {
-                text("summary")
-            };
-            out.push(Operation {
-                method: method.to_uppercase(),
-                path: path.clone(),
-                summary,
-                params,
-                body,
-                responses,
-            });
+            let responses = op.get("responses").and_then(|r| r.as_object()).map(|r| r.keys().cloned().collect()).unwrap_or_default();
+            let summary = if text("summary").is_empty() { text("description") } else { text("summary") };
+            out.push(Operation { method: method.to_uppercase(), path: path.clone(), summary, params, body, responses });
         }
     }
     out
 }
 
 pub async fn docs_page(ctx: Ctx) -> Result<Response, crate::error::PageError> {
-    crate::pages::render(&DocsPage {
-        l: Layout::new(&ctx, "api.title", ""),
-        operations: operations(),
-    })
+    crate::pages::render(&DocsPage { l: Layout::new(&ctx, "api.title", ""), operations: operations() })
 }

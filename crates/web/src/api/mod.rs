@@ -15,25 +15,25 @@ use crate::state::AppState;
 
 pub use docs::ApiDoc as OpenApiDoc;
 
-/// The API routes, mounted under `/api`.
+/// The API routes (full paths, so that the request URI is never stripped by nesting).
 pub fn routes() -> Router<AppState> {
     use handlers::*;
     Router::new()
-        .route("/openapi.json", get(docs::openapi_json))
-        .route("/docs", get(docs::docs_page))
-        .route("/v1/me", get(me))
-        .route("/v1/units", get(list_units).post(create_unit))
-        .route("/v1/units/{id}", get(get_unit).put(update_unit))
-        .route("/v1/users", get(list_users).post(create_user))
-        .route("/v1/users/{id}", get(get_user).put(update_user))
-        .route("/v1/users/{id}/grants", get(list_grants).post(create_grant))
-        .route("/v1/users/{id}/{action}", post(user_action))
-        .route("/v1/grants/{id}", axum::routing::delete(delete_grant))
-        .route("/v1/roles", get(list_roles).post(create_role))
-        .route("/v1/roles/{id}", axum::routing::put(update_role))
-        .route("/v1/audit", get(audit_records))
-        .route("/v1/sessions", get(list_sessions))
-        .route("/v1/sessions/{id}", axum::routing::delete(delete_session))
-        .route("/v1/tokens", get(list_tokens).post(create_token))
-        .route("/v1/tokens/{id}", axum::routing::delete(delete_token))
+        .route("/api/openapi.json", get(docs::openapi_json))
+        .route("/api/docs", get(docs::docs_page))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/units", get(list_units).post(create_unit))
+        .route("/api/v1/units/{id}", get(get_unit).put(update_unit))
+        .route("/api/v1/users", get(list_users).post(create_user))
+        .route("/api/v1/users/{id}", get(get_user).put(update_user))
+        .route("/api/v1/users/{id}/grants", get(list_grants).post(create_grant))
+        .route("/api/v1/users/{id}/{action}", post(user_action))
+        .route("/api/v1/grants/{id}", axum::routing::delete(delete_grant))
+        .route("/api/v1/roles", get(list_roles).post(create_role))
+        .route("/api/v1/roles/{id}", axum::routing::put(update_role))
+        .route("/api/v1/audit", get(audit_records))
+        .route("/api/v1/sessions", get(list_sessions))
+        .route("/api/v1/sessions/{id}", axum::routing::delete(delete_session))
+        .route("/api/v1/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(delete_token))
 }

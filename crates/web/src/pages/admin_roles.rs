@@ -28,11 +28,7 @@ struct RolesPage {
     can_write: bool,
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    QueryOf(q): QueryOf<Done>,
-) -> PageResult {
+pub async fn list(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<Done>) -> PageResult {
     let p = ctx.principal()?;
     let roles = state.identity.authz().roles(p).await?;
     let rows = roles
@@ -41,20 +37,13 @@ pub async fn list(
             id: r.id,
             code: r.code,
             name: r.name,
-            class_key: format!(
-                "admin_class.{}",
-                r.admin_class.map(|c| c.as_str()).unwrap_or("none")
-            ),
+            class_key: format!("admin_class.{}", r.admin_class.map(|c| c.as_str()).unwrap_or("none")),
             permissions: r.permissions.iter().map(|p| p.as_str()).collect(),
             builtin: r.builtin,
         })
         .collect();
     let l = Layout::new(&ctx, "roles.title", "roles").with_flash(q.done.as_deref());
-    render(&RolesPage {
-        l,
-        roles: rows,
-        can_write: p.has(Permission::RoleWrite),
-    })
+    render(&RolesPage { l, roles: rows, can_write: p.has(Permission::RoleWrite) })
 }
 
 #[derive(Template)]
@@ -80,19 +69,9 @@ fn form(ctx: &Ctx, editing: Option<i64>, input: &RoleInput, error: (String, Stri
     let permissions = Permission::ALL
         .iter()
         .filter(|p| !p.is_reserved())
-        .map(|p| {
-            (
-                p.as_str(),
-                input.permissions.iter().any(|x| x == p.as_str()),
-                format!("permission.{}", p.as_str()),
-            )
-        })
+        .map(|p| (p.as_str(), input.permissions.iter().any(|x| x == p.as_str()), format!("permission.{}", p.as_str())))
         .collect();
-    let status = if error.1.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = if error.1.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = RoleForm {
         l: Layout::new(ctx, key, "roles"),
         heading: ctx.tr.t(key).into(),
@@ -110,12 +89,7 @@ fn form(ctx: &Ctx, editing: Option<i64>, input: &RoleInput, error: (String, Stri
 
 /// The role form's fields; `permissions` repeats, so it is collected from pairs.
 fn role_input(pairs: Vec<(String, String)>) -> RoleInput {
-    let mut input = RoleInput {
-        code: String::new(),
-        name: String::new(),
-        description: String::new(),
-        permissions: Vec::new(),
-    };
+    let mut input = RoleInput { code: String::new(), name: String::new(), description: String::new(), permissions: Vec::new() };
     for (k, v) in pairs {
         match k.as_str() {
             "code" => input.code = v,
@@ -133,19 +107,10 @@ pub async fn new_form(ctx: Ctx) -> PageResult {
     form(&ctx, None, &role_input(Vec::new()), Default::default())
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    PageForm(pairs): PageForm<Vec<(String, String)>>,
-) -> PageResult {
+pub async fn create(State(state): State<AppState>, ctx: Ctx, PageForm(pairs): PageForm<Vec<(String, String)>>) -> PageResult {
     let p = ctx.principal()?;
     let input = role_input(pairs);
-    match state
-        .identity
-        .authz()
-        .create_role(p, &ctx.actor(), input.clone())
-        .await
-    {
+    match state.identity.authz().create_role(p, &ctx.actor(), input.clone()).await {
         Ok(_) => see_other("/admin/roles?done=role_saved"),
         Err(e) => {
             let err = form_error(&ctx.tr, e)?;
@@ -159,11 +124,7 @@ fn to_input(r: Role) -> RoleInput {
         code: r.code,
         name: r.name,
         description: r.description,
-        permissions: r
-            .permissions
-            .iter()
-            .map(|p| p.as_str().to_string())
-            .collect(),
+        permissions: r.permissions.iter().map(|p| p.as_str().to_string()).collect(),
     }
 }
 
@@ -184,12 +145,7 @@ pub async fn update(
     let id = params.id("id")?;
     let p = ctx.principal()?;
     let input = role_input(pairs);
-    match state
-        .identity
-        .authz()
-        .update_role(p, &ctx.actor(), id, input.clone())
-        .await
-    {
+    match state.identity.authz().update_role(p, &ctx.actor(), id, input.clone()).await {
         Ok(()) => see_other("/admin/roles?done=role_saved"),
         Err(e) => {
             let err = form_error(&ctx.tr, e)?;

@@ -40,13 +40,7 @@ pub struct UnitOption {
 
 /// Unit options in tree order.
 pub fn unit_options(units: &[Unit]) -> Vec<UnitOption> {
-    units
-        .iter()
-        .map(|u| UnitOption {
-            id: u.id,
-            label: format!("{}{}", "　".repeat(u.depth), u.name),
-        })
-        .collect()
+    units.iter().map(|u| UnitOption { id: u.id, label: format!("{}{}", "　".repeat(u.depth), u.name) }).collect()
 }
 
 #[derive(Deserialize)]
@@ -54,11 +48,7 @@ pub struct Done {
     pub done: Option<String>,
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    QueryOf(q): QueryOf<Done>,
-) -> PageResult {
+pub async fn list(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<Done>) -> PageResult {
     let p = ctx.principal()?;
     let units = state.identity.units(p).await?;
     let rows = units
@@ -73,11 +63,7 @@ pub async fn list(
         })
         .collect();
     let l = Layout::new(&ctx, "units.title", "units").with_flash(q.done.as_deref());
-    render(&UnitsPage {
-        l,
-        units: rows,
-        can_write: p.has(Permission::UnitWrite),
-    })
+    render(&UnitsPage { l, units: rows, can_write: p.has(Permission::UnitWrite) })
 }
 
 #[derive(Template)]
@@ -114,16 +100,8 @@ pub struct UnitFormData {
 
 impl UnitFormData {
     fn to_input(&self) -> Result<UnitInput, DomainError> {
-        let sort_order = if self.sort_order.trim().is_empty() {
-            0
-        } else {
-            parse_id("sort_order", &self.sort_order)?
-        };
-        let parent_id = if self.parent_id.trim().is_empty() {
-            None
-        } else {
-            Some(parse_id("parent_id", &self.parent_id)?)
-        };
+        let sort_order = if self.sort_order.trim().is_empty() { 0 } else { parse_id("sort_order", &self.sort_order)? };
+        let parent_id = if self.parent_id.trim().is_empty() { None } else { Some(parse_id("parent_id", &self.parent_id)?) };
         Ok(UnitInput {
             parent_id,
             name: self.name.clone(),
@@ -134,39 +112,17 @@ impl UnitFormData {
     }
 }
 
-async fn form_page(
-    state: &AppState,
-    ctx: &Ctx,
-    editing: Option<i64>,
-    data: UnitFormData,
-    error: (String, String),
-) -> PageResult {
+async fn form_page(state: &AppState, ctx: &Ctx, editing: Option<i64>, data: UnitFormData, error: (String, String)) -> PageResult {
     let p = ctx.principal()?;
     let units = state.identity.units(p).await?;
-    let parents = unit_options(&units)
-        .into_iter()
-        .filter(|o| Some(o.id) != editing)
-        .collect();
-    let regions = state
-        .identity
-        .regions()
-        .await?
-        .into_iter()
-        .map(|r| (r.code, r.name))
-        .collect();
-    let kinds = UnitKind::ALL
-        .iter()
-        .map(|k| (k.as_str(), format!("unit_kind.{}", k.as_str())))
-        .collect();
+    let parents = unit_options(&units).into_iter().filter(|o| Some(o.id) != editing).collect();
+    let regions = state.identity.regions().await?.into_iter().map(|r| (r.code, r.name)).collect();
+    let kinds = UnitKind::ALL.iter().map(|k| (k.as_str(), format!("unit_kind.{}", k.as_str()))).collect();
     let (heading_key, action) = match editing {
         Some(id) => ("units.edit", format!("/admin/units/{id}")),
         None => ("units.new", "/admin/units".to_string()),
     };
-    let status = if error.1.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = if error.1.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = UnitForm {
         l: Layout::new(ctx, heading_key, "units"),
         heading: ctx.tr.t(heading_key).to_string(),
@@ -197,11 +153,7 @@ pub async fn new_form(State(state): State<AppState>, ctx: Ctx) -> PageResult {
     form_page(&state, &ctx, None, data, Default::default()).await
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    PageForm(data): PageForm<UnitFormData>,
-) -> PageResult {
+pub async fn create(State(state): State<AppState>, ctx: Ctx, PageForm(data): PageForm<UnitFormData>) -> PageResult {
     let p = ctx.principal()?;
     let result = match data.to_input() {
         Ok(input) => state.identity.create_unit(p, &ctx.actor(), input).await,
@@ -231,12 +183,7 @@ pub async fn edit_form(State(state): State<AppState>, ctx: Ctx, params: PathPara
     form_page(&state, &ctx, Some(id), data, Default::default()).await
 }
 
-pub async fn update(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    params: PathParams,
-    PageForm(data): PageForm<UnitFormData>,
-) -> PageResult {
+pub async fn update(State(state): State<AppState>, ctx: Ctx, params: PathParams, PageForm(data): PageForm<UnitFormData>) -> PageResult {
     let id = params.id("id")?;
     let p = ctx.principal()?;
     let result = match data.to_input() {
@@ -261,9 +208,6 @@ pub async fn toggle(State(state): State<AppState>, ctx: Ctx, params: PathParams)
         "disable" => false,
         _ => return Err(DomainError::NotFound("error.no_such_page").into()),
     };
-    state
-        .identity
-        .set_unit_enabled(p, &ctx.actor(), id, enabled)
-        .await?;
+    state.identity.set_unit_enabled(p, &ctx.actor(), id, enabled).await?;
     see_other("/admin/units?done=unit_saved")
 }

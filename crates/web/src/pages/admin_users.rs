@@ -57,23 +57,11 @@ pub struct UsersQuery {
     done: Option<String>,
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    QueryOf(query): QueryOf<UsersQuery>,
-) -> PageResult {
+pub async fn list(State(state): State<AppState>, ctx: Ctx, QueryOf(query): QueryOf<UsersQuery>) -> PageResult {
     let p = ctx.principal()?;
-    let unit_filter = if query.unit.trim().is_empty() {
-        None
-    } else {
-        Some(parse_id("unit", &query.unit)?)
-    };
+    let unit_filter = if query.unit.trim().is_empty() { None } else { Some(parse_id("unit", &query.unit)?) };
     let users = state.identity.users(p, unit_filter, &query.q).await?;
-    let units = if p.has(Permission::UnitRead) {
-        unit_options(&state.identity.units(p).await?)
-    } else {
-        Vec::new()
-    };
+    let units = if p.has(Permission::UnitRead) { unit_options(&state.identity.units(p).await?) } else { Vec::new() };
     let rows = users
         .iter()
         .map(|u| UserRow {
@@ -86,14 +74,7 @@ pub async fn list(
         })
         .collect();
     let l = Layout::new(&ctx, "users.title", "users").with_flash(query.done.as_deref());
-    render(&UsersPage {
-        l,
-        users: rows,
-        units,
-        unit_filter: unit_filter.unwrap_or(0),
-        q: query.q,
-        can_write: p.has(Permission::UserWrite),
-    })
+    render(&UsersPage { l, users: rows, units, unit_filter: unit_filter.unwrap_or(0), q: query.q, can_write: p.has(Permission::UserWrite) })
 }
 
 #[derive(Template)]
@@ -130,24 +111,14 @@ pub struct UserFormData {
     phone: String,
 }
 
-async fn form_page(
-    state: &AppState,
-    ctx: &Ctx,
-    editing: Option<i64>,
-    data: UserFormData,
-    error: (String, String),
-) -> PageResult {
+async fn form_page(state: &AppState, ctx: &Ctx, editing: Option<i64>, data: UserFormData, error: (String, String)) -> PageResult {
     let p = ctx.principal()?;
     let units = state.identity.units(p).await?;
     let (key, action) = match editing {
         Some(id) => ("users.edit", format!("/admin/users/{id}")),
         None => ("users.new", "/admin/users".into()),
     };
-    let status = if error.1.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = if error.1.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = UserForm {
         l: Layout::new(ctx, key, "users"),
         heading: ctx.tr.t(key).into(),
@@ -168,21 +139,10 @@ async fn form_page(
 
 pub async fn new_form(State(state): State<AppState>, ctx: Ctx) -> PageResult {
     ctx.principal()?.require(Permission::UserWrite)?;
-    form_page(
-        &state,
-        &ctx,
-        None,
-        UserFormData::default(),
-        Default::default(),
-    )
-    .await
+    form_page(&state, &ctx, None, UserFormData::default(), Default::default()).await
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    PageForm(data): PageForm<UserFormData>,
-) -> PageResult {
+pub async fn create(State(state): State<AppState>, ctx: Ctx, PageForm(data): PageForm<UserFormData>) -> PageResult {
     let p = ctx.principal()?;
     let result = match parse_id("unit_id", &data.unit_id) {
         Ok(unit_id) => {
@@ -199,17 +159,7 @@ pub async fn create(
         Err(e) => Err(e),
     };
     match result {
-        Ok((id, secret)) => {
-            detail_page(
-                &state,
-                &ctx,
-                id,
-                secret,
-                String::new(),
-                Some("user_created"),
-            )
-            .await
-        }
+        Ok((id, secret)) => detail_page(&state, &ctx, id, secret, String::new(), Some("user_created")).await,
         Err(e) => {
             let err = form_error(&ctx.tr, e)?;
             form_page(&state, &ctx, None, data, err).await
@@ -239,14 +189,7 @@ struct DetailPage {
     grant_error: String,
 }
 
-async fn detail_page(
-    state: &AppState,
-    ctx: &Ctx,
-    id: i64,
-    secret: String,
-    grant_error: String,
-    done: Option<&str>,
-) -> PageResult {
+async fn detail_page(state: &AppState, ctx: &Ctx, id: i64, secret: String, grant_error: String, done: Option<&str>) -> PageResult {
     let p = ctx.principal()?;
     let user = state.identity.user(p, &ctx.actor(), id).await?;
     let can_write = p.has(Permission::UserWrite) && id != p.user_id;
@@ -257,40 +200,13 @@ async fn detail_page(
         .grants_of(id)
         .await?
         .into_iter()
-        .map(|g| GrantRow {
-            id: g.id,
-            role_name: g.role_name,
-            scope_key: format!("scope.{}", g.scope.as_str()),
-        })
+        .map(|g| GrantRow { id: g.id, role_name: g.role_name, scope_key: format!("scope.{}", g.scope.as_str()) })
         .collect();
-    let roles = if can_grant {
-        state
-            .identity
-            .authz()
-            .roles(p)
-            .await?
-            .into_iter()
-            .map(|r| (r.id, r.name))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let mut actions = vec![if user.enabled {
-        ("disable", "common.disable")
-    } else {
-        ("enable", "common.enable")
-    }];
-    actions.push(if user.is_locked(now_millis()) {
-        ("unlock", "users.unlock")
-    } else {
-        ("lock", "users.lock")
-    });
+    let roles = if can_grant { state.identity.authz().roles(p).await?.into_iter().map(|r| (r.id, r.name)).collect() } else { Vec::new() };
+    let mut actions = vec![if user.enabled { ("disable", "common.disable") } else { ("enable", "common.enable") }];
+    actions.push(if user.is_locked(now_millis()) { ("unlock", "users.unlock") } else { ("lock", "users.lock") });
     actions.push(("reset-password", "users.reset_password"));
-    let status = if grant_error.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::CONFLICT
-    };
+    let status = if grant_error.is_empty() { StatusCode::OK } else { StatusCode::CONFLICT };
     let page = DetailPage {
         l: Layout::new(ctx, "users.profile", "users").with_flash(done),
         status_key: status_key(&user),
@@ -301,10 +217,7 @@ async fn detail_page(
         actions,
         grants,
         roles,
-        scopes: Scope::ALL
-            .iter()
-            .map(|s| (s.as_str(), format!("scope.{}", s.as_str())))
-            .collect(),
+        scopes: Scope::ALL.iter().map(|s| (s.as_str(), format!("scope.{}", s.as_str()))).collect(),
         grant_error,
     };
     render_status(status, &page)
@@ -318,15 +231,7 @@ pub async fn detail(
 ) -> PageResult {
     let id = params.id("id")?;
     let done = q.done;
-    detail_page(
-        &state,
-        &ctx,
-        id,
-        String::new(),
-        String::new(),
-        done.as_deref(),
-    )
-    .await
+    detail_page(&state, &ctx, id, String::new(), String::new(), done.as_deref()).await
 }
 
 pub async fn edit_form(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
@@ -345,12 +250,7 @@ pub async fn edit_form(State(state): State<AppState>, ctx: Ctx, params: PathPara
     form_page(&state, &ctx, Some(id), data, Default::default()).await
 }
 
-pub async fn update(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    params: PathParams,
-    PageForm(data): PageForm<UserFormData>,
-) -> PageResult {
+pub async fn update(State(state): State<AppState>, ctx: Ctx, params: PathParams, PageForm(data): PageForm<UserFormData>) -> PageResult {
     let id = params.id("id")?;
     let p = ctx.principal()?;
     let result = match parse_id("unit_id", &data.unit_id) {
@@ -388,15 +288,7 @@ pub async fn action(State(state): State<AppState>, ctx: Ctx, params: PathParams)
         "unlock" => ids.set_user_locked(p, &actor, id, false).await?,
         "reset-password" => {
             let secret = ids.reset_password(p, &actor, id).await?;
-            return detail_page(
-                &state,
-                &ctx,
-                id,
-                secret,
-                String::new(),
-                Some("password_reset"),
-            )
-            .await;
+            return detail_page(&state, &ctx, id, secret, String::new(), Some("password_reset")).await;
         }
         _ => return Err(DomainError::NotFound("error.no_such_page").into()),
     }
@@ -411,23 +303,12 @@ pub struct GrantForm {
     scope: String,
 }
 
-pub async fn add_grant(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    params: PathParams,
-    PageForm(form): PageForm<GrantForm>,
-) -> PageResult {
+pub async fn add_grant(State(state): State<AppState>, ctx: Ctx, params: PathParams, PageForm(form): PageForm<GrantForm>) -> PageResult {
     let id = params.id("id")?;
     let p = ctx.principal()?;
     let role_id = parse_id("role_id", &form.role_id)?;
-    let scope = Scope::parse(&form.scope)
-        .ok_or_else(|| DomainError::invalid("scope", "error.invalid_choice"))?;
-    match state
-        .identity
-        .authz()
-        .grant(p, &ctx.actor(), id, role_id, scope)
-        .await
-    {
+    let scope = Scope::parse(&form.scope).ok_or_else(|| DomainError::invalid("scope", "error.invalid_choice"))?;
+    match state.identity.authz().grant(p, &ctx.actor(), id, role_id, scope).await {
         Ok(_) => see_other(&format!("/admin/users/{id}?done=grant_saved")),
         Err(e @ (DomainError::Conflict(_) | DomainError::Invalid(_))) => {
             let msg = crate::error::message(&ctx.tr, &e);
@@ -437,17 +318,9 @@ pub async fn add_grant(
     }
 }
 
-pub async fn revoke_grant(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    params: PathParams,
-) -> PageResult {
+pub async fn revoke_grant(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
     let grant_id = params.id("id")?;
     let p = ctx.principal()?;
-    let user_id = state
-        .identity
-        .authz()
-        .revoke(p, &ctx.actor(), grant_id)
-        .await?;
+    let user_id = state.identity.authz().revoke(p, &ctx.actor(), grant_id).await?;
     see_other(&format!("/admin/users/{user_id}?done=grant_saved"))
 }

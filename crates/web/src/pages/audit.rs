@@ -44,13 +44,9 @@ impl AuditQuery {
             if s.trim().is_empty() {
                 return Ok(None);
             }
-            parse_local_date(s)
-                .map(Some)
-                .ok_or_else(|| DomainError::invalid(field, "error.date"))
+            parse_local_date(s).map(Some).ok_or_else(|| DomainError::invalid(field, "error.date"))
         };
-        if !self.result.is_empty()
-            && !["success", "failure", "denied"].contains(&self.result.as_str())
-        {
+        if !self.result.is_empty() && !["success", "failure", "denied"].contains(&self.result.as_str()) {
             return Err(DomainError::invalid("result", "error.invalid_choice"));
         }
         Ok(AuditFilter {
@@ -93,25 +89,10 @@ struct AuditPageView {
 
 const PER_PAGE: i64 = 50;
 
-pub async fn page(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    QueryOf(q): QueryOf<AuditQuery>,
-) -> PageResult {
+pub async fn page(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<AuditQuery>) -> PageResult {
     let p = ctx.principal()?;
     if p.require(Permission::AuditRead).is_err() {
-        state
-            .identity
-            .audit()
-            .record_denied(
-                state.db(),
-                &ctx.actor(),
-                "audit.read",
-                "audit",
-                "",
-                "missing_permission",
-            )
-            .await;
+        state.identity.audit().record_denied(state.db(), &ctx.actor(), "audit.read", "audit", "", "missing_permission").await;
         return Err(DomainError::Forbidden("error.forbidden").into());
     }
     let query = serde_urlencoded::to_string(&q).unwrap_or_default();
@@ -119,11 +100,7 @@ pub async fn page(
         Ok(f) => (f, String::new()),
         Err(e) => (AuditFilter::default(), crate::error::message(&ctx.tr, &e)),
     };
-    let page_no = if q.page.is_empty() {
-        1
-    } else {
-        super::parse_id("page", &q.page)?.max(1)
-    };
+    let page_no = if q.page.is_empty() { 1 } else { super::parse_id("page", &q.page)?.max(1) };
     let result = filter.page(state.db(), page_no, PER_PAGE).await?;
     let records = result
         .records
@@ -144,28 +121,10 @@ pub async fn page(
     state
         .identity
         .audit()
-        .record(
-            state.db(),
-            &ctx.actor(),
-            Entry::success(
-                "audit.read",
-                "audit",
-                "",
-                json!({"query": query, "page": page_no}),
-            ),
-        )
+        .record(state.db(), &ctx.actor(), Entry::success("audit.read", "audit", "", json!({"query": query, "page": page_no})))
         .await?;
     let l = Layout::new(&ctx, "audit.title", "audit");
-    render(&AuditPageView {
-        l,
-        f: q,
-        query,
-        records,
-        total: result.total.to_string(),
-        page: page_no,
-        pages,
-        error,
-    })
+    render(&AuditPageView { l, f: q, query, records, total: result.total.to_string(), page: page_no, pages, error })
 }
 
 /// Most rows one export returns.
@@ -178,41 +137,19 @@ pub async fn export(
 ) -> Result<axum::response::Response, crate::error::PageError> {
     let p = ctx.principal()?;
     if p.require(Permission::AuditRead).is_err() {
-        state
-            .identity
-            .audit()
-            .record_denied(
-                state.db(),
-                &ctx.actor(),
-                "audit.export",
-                "audit",
-                "",
-                "missing_permission",
-            )
-            .await;
+        state.identity.audit().record_denied(state.db(), &ctx.actor(), "audit.export", "audit", "", "missing_permission").await;
         return Err(DomainError::Forbidden("error.forbidden").into());
     }
     let filter = q.filter()?;
     let records = filter.all(state.db(), EXPORT_LIMIT).await?;
     let query = serde_urlencoded::to_string(&q).unwrap_or_default();
     let details = json!({"query": query, "rows": records.len()});
-    state
-        .identity
-        .audit()
-        .record(
-            state.db(),
-            &ctx.actor(),
-            Entry::success("audit.export", "audit", "", details),
-        )
-        .await?;
+    state.identity.audit().record(state.db(), &ctx.actor(), Entry::success("audit.export", "audit", "", details)).await?;
     let body = tongban_audit::to_csv(&records);
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"tongban-audit.csv\"",
-            ),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"tongban-audit.csv\""),
             (header::CACHE_CONTROL, "no-store"),
         ],
         body,

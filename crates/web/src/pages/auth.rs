@@ -43,49 +43,23 @@ pub async fn login_page(ctx: Ctx) -> PageResult {
     if let Some(s) = &ctx.session {
         return see_other(stage_path(s.stage));
     }
-    render(&LoginPage {
-        l: Layout::new(&ctx, "login.title", ""),
-        username: String::new(),
-        error: String::new(),
-    })
+    render(&LoginPage { l: Layout::new(&ctx, "login.title", ""), username: String::new(), error: String::new() })
 }
 
-pub async fn login_submit(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    PageForm(form): PageForm<LoginForm>,
-) -> PageResult {
-    match state
-        .identity
-        .login_password(&form.username, &form.password, &ctx.ip, &ctx.user_agent)
-        .await
-    {
+pub async fn login_submit(State(state): State<AppState>, ctx: Ctx, PageForm(form): PageForm<LoginForm>) -> PageResult {
+    match state.identity.login_password(&form.username, &form.password, &ctx.ip, &ctx.user_agent).await {
         Ok(result) => {
             let cookie = crate::ctx::session_cookie(&state, &result.session_secret);
-            Ok((
-                [(header::SET_COOKIE, cookie)],
-                Redirect::to(stage_path(result.stage)),
-            )
-                .into_response())
+            Ok(([(header::SET_COOKIE, cookie)], Redirect::to(stage_path(result.stage))).into_response())
         }
-        Err(
-            e
-            @ (DomainError::Unauthenticated(_) | DomainError::Locked(_) | DomainError::Invalid(_)),
-        ) => {
+        Err(e @ (DomainError::Unauthenticated(_) | DomainError::Locked(_) | DomainError::Invalid(_))) => {
             let status = match e {
                 DomainError::Locked(_) => StatusCode::TOO_MANY_REQUESTS,
                 DomainError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 _ => StatusCode::UNAUTHORIZED,
             };
             let error = crate::error::message(&ctx.tr, &e);
-            render_status(
-                status,
-                &LoginPage {
-                    l: Layout::new(&ctx, "login.title", ""),
-                    username: form.username,
-                    error,
-                },
-            )
+            render_status(status, &LoginPage { l: Layout::new(&ctx, "login.title", ""), username: form.username, error })
         }
         Err(e) => Err(PageError(e)),
     }
@@ -116,37 +90,20 @@ pub async fn totp_page(ctx: Ctx) -> PageResult {
     if let Err(r) = require_stage(&ctx, Stage::Totp) {
         return r;
     }
-    render(&TotpPage {
-        l: Layout::new(&ctx, "totp.title", ""),
-        error: String::new(),
-    })
+    render(&TotpPage { l: Layout::new(&ctx, "totp.title", ""), error: String::new() })
 }
 
-pub async fn totp_submit(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    PageForm(form): PageForm<CodeForm>,
-) -> PageResult {
+pub async fn totp_submit(State(state): State<AppState>, ctx: Ctx, PageForm(form): PageForm<CodeForm>) -> PageResult {
     if let Err(r) = require_stage(&ctx, Stage::Totp) {
         return r;
     }
     let session = ctx.session()?;
-    match state
-        .identity
-        .login_totp(session, &ctx.actor(), &form.code)
-        .await
-    {
+    match state.identity.login_totp(session, &ctx.actor(), &form.code).await {
         Ok(stage) => see_other(stage_path(stage)),
         Err(DomainError::Locked(k)) => Err(PageError(DomainError::Locked(k))),
         Err(e) => {
             let (_, error) = form_error(&ctx.tr, e)?;
-            render_status(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &TotpPage {
-                    l: Layout::new(&ctx, "totp.title", ""),
-                    error,
-                },
-            )
+            render_status(StatusCode::UNPROCESSABLE_ENTITY, &TotpPage { l: Layout::new(&ctx, "totp.title", ""), error })
         }
     }
 }
@@ -172,45 +129,19 @@ pub struct RecoveryPage {
 /// Renders enrolment (shared by first log-in and "my account").
 pub async fn enrol(state: &AppState, ctx: &Ctx, action: &'static str, error: String) -> PageResult {
     let e = state.identity.begin_totp_enrolment(ctx.session()?).await?;
-    let status = if error.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    render_status(
-        status,
-        &EnrolPage {
-            l: Layout::new(ctx, "enrol.title", "me"),
-            secret: e.secret,
-            qr_svg: e.qr_svg,
-            action,
-            error,
-        },
-    )
+    let status = if error.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    render_status(status, &EnrolPage { l: Layout::new(ctx, "enrol.title", "me"), secret: e.secret, qr_svg: e.qr_svg, action, error })
 }
 
 /// Confirms enrolment and shows the recovery codes.
-pub async fn confirm_enrol(
-    state: &AppState,
-    ctx: &Ctx,
-    code: &str,
-    action: &'static str,
-) -> PageResult {
-    match state
-        .identity
-        .confirm_totp_enrolment(ctx.session()?, &ctx.actor(), code)
-        .await
-    {
+pub async fn confirm_enrol(state: &AppState, ctx: &Ctx, code: &str, action: &'static str) -> PageResult {
+    match state.identity.confirm_totp_enrolment(ctx.session()?, &ctx.actor(), code).await {
         Ok((stage, codes)) => {
             let mut l = Layout::new(ctx, "recovery.title", "me");
             if stage != Stage::Complete {
                 l.user = None;
             }
-            render(&RecoveryPage {
-                l,
-                codes,
-                next: stage_path(stage),
-            })
+            render(&RecoveryPage { l, codes, next: stage_path(stage) })
         }
         Err(e) => {
             let (_, error) = form_error(&ctx.tr, e)?;
@@ -226,11 +157,7 @@ pub async fn enrol_page(State(state): State<AppState>, ctx: Ctx) -> PageResult {
     enrol(&state, &ctx, "/login/enrol", String::new()).await
 }
 
-pub async fn enrol_submit(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    PageForm(form): PageForm<CodeForm>,
-) -> PageResult {
+pub async fn enrol_submit(State(state): State<AppState>, ctx: Ctx, PageForm(form): PageForm<CodeForm>) -> PageResult {
     if let Err(r) = require_stage(&ctx, Stage::TotpEnroll) {
         return r;
     }
@@ -258,41 +185,16 @@ pub struct PasswordForm {
 }
 
 /// Handles a password change form (shared by the forced change and "my account").
-pub async fn change_password(
-    state: &AppState,
-    ctx: &Ctx,
-    form: PasswordForm,
-    forced: bool,
-    action: &'static str,
-) -> PageResult {
+pub async fn change_password(state: &AppState, ctx: &Ctx, form: PasswordForm, forced: bool, action: &'static str) -> PageResult {
     let session = ctx.session()?;
-    match state
-        .identity
-        .change_password(
-            session,
-            &ctx.actor(),
-            &form.current_password,
-            &form.new_password,
-            &form.confirm_password,
-        )
-        .await
-    {
+    match state.identity.change_password(session, &ctx.actor(), &form.current_password, &form.new_password, &form.confirm_password).await {
         Ok(stage) if forced => see_other(stage_path(stage)),
         Ok(_) => see_other("/me/sessions?done=password_changed"),
         Err(DomainError::Locked(k)) => Err(PageError(DomainError::Locked(k))),
         Err(e) => {
             let (error_field, error) = form_error(&ctx.tr, e)?;
             let l = Layout::new(ctx, "password.title", "me");
-            render_status(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &PasswordPage {
-                    l,
-                    forced,
-                    action,
-                    error,
-                    error_field,
-                },
-            )
+            render_status(StatusCode::UNPROCESSABLE_ENTITY, &PasswordPage { l, forced, action, error, error_field })
         }
     }
 }
@@ -302,20 +204,10 @@ pub async fn password_page(ctx: Ctx) -> PageResult {
         return r;
     }
     let l = Layout::new(&ctx, "password.title", "");
-    render(&PasswordPage {
-        l,
-        forced: true,
-        action: "/login/password",
-        error: String::new(),
-        error_field: String::new(),
-    })
+    render(&PasswordPage { l, forced: true, action: "/login/password", error: String::new(), error_field: String::new() })
 }
 
-pub async fn password_submit(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    PageForm(form): PageForm<PasswordForm>,
-) -> PageResult {
+pub async fn password_submit(State(state): State<AppState>, ctx: Ctx, PageForm(form): PageForm<PasswordForm>) -> PageResult {
     if let Err(r) = require_stage(&ctx, Stage::PasswordChange) {
         return r;
     }
@@ -325,15 +217,8 @@ pub async fn password_submit(
 pub async fn logout(State(state): State<AppState>, ctx: Ctx) -> PageResult {
     if let Some(s) = &ctx.session {
         if s.session_id != 0 {
-            state
-                .identity
-                .revoke_session(s, &ctx.actor(), s.session_id)
-                .await?;
+            state.identity.revoke_session(s, &ctx.actor(), s.session_id).await?;
         }
     }
-    Ok((
-        [(header::SET_COOKIE, crate::ctx::clear_session_cookie())],
-        Redirect::to("/login"),
-    )
-        .into_response())
+    Ok(([(header::SET_COOKIE, crate::ctx::clear_session_cookie())], Redirect::to("/login")).into_response())
 }

@@ -34,11 +34,7 @@ struct SessionsPage {
     totp_enabled: bool,
 }
 
-pub async fn sessions(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    QueryOf(q): QueryOf<Done>,
-) -> PageResult {
+pub async fn sessions(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<Done>) -> PageResult {
     let p = ctx.principal()?;
     let session = ctx.session()?;
     let rows = state
@@ -55,31 +51,15 @@ pub async fn sessions(
             current: s.current,
         })
         .collect();
-    let totp_enabled = state
-        .identity
-        .user(p, &ctx.actor(), p.user_id)
-        .await
-        .map(|u| u.totp_enabled)
-        .unwrap_or(true);
+    let totp_enabled = state.identity.user(p, &ctx.actor(), p.user_id).await.map(|u| u.totp_enabled).unwrap_or(true);
     let l = Layout::new(&ctx, "me.title", "me").with_flash(q.done.as_deref());
-    render(&SessionsPage {
-        l,
-        sessions: rows,
-        totp_enabled,
-    })
+    render(&SessionsPage { l, sessions: rows, totp_enabled })
 }
 
-pub async fn revoke_session(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    params: PathParams,
-) -> PageResult {
+pub async fn revoke_session(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
     let id = params.id("id")?;
     ctx.principal()?;
-    state
-        .identity
-        .revoke_session(ctx.session()?, &ctx.actor(), id)
-        .await?;
+    state.identity.revoke_session(ctx.session()?, &ctx.actor(), id).await?;
     see_other("/me/sessions?done=session_revoked")
 }
 
@@ -100,56 +80,21 @@ struct TokensPage {
     error: String,
 }
 
-async fn tokens_page(
-    state: &AppState,
-    ctx: &Ctx,
-    secret: String,
-    error: String,
-    done: Option<&str>,
-) -> PageResult {
+async fn tokens_page(state: &AppState, ctx: &Ctx, secret: String, error: String, done: Option<&str>) -> PageResult {
     ctx.principal()?;
     let tokens = state
         .identity
         .my_api_tokens(ctx.session()?)
         .await?
         .into_iter()
-        .map(|t| TokenRow {
-            id: t.id,
-            name: t.name,
-            prefix: t.prefix,
-            scopes: t.scopes,
-            expires: format_local(t.expires_at),
-        })
+        .map(|t| TokenRow { id: t.id, name: t.name, prefix: t.prefix, scopes: t.scopes, expires: format_local(t.expires_at) })
         .collect();
-    let status = if error.is_empty() {
-        axum::http::StatusCode::OK
-    } else {
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY
-    };
-    render_status(
-        status,
-        &TokensPage {
-            l: Layout::new(ctx, "tokens.title", "me").with_flash(done),
-            tokens,
-            secret,
-            error,
-        },
-    )
+    let status = if error.is_empty() { axum::http::StatusCode::OK } else { axum::http::StatusCode::UNPROCESSABLE_ENTITY };
+    render_status(status, &TokensPage { l: Layout::new(ctx, "tokens.title", "me").with_flash(done), tokens, secret, error })
 }
 
-pub async fn tokens(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    QueryOf(q): QueryOf<Done>,
-) -> PageResult {
-    tokens_page(
-        &state,
-        &ctx,
-        String::new(),
-        String::new(),
-        q.done.as_deref(),
-    )
-    .await
+pub async fn tokens(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<Done>) -> PageResult {
+    tokens_page(&state, &ctx, String::new(), String::new(), q.done.as_deref()).await
 }
 
 #[derive(Deserialize)]
@@ -162,25 +107,10 @@ pub struct TokenForm {
     write: Option<String>,
 }
 
-pub async fn create_token(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    PageForm(form): PageForm<TokenForm>,
-) -> PageResult {
+pub async fn create_token(State(state): State<AppState>, ctx: Ctx, PageForm(form): PageForm<TokenForm>) -> PageResult {
     ctx.principal()?;
     let result = match parse_id("days", &form.days) {
-        Ok(days) => {
-            state
-                .identity
-                .create_api_token(
-                    ctx.session()?,
-                    &ctx.actor(),
-                    &form.name,
-                    days,
-                    form.write.is_some(),
-                )
-                .await
-        }
+        Ok(days) => state.identity.create_api_token(ctx.session()?, &ctx.actor(), &form.name, days, form.write.is_some()).await,
         Err(e) => Err(e),
     };
     match result {
@@ -192,37 +122,20 @@ pub async fn create_token(
     }
 }
 
-pub async fn revoke_token(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    params: PathParams,
-) -> PageResult {
+pub async fn revoke_token(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
     let id = params.id("id")?;
     ctx.principal()?;
-    state
-        .identity
-        .revoke_api_token(ctx.session()?, &ctx.actor(), id)
-        .await?;
+    state.identity.revoke_api_token(ctx.session()?, &ctx.actor(), id).await?;
     see_other("/me/tokens?done=token_revoked")
 }
 
 pub async fn password_page(ctx: Ctx) -> PageResult {
     ctx.principal()?;
     let l = Layout::new(&ctx, "password.title", "me");
-    render(&PasswordPage {
-        l,
-        forced: false,
-        action: "/me/password",
-        error: String::new(),
-        error_field: String::new(),
-    })
+    render(&PasswordPage { l, forced: false, action: "/me/password", error: String::new(), error_field: String::new() })
 }
 
-pub async fn password_submit(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    PageForm(form): PageForm<PasswordForm>,
-) -> PageResult {
+pub async fn password_submit(State(state): State<AppState>, ctx: Ctx, PageForm(form): PageForm<PasswordForm>) -> PageResult {
     ctx.principal()?;
     change_password(&state, &ctx, form, false, "/me/password").await
 }
@@ -238,11 +151,7 @@ pub async fn totp_page(State(state): State<AppState>, ctx: Ctx) -> PageResult {
     enrol(&state, &ctx, "/me/totp", String::new()).await
 }
 
-pub async fn totp_submit(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    PageForm(form): PageForm<CodeForm>,
-) -> PageResult {
+pub async fn totp_submit(State(state): State<AppState>, ctx: Ctx, PageForm(form): PageForm<CodeForm>) -> PageResult {
     ctx.principal()?;
     confirm_enrol(&state, &ctx, &form.code, "/me/totp").await
 }

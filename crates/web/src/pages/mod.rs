@@ -61,21 +61,12 @@ impl Layout {
     /// The layout for `ctx` with a translated title.
     pub fn new(ctx: &Ctx, title_key: &str, active: &'static str) -> Layout {
         let user = ctx.principal().ok().map(nav_user);
-        Layout {
-            tr: ctx.tr,
-            csrf: ctx.csrf.clone(),
-            user,
-            title: ctx.tr.t(title_key).to_string(),
-            active,
-            flash: String::new(),
-        }
+        Layout { tr: ctx.tr, csrf: ctx.csrf.clone(), user, title: ctx.tr.t(title_key).to_string(), active, flash: String::new() }
     }
 
     /// The same layout with a status message from a `?done=` key.
     pub fn with_flash(mut self, done: Option<&str>) -> Layout {
-        if let Some(key) =
-            done.filter(|k| k.len() < 40 && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
-        {
+        if let Some(key) = done.filter(|k| k.len() < 40 && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')) {
             self.flash = self.tr.t(&format!("flash.{key}")).to_string();
         }
         self
@@ -112,9 +103,7 @@ pub fn render<T: Template>(t: &T) -> PageResult {
 
 /// Renders a template with a status (e.g. 422 for a form with errors).
 pub fn render_status<T: Template>(status: StatusCode, t: &T) -> PageResult {
-    let html = t
-        .render()
-        .map_err(|e| DomainError::Internal(format!("template: {e}")))?;
+    let html = t.render().map_err(|e| DomainError::Internal(format!("template: {e}")))?;
     Ok((status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response())
 }
 
@@ -134,10 +123,7 @@ pub fn form_error(tr: &Tr, e: DomainError) -> Result<(String, String), PageError
 
 /// Parses a numeric form field, naming it on failure.
 pub fn parse_id(field: &str, value: &str) -> Result<i64, DomainError> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| DomainError::invalid(field, "error.invalid_value"))
+    value.trim().parse().map_err(|_| DomainError::invalid(field, "error.invalid_value"))
 }
 
 #[derive(RustEmbed)]
@@ -156,31 +142,17 @@ async fn static_file(axum::extract::Path(path): axum::extract::Path<String>) -> 
             } else {
                 "application/octet-stream"
             };
-            (
-                [
-                    (header::CONTENT_TYPE, mime),
-                    (header::CACHE_CONTROL, "public, max-age=3600"),
-                ],
-                file.data.into_owned(),
-            )
-                .into_response()
+            ([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "public, max-age=3600")], file.data.into_owned()).into_response()
         }
         None => crate::error::not_found(axum::http::Uri::from_static("/static")).await,
     }
 }
 
 async fn home(ctx: Ctx) -> Response {
-    if ctx.principal().is_ok() {
-        Redirect::to("/workbench").into_response()
-    } else {
-        Redirect::to("/login").into_response()
-    }
+    if ctx.principal().is_ok() { Redirect::to("/workbench").into_response() } else { Redirect::to("/login").into_response() }
 }
 
-async fn set_lang(
-    axum::extract::Path(code): axum::extract::Path<String>,
-    headers: axum::http::HeaderMap,
-) -> Response {
+async fn set_lang(axum::extract::Path(code): axum::extract::Path<String>, headers: axum::http::HeaderMap) -> Response {
     let lang = crate::i18n::Lang::parse(&code).unwrap_or_default();
     // Only same-site paths are followed back.
     let back = headers
@@ -190,11 +162,7 @@ async fn set_lang(
         .and_then(|rest| rest.find('/').map(|i| rest[i..].to_string()))
         .filter(|p| p.starts_with('/') && !p.starts_with("//"))
         .unwrap_or_else(|| "/".into());
-    let cookie = format!(
-        "{}={}; Path=/; SameSite=Lax; Max-Age=31536000",
-        crate::ctx::LANG_COOKIE,
-        lang.tag()
-    );
+    let cookie = format!("{}={}; Path=/; SameSite=Lax; Max-Age=31536000", crate::ctx::LANG_COOKIE, lang.tag());
     ([(header::SET_COOKIE, cookie)], Redirect::to(&back)).into_response()
 }
 
@@ -206,41 +174,23 @@ pub fn routes() -> Router<AppState> {
         .route("/lang/{code}", get(set_lang))
         .route("/login", get(auth::login_page).post(auth::login_submit))
         .route("/login/totp", get(auth::totp_page).post(auth::totp_submit))
-        .route(
-            "/login/enrol",
-            get(auth::enrol_page).post(auth::enrol_submit),
-        )
-        .route(
-            "/login/password",
-            get(auth::password_page).post(auth::password_submit),
-        )
+        .route("/login/enrol", get(auth::enrol_page).post(auth::enrol_submit))
+        .route("/login/password", get(auth::password_page).post(auth::password_submit))
         .route("/logout", post(auth::logout))
         .route("/workbench", get(workbench::page))
-        .route(
-            "/admin/units",
-            get(admin_units::list).post(admin_units::create),
-        )
+        .route("/admin/units", get(admin_units::list).post(admin_units::create))
         .route("/admin/units/new", get(admin_units::new_form))
         .route("/admin/units/{id}/edit", get(admin_units::edit_form))
         .route("/admin/units/{id}", post(admin_units::update))
         .route("/admin/units/{id}/{action}", post(admin_units::toggle))
-        .route(
-            "/admin/users",
-            get(admin_users::list).post(admin_users::create),
-        )
+        .route("/admin/users", get(admin_users::list).post(admin_users::create))
         .route("/admin/users/new", get(admin_users::new_form))
-        .route(
-            "/admin/users/{id}",
-            get(admin_users::detail).post(admin_users::update),
-        )
+        .route("/admin/users/{id}", get(admin_users::detail).post(admin_users::update))
         .route("/admin/users/{id}/edit", get(admin_users::edit_form))
         .route("/admin/users/{id}/grants", post(admin_users::add_grant))
         .route("/admin/users/{id}/{action}", post(admin_users::action))
         .route("/admin/grants/{id}/revoke", post(admin_users::revoke_grant))
-        .route(
-            "/admin/roles",
-            get(admin_roles::list).post(admin_roles::create),
-        )
+        .route("/admin/roles", get(admin_roles::list).post(admin_roles::create))
         .route("/admin/roles/new", get(admin_roles::new_form))
         .route("/admin/roles/{id}/edit", get(admin_roles::edit_form))
         .route("/admin/roles/{id}", post(admin_roles::update))
@@ -250,9 +200,6 @@ pub fn routes() -> Router<AppState> {
         .route("/me/sessions/{id}/revoke", post(me::revoke_session))
         .route("/me/tokens", get(me::tokens).post(me::create_token))
         .route("/me/tokens/{id}/revoke", post(me::revoke_token))
-        .route(
-            "/me/password",
-            get(me::password_page).post(me::password_submit),
-        )
+        .route("/me/password", get(me::password_page).post(me::password_submit))
         .route("/me/totp", get(me::totp_page).post(me::totp_submit))
 }

@@ -17,14 +17,7 @@ struct WorkbenchPage {
 
 pub async fn page(State(state): State<AppState>, ctx: Ctx) -> PageResult {
     let p = ctx.principal()?;
-    let grants = state
-        .identity
-        .authz()
-        .grants_of(p.user_id)
-        .await?
-        .into_iter()
-        .map(|g| g.role_name)
-        .collect();
+    let grants = state.identity.authz().grants_of(p.user_id).await?.into_iter().map(|g| g.role_name).collect();
     render(&WorkbenchPage {
         l: Layout::new(&ctx, "workbench.title", "workbench"),
         username: p.username.clone(),

@@ -1,0 +1,138 @@
+//! The HTTP skeleton: errors in both shapes, 404/405/413, malformed input, OpenAPI, operations
+//! endpoints, security headers and languages.
+
+use axum::{
+    body::Body,
+    http::{Method, Request, StatusCode},
+};
+use serde_json::json;
+
+use crate::support::TestApp;
+
+#[tokio::test]
+async fn unknown_routes_wrong_methods_and_oversized_bodies() {
+    let app = TestApp::with(|c| c.server.max_body_bytes = 4096, true).await;
+    let mut c = app.client();
+    let r = c.get("/no/such/page").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("页面不存在"));
+    let r = c.get("/api/v1/nothing").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.json()["code"], "not_found");
+    let token = c.csrf("/login").await;
+    let r = c
+        .send(
+            Request::builder()
+                .method(Method::DELETE)
+                .uri("/healthz")
+                .header("cookie", format!("tb_csrf={token}"))
+                .header("x-csrf-token", token)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    let mut staff = app.staff("zhaomin").await;
+    let big = "x".repeat(10_000);
+    let r = staff.json(Method::POST, "/api/v1/tokens", json!({"name": big, "days": 1})).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let r = staff.post_form("/me/tokens", "/me/tokens", &[("name", &big), ("days", "1")]).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn malformed_json_and_paths_name_the_field() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    let r = sys.json(Method::POST, "/api/v1/units", json!({"name": "x", "kind": "department"})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["field"], "parent_id");
+    let r = sys.json(Method::POST, "/api/v1/units", json!({"name": 5, "kind": "department", "parent_id": 1})).await;
+    assert_eq!(r.json()["field"], "name");
+    let r = sys.json(Method::POST, "/api/v1/units", json!({"name": "x", "kind": "planet", "parent_id": 1})).await;
+    assert_eq!(r.json()["field"], "kind");
+    assert_eq!(r.json()["message"], "类型: 不是可选的值。");
+    let r = sys.json(Method::POST, "/api/v1/units", json!({"name": "x", "kind": "department", "parent_id": 1, "extra": true})).await;
+    assert_eq!(r.json()["field"], "extra");
+    let r = sys.json(Method::GET, "/api/v1/users/abc", json!({})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["field"], "id");
+    let r = sys.get("/api/v1/users?unit_id=abc").await;
+    assert_eq!(r.json()["field"], "unit_id");
+    // Broken JSON.
+    let token = sys.csrf("/me/tokens").await;
+    let cookie = sys.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+    let req = Request::post("/api/v1/units")
+        .header("host", "localhost")
+        .header("cookie", cookie)
+        .header("x-csrf-token", token)
+        .header("content-type", "application/json")
+        .body(Body::from("{\"name\": "))
+        .unwrap();
+    let r = sys.send(req).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["code"], "invalid");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'unit.create'").await, 0, "nothing half-written");
+}
+
+#[tokio::test]
+async fn english_is_chosen_by_header_or_switch() {
+    let app = TestApp::demo().await;
+    let mut c = app.client();
+    let r = c.send(Request::get("/login").header("accept-language", "en-GB,en;q=0.9").body(Body::empty()).unwrap()).await;
+    assert!(r.body.contains("Staff log-in") && r.body.contains("lang=\"en\""));
+    let r = c.get("/lang/en").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = c.login("zhangwei", "Wrong#pass1").await;
+    assert!(r.body.contains("Wrong user name or password"), "{}", r.body);
+    let r = c.get("/api/v1/me").await;
+    assert_eq!(r.json()["message"], "Please log in.");
+}
+
+#[tokio::test]
+async fn security_headers_and_cookie_flags() {
+    let app = TestApp::demo().await;
+    let mut c = app.client();
+    let r = c.get("/login").await;
+    let csp = r.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'self'"));
+    assert_eq!(r.headers["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers["referrer-policy"], "same-origin");
+    assert!(r.headers.get("strict-transport-security").is_none(), "no HSTS without TLS");
+    let r = c.login("zhangwei", crate::support::DEMO_PASSWORD).await;
+    let cookie = r.headers["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+    let tls = TestApp::with(|c| c.security.secure_cookies = true, true).await;
+    let mut c = tls.client();
+    let r = c.login("zhangwei", crate::support::DEMO_PASSWORD).await;
+    assert!(r.headers["set-cookie"].to_str().unwrap().contains("Secure"));
+}
+
+#[tokio::test]
+async fn openapi_health_readiness_and_metrics() {
+    let app = TestApp::demo().await;
+    let mut c = app.client();
+    let spec = c.get("/api/openapi.json").await.json();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/api/v1/units", "/api/v1/users/{id}/grants", "/api/v1/audit", "/api/v1/tokens"] {
+        assert!(spec["paths"][path].is_object(), "{path} documented");
+    }
+    let docs = c.get("/api/docs").await;
+    assert!(docs.body.contains("/api/v1/users") && docs.body.contains("POST"));
+    assert_eq!(c.get("/healthz").await.body, "ok");
+    assert_eq!(c.get("/readyz").await.status, StatusCode::OK);
+    let m = c.get("/metrics").await;
+    assert!(m.body.contains("tongban_db_pool_connections") && m.body.contains("tongban_jobs{status=\"queued\"}"));
+}
+
+#[tokio::test]
+async fn a_fresh_install_has_no_account_until_init() {
+    let app = TestApp::with(|_| {}, false).await;
+    let mut c = app.client();
+    assert_eq!(c.login("admin", "admin").await.status, StatusCode::UNAUTHORIZED);
+    let admins = app.opened.identity.init("县人民政府").await.unwrap();
+    assert_eq!(admins.iter().map(|a| a.username.as_str()).collect::<Vec<_>>(), ["sysadmin", "secadmin", "auditor"]);
+    assert!(app.opened.identity.init("again").await.is_err(), "init runs once");
+    let r = c.login("sysadmin", &admins[0].password).await;
+    assert_eq!(r.location(), "/login/password", "one-time password must be changed first");
+}

@@ -1,0 +1,12 @@
+//! The one integration-test binary: drives the HTTP layer in-process on SQLite, or on
+//! PostgreSQL when `TONGBAN_TEST_DATABASE_URL` is set (each test then gets its own database).
+
+mod support;
+
+mod api;
+mod audit;
+mod auth;
+mod background;
+mod scopes;
+mod separation;
+mod units_users;

@@ -1,0 +1,63 @@
+//! Data scopes (数据范围): a unit administrator sees and edits only their unit subtree.
+
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::TestApp;
+
+#[tokio::test]
+async fn a_unit_administrator_stays_inside_their_subtree() {
+    let app = TestApp::demo().await;
+    let mut unit_admin = app.staff("zhaomin").await; // 行政审批服务局, subtree
+    let users = unit_admin.get("/api/v1/users").await.json();
+    let names: Vec<&str> = users.as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    assert!(names.contains(&"zhaomin") && names.contains(&"liuyang"), "own unit and the window below it: {names:?}");
+    assert!(!names.contains(&"huangli") && !names.contains(&"sysadmin"), "nobody from other units: {names:?}");
+
+    let outsider = app.user_id("huangli").await; // 市场监督管理局
+    let r = unit_admin.get(&format!("/api/v1/users/{outsider}")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "other units' accounts are not even shown to exist");
+    let r = unit_admin.get(&format!("/admin/users/{outsider}")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let market = app.unit_id("市场监督管理局").await;
+    let r = unit_admin.json(Method::PUT, &format!("/api/v1/users/{outsider}"), json!({"display_name": "改名", "unit_id": market})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = unit_admin.json(Method::POST, &format!("/api/v1/users/{outsider}/disable"), json!({})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.scalar(&format!("SELECT enabled FROM users WHERE id = {outsider}")).await, 1, "unchanged");
+
+    let r = unit_admin.json(Method::POST, "/api/v1/users", json!({"username": "intruder", "display_name": "x", "unit_id": market})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["field"], "unit_id");
+    let window = app.unit_id("综合受理窗口").await;
+    let r = unit_admin
+        .json(
+            Method::POST,
+            "/api/v1/users",
+            json!({"username": "chenxin", "display_name": "陈欣", "unit_id": window, "position": "窗口受理员"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // Moving an own account into another unit is refused.
+    let mine = app.user_id("liuyang").await;
+    let r = unit_admin.json(Method::PUT, &format!("/api/v1/users/{mine}"), json!({"display_name": "刘洋", "unit_id": market})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    assert!(app.scalar("SELECT COUNT(*) FROM audit_log WHERE result = 'denied' AND actor_name = 'zhaomin'").await >= 4);
+    // Units: only the subtree is listed.
+    let units = unit_admin.get("/api/v1/units").await.json();
+    assert_eq!(units.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn ordinary_staff_cannot_list_accounts() {
+    let app = TestApp::demo().await;
+    let mut staff = app.staff("liuyang").await;
+    let r = staff.get("/api/v1/users").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.json()["code"], "forbidden");
+    assert_eq!(staff.get("/admin/users").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(staff.get("/audit").await.status, StatusCode::FORBIDDEN);
+    let me = staff.get("/api/v1/me").await.json();
+    assert_eq!(me["permissions"]["workbench.use"], "self");
+}
