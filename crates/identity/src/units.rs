@@ -187,7 +187,7 @@ impl IdentityService {
                 return Err(DomainError::invalid("parent_id", "error.out_of_scope"));
             }
             new_path = format!("{}{id}/", parent.path);
-            sqlx::query("UPDATE units SET path = $1 || substr(path, $2) WHERE path LIKE $3")
+            sqlx::query("UPDATE units SET path = $1 || substr(path, CAST($2 AS INTEGER)) WHERE path LIKE $3")
                 .bind(&new_path)
                 .bind(unit.path.len() as i64 + 1)
                 .bind(format!("{}%", unit.path))

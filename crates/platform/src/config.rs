@@ -23,8 +23,6 @@ pub struct Config {
     pub security: SecurityConfig,
     /// Audit trail settings.
     pub audit: AuditConfig,
-    /// Log level filter, e.g. `info` or `tongban=debug`.
-    pub log: String,
 }
 
 /// HTTP server settings.
@@ -99,7 +97,6 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             security: SecurityConfig::default(),
             audit: AuditConfig::default(),
-            log: "info".into(),
         }
     }
 }
@@ -171,7 +168,12 @@ impl Config {
             }
             fig = fig.merge(Toml::file(path));
         }
-        fig = fig.merge(Env::prefixed("TONGBAN_").split("__"));
+        // TONGBAN_CONFIG (the file), TONGBAN_LOG (the log filter) and TONGBAN_TEST_* (tests) are
+        // read elsewhere, not configuration keys.
+        fig = fig.merge(Env::prefixed("TONGBAN_").split("__").filter(|k| {
+            let k = k.as_str().to_ascii_lowercase();
+            !matches!(k.as_str(), "config" | "log") && !k.starts_with("test_")
+        }));
         let config: Config = fig.extract().map_err(|e| ConfigError::Load(e.to_string()))?;
         config.validate()?;
         Ok(config)
@@ -242,6 +244,21 @@ mod tests {
         let c = Config::default();
         c.validate().unwrap();
         assert!(c.database_url().starts_with("sqlite://./data/tongban.db"));
+    }
+
+    #[test]
+    fn environment_overrides_and_foreign_variables_are_ignored() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TONGBAN_DATABASE__URL", "postgres://db/tb");
+            jail.set_env("TONGBAN_SECURITY__LOCKOUT_THRESHOLD", "7");
+            jail.set_env("TONGBAN_LOG", "debug");
+            jail.set_env("TONGBAN_CONFIG", "x.toml");
+            jail.set_env("TONGBAN_TEST_DATABASE_URL", "postgres://other");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.database_url(), "postgres://db/tb");
+            assert_eq!(c.security.lockout_threshold, 7);
+            Ok(())
+        });
     }
 
     #[test]
