@@ -49,7 +49,7 @@ async fn attempt(app: &TestApp, c: &mut Client, action: &str, n: usize) -> Statu
 #[tokio::test]
 async fn each_administrator_can_do_only_their_own_part() {
     let app = TestApp::demo().await;
-    let mut clients = vec![
+    let mut clients = [
         (Admin::System, app.admin("sysadmin").await),
         (Admin::Security, app.admin("secadmin").await),
         (Admin::Auditor, app.admin("auditor").await),

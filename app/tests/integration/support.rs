@@ -146,13 +146,13 @@ impl Client {
         let resp = self.router.clone().oneshot(req).await.expect("infallible router");
         for v in resp.headers().get_all(header::SET_COOKIE) {
             let s = v.to_str().unwrap_or("");
-            if let Some((kv, _)) = s.split_once(';').or(Some((s, ""))) {
-                if let Some((k, v)) = kv.split_once('=') {
-                    if s.contains("Max-Age=0") {
-                        self.cookies.remove(k);
-                    } else {
-                        self.cookies.insert(k.to_string(), v.to_string());
-                    }
+            if let Some((kv, _)) = s.split_once(';').or(Some((s, "")))
+                && let Some((k, v)) = kv.split_once('=')
+            {
+                if s.contains("Max-Age=0") {
+                    self.cookies.remove(k);
+                } else {
+                    self.cookies.insert(k.to_string(), v.to_string());
                 }
             }
         }

@@ -73,10 +73,11 @@ impl AuditTrail {
         if seq == 0 {
             return Ok(None);
         }
-        if let Some(last) = self.checkpoints()?.last() {
-            if last.seq == seq && last.hash == hash {
-                return Ok(None);
-            }
+        if let Some(last) = self.checkpoints()?.last()
+            && last.seq == seq
+            && last.hash == hash
+        {
+            return Ok(None);
         }
         let at = now_millis();
         let signature = self.signer.sign_hex(Checkpoint::message(seq, &hash, at).as_bytes());

@@ -40,8 +40,8 @@ impl IdentityService {
         &self.policy
     }
 
-    /// Checks that `caller` may do `p` on `target`; records a refusal and answers 403 (or 404 when
-    /// `hide` is set, so that out-of-scope objects are not revealed).
+    /// Checks that `caller` may do `p` on `target`; records a refusal and answers 403 without the
+    /// permission, or 404 when the object is outside the caller's scope (so it is not revealed).
     pub(crate) async fn check(
         &self,
         caller: &Principal,
@@ -50,14 +50,13 @@ impl IdentityService {
         target: Target<'_>,
         action: &str,
         object: (&str, i64),
-        hide: bool,
     ) -> DomainResult<()> {
         if caller.allows(p, target) {
             return Ok(());
         }
         let reason = if caller.has(p) { "out_of_scope" } else { "missing_permission" };
         self.audit.record_denied(&self.db, actor, action, object.0, object.1, reason).await;
-        if hide && caller.has(p) { Err(DomainError::NotFound("error.not_found")) } else { Err(DomainError::Forbidden("error.forbidden")) }
+        if caller.has(p) { Err(DomainError::NotFound("error.not_found")) } else { Err(DomainError::Forbidden("error.forbidden")) }
     }
 
     /// Checks that `caller` holds `p` at all, recording a refusal.

@@ -102,10 +102,10 @@ impl IdentityService {
             return Err(DomainError::invalid("name", "error.too_long"));
         }
         let kind = UnitKind::parse(&input.kind).ok_or_else(|| DomainError::invalid("kind", "error.invalid_choice"))?;
-        if let Some(code) = input.region_code.as_deref().filter(|c| !c.is_empty()) {
-            if !crate::regions::valid_region_code(code) {
-                return Err(DomainError::invalid("region_code", "error.region_code"));
-            }
+        if let Some(code) = input.region_code.as_deref().filter(|c| !c.is_empty())
+            && !crate::regions::valid_region_code(code)
+        {
+            return Err(DomainError::invalid("region_code", "error.region_code"));
         }
         Ok(kind)
     }
@@ -128,7 +128,10 @@ impl IdentityService {
         let parent_id = input.parent_id.ok_or_else(|| DomainError::invalid("parent_id", "error.required"))?;
         let parent = self.load_unit(parent_id).await?.ok_or_else(|| DomainError::invalid("parent_id", "error.unit_not_found"))?;
         let target = Target { owner_user_id: None, unit_id: parent.id, unit_path: &parent.path };
-        self.check(caller, actor, Permission::UnitWrite, target, "unit.create", ("unit", parent.id), false).await?;
+        if !caller.allows(Permission::UnitWrite, target) {
+            self.audit.record_denied(&self.db, actor, "unit.create", "unit", parent.id, "out_of_scope").await;
+            return Err(DomainError::invalid("parent_id", "error.out_of_scope"));
+        }
         let mut tx = self.db.begin_write().await?;
         let id = self.insert_unit(&mut tx, Some(&parent), &input, kind).await?;
         let details = json!({"name": input.name.trim(), "parent_id": parent.id, "kind": kind.as_str()});
@@ -172,7 +175,7 @@ impl IdentityService {
         let kind = Self::validate_unit(&input)?;
         let unit = self.load_unit(id).await?.ok_or(DomainError::NotFound("error.unit_not_found"))?;
         let target = Target { owner_user_id: None, unit_id: unit.id, unit_path: &unit.path };
-        self.check(caller, actor, Permission::UnitWrite, target, "unit.update", ("unit", id), true).await?;
+        self.check(caller, actor, Permission::UnitWrite, target, "unit.update", ("unit", id)).await?;
         let mut tx = self.db.begin_write().await?;
         let region = self.check_region(&mut tx, input.region_code.as_deref()).await?;
         let mut new_path = unit.path.clone();
@@ -219,7 +222,7 @@ impl IdentityService {
         self.check_has(caller, actor, Permission::UnitWrite, action).await?;
         let unit = self.load_unit(id).await?.ok_or(DomainError::NotFound("error.unit_not_found"))?;
         let target = Target { owner_user_id: None, unit_id: unit.id, unit_path: &unit.path };
-        self.check(caller, actor, Permission::UnitWrite, target, action, ("unit", id), true).await?;
+        self.check(caller, actor, Permission::UnitWrite, target, action, ("unit", id)).await?;
         let mut tx = self.db.begin_write().await?;
         sqlx::query("UPDATE units SET enabled = $2, updated_at = $3 WHERE id = $1")
             .bind(id)

@@ -85,7 +85,7 @@ impl IdentityService {
     /// One account, if `caller` may see it (out-of-scope accounts are "not found").
     pub async fn user(&self, caller: &Principal, actor: &Actor, id: i64) -> DomainResult<User> {
         let user = self.load_user(id).await?.ok_or(DomainError::NotFound("error.user_not_found"))?;
-        self.check(caller, actor, Permission::UserRead, user.target(), "user.read", ("user", id), true).await?;
+        self.check(caller, actor, Permission::UserRead, user.target(), "user.read", ("user", id)).await?;
         Ok(user)
     }
 
@@ -144,7 +144,7 @@ impl IdentityService {
     /// Edits an account's profile and unit.
     pub async fn update_user(&self, caller: &Principal, actor: &Actor, id: i64, input: UserUpdate) -> DomainResult<()> {
         let user = self.load_user(id).await?.ok_or(DomainError::NotFound("error.user_not_found"))?;
-        self.check(caller, actor, Permission::UserWrite, user.target(), "user.update", ("user", id), true).await?;
+        self.check(caller, actor, Permission::UserWrite, user.target(), "user.update", ("user", id)).await?;
         self.validate_profile(&input.display_name, &input.position, &input.email, &input.phone)?;
         if input.unit_id != user.unit_id {
             let unit = self.load_unit(input.unit_id).await?.ok_or_else(|| DomainError::invalid("unit_id", "error.unit_not_found"))?;
@@ -247,7 +247,7 @@ impl IdentityService {
 
     async fn guard_user_write(&self, caller: &Principal, actor: &Actor, id: i64, action: &str) -> DomainResult<User> {
         let user = self.load_user(id).await?.ok_or(DomainError::NotFound("error.user_not_found"))?;
-        self.check(caller, actor, Permission::UserWrite, user.target(), action, ("user", id), true).await?;
+        self.check(caller, actor, Permission::UserWrite, user.target(), action, ("user", id)).await?;
         if id == caller.user_id {
             self.audit.record_denied(&self.db, actor, action, "user", id, "own_account").await;
             return Err(DomainError::Forbidden("error.own_account"));

@@ -247,6 +247,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure signature
     fn environment_overrides_and_foreign_variables_are_ignored() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("TONGBAN_DATABASE__URL", "postgres://db/tb");

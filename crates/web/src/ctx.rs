@@ -103,17 +103,16 @@ fn plausible_token(s: &str) -> bool {
 }
 
 fn source_ip(req: &Request, trust_forwarded: bool) -> String {
-    if trust_forwarded {
-        if let Some(ip) = req
+    if trust_forwarded
+        && let Some(ip) = req
             .headers()
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
             .map(str::trim)
             .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
-        {
-            return ip.to_string();
-        }
+    {
+        return ip.to_string();
     }
     req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_else(|| "127.0.0.1".into())
 }

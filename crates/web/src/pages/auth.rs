@@ -78,24 +78,25 @@ pub struct CodeForm {
     code: String,
 }
 
-fn require_stage(ctx: &Ctx, stage: Stage) -> Result<(), PageResult> {
+/// Where to send a request that is not at `stage` of the log-in, if anywhere.
+fn wrong_stage(ctx: &Ctx, stage: Stage) -> Option<&'static str> {
     match &ctx.session {
-        None => Err(see_other("/login")),
-        Some(s) if s.stage != stage => Err(see_other(stage_path(s.stage))),
-        Some(_) => Ok(()),
+        None => Some("/login"),
+        Some(s) if s.stage != stage => Some(stage_path(s.stage)),
+        Some(_) => None,
     }
 }
 
 pub async fn totp_page(ctx: Ctx) -> PageResult {
-    if let Err(r) = require_stage(&ctx, Stage::Totp) {
-        return r;
+    if let Some(to) = wrong_stage(&ctx, Stage::Totp) {
+        return see_other(to);
     }
     render(&TotpPage { l: Layout::new(&ctx, "totp.title", ""), error: String::new() })
 }
 
 pub async fn totp_submit(State(state): State<AppState>, ctx: Ctx, PageForm(form): PageForm<CodeForm>) -> PageResult {
-    if let Err(r) = require_stage(&ctx, Stage::Totp) {
-        return r;
+    if let Some(to) = wrong_stage(&ctx, Stage::Totp) {
+        return see_other(to);
     }
     let session = ctx.session()?;
     match state.identity.login_totp(session, &ctx.actor(), &form.code).await {
@@ -151,15 +152,15 @@ pub async fn confirm_enrol(state: &AppState, ctx: &Ctx, code: &str, action: &'st
 }
 
 pub async fn enrol_page(State(state): State<AppState>, ctx: Ctx) -> PageResult {
-    if let Err(r) = require_stage(&ctx, Stage::TotpEnroll) {
-        return r;
+    if let Some(to) = wrong_stage(&ctx, Stage::TotpEnroll) {
+        return see_other(to);
     }
     enrol(&state, &ctx, "/login/enrol", String::new()).await
 }
 
 pub async fn enrol_submit(State(state): State<AppState>, ctx: Ctx, PageForm(form): PageForm<CodeForm>) -> PageResult {
-    if let Err(r) = require_stage(&ctx, Stage::TotpEnroll) {
-        return r;
+    if let Some(to) = wrong_stage(&ctx, Stage::TotpEnroll) {
+        return see_other(to);
     }
     confirm_enrol(&state, &ctx, &form.code, "/login/enrol").await
 }
@@ -200,25 +201,25 @@ pub async fn change_password(state: &AppState, ctx: &Ctx, form: PasswordForm, fo
 }
 
 pub async fn password_page(ctx: Ctx) -> PageResult {
-    if let Err(r) = require_stage(&ctx, Stage::PasswordChange) {
-        return r;
+    if let Some(to) = wrong_stage(&ctx, Stage::PasswordChange) {
+        return see_other(to);
     }
     let l = Layout::new(&ctx, "password.title", "");
     render(&PasswordPage { l, forced: true, action: "/login/password", error: String::new(), error_field: String::new() })
 }
 
 pub async fn password_submit(State(state): State<AppState>, ctx: Ctx, PageForm(form): PageForm<PasswordForm>) -> PageResult {
-    if let Err(r) = require_stage(&ctx, Stage::PasswordChange) {
-        return r;
+    if let Some(to) = wrong_stage(&ctx, Stage::PasswordChange) {
+        return see_other(to);
     }
     change_password(&state, &ctx, form, true, "/login/password").await
 }
 
 pub async fn logout(State(state): State<AppState>, ctx: Ctx) -> PageResult {
-    if let Some(s) = &ctx.session {
-        if s.session_id != 0 {
-            state.identity.revoke_session(s, &ctx.actor(), s.session_id).await?;
-        }
+    if let Some(s) = &ctx.session
+        && s.session_id != 0
+    {
+        state.identity.revoke_session(s, &ctx.actor(), s.session_id).await?;
     }
     Ok(([(header::SET_COOKIE, crate::ctx::clear_session_cookie())], Redirect::to("/login")).into_response())
 }
