@@ -72,12 +72,12 @@ async fn administrators_must_enrol_totp_and_then_use_it() {
     let api = c.get("/api/v1/me").await;
     assert_eq!(api.status, StatusCode::UNAUTHORIZED);
     // A wrong first code is refused.
-    let r = c.post_form("/login/enrol", "/login/enrol", &[("code", "000000")]).await;
+    let r = c.post_form("/login/enrol", "/login/enrol", &[("totp_code", "000000")]).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     let page = c.get("/login/enrol").await;
     let secret = page.element_text("totp-secret");
     let enrol_code = totp_code(&secret, -30);
-    let r = c.post_form("/login/enrol", "/login/enrol", &[("code", &enrol_code)]).await;
+    let r = c.post_form("/login/enrol", "/login/enrol", &[("totp_code", &enrol_code)]).await;
     let recovery = r.body.split("<li><code>").skip(1).map(|s| s[..14].to_string()).collect::<Vec<_>>();
     assert_eq!(recovery.len(), 10);
     assert_eq!(c.get("/audit").await.status, StatusCode::OK);
@@ -88,19 +88,19 @@ async fn administrators_must_enrol_totp_and_then_use_it() {
     let r = c.login("auditor", DEMO_PASSWORD).await;
     assert_eq!(r.location(), "/login/totp");
     assert_eq!(c.get("/workbench").await.location(), "/login");
-    let r = c.post_form("/login/totp", "/login/totp", &[("code", &enrol_code)]).await;
+    let r = c.post_form("/login/totp", "/login/totp", &[("totp_code", &enrol_code)]).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "replayed code refused");
-    let r = c.post_form("/login/totp", "/login/totp", &[("code", &totp_code(&secret, 0))]).await;
+    let r = c.post_form("/login/totp", "/login/totp", &[("totp_code", &totp_code(&secret, 0))]).await;
     assert_eq!(r.location(), "/workbench");
 
     // A recovery code works once.
     c.post_form("/workbench", "/logout", &[]).await;
     c.login("auditor", DEMO_PASSWORD).await;
-    let r = c.post_form("/login/totp", "/login/totp", &[("code", &recovery[0])]).await;
+    let r = c.post_form("/login/totp", "/login/totp", &[("totp_code", &recovery[0])]).await;
     assert_eq!(r.location(), "/workbench");
     c.post_form("/workbench", "/logout", &[]).await;
     c.login("auditor", DEMO_PASSWORD).await;
-    let r = c.post_form("/login/totp", "/login/totp", &[("code", &recovery[0])]).await;
+    let r = c.post_form("/login/totp", "/login/totp", &[("totp_code", &recovery[0])]).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "used recovery code refused");
     assert!(app.audit_count("auth.login", "failure").await >= 2);
 }

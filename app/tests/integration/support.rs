@@ -232,7 +232,7 @@ impl Client {
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         let secret = page.element_text("totp-secret");
         let code = totp_code(&secret, -30);
-        let r = self.post_form(path, path, &[("code", &code)]).await;
+        let r = self.post_form(path, path, &[("totp_code", &code)]).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert!(r.body.contains("recovery-codes"), "recovery codes shown");
         secret

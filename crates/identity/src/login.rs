@@ -273,7 +273,7 @@ impl IdentityService {
         let c = self.credentials_by_id(session.user_id).await?;
         let code = code.trim();
         if code.is_empty() {
-            return Err(DomainError::invalid("code", "error.required"));
+            return Err(DomainError::invalid("totp_code", "error.required"));
         }
         let secret = c.totp_secret.clone().unwrap_or_default();
         let step = totp::verify(&secret, code, unix_seconds(), c.totp_last_step);
@@ -286,7 +286,7 @@ impl IdentityService {
                 tx.commit().await?;
                 return Err(DomainError::Locked("error.account_locked"));
             }
-            return Err(DomainError::invalid("code", "error.bad_code"));
+            return Err(DomainError::invalid("totp_code", "error.bad_code"));
         }
         let stage = self.next_stage(&c, true).await?;
         let mut tx = self.db.begin_write().await?;
@@ -353,7 +353,7 @@ impl IdentityService {
         }
         let secret = c.totp_secret.clone().unwrap_or_default();
         let Some(step) = totp::verify(&secret, code, unix_seconds(), None) else {
-            return Err(DomainError::invalid("code", "error.bad_code"));
+            return Err(DomainError::invalid("totp_code", "error.bad_code"));
         };
         let codes: Vec<String> = (0..10).map(|_| token::recovery_code()).collect();
         let mut tx = self.db.begin_write().await?;

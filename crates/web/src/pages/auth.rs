@@ -75,7 +75,7 @@ struct TotpPage {
 #[derive(Deserialize)]
 pub struct CodeForm {
     #[serde(default)]
-    code: String,
+    totp_code: String,
 }
 
 /// Where to send a request that is not at `stage` of the log-in, if anywhere.
@@ -99,7 +99,7 @@ pub async fn totp_submit(State(state): State<AppState>, ctx: Ctx, PageForm(form)
         return see_other(to);
     }
     let session = ctx.session()?;
-    match state.identity.login_totp(session, &ctx.actor(), &form.code).await {
+    match state.identity.login_totp(session, &ctx.actor(), &form.totp_code).await {
         Ok(stage) => see_other(stage_path(stage)),
         Err(DomainError::Locked(k)) => Err(PageError(DomainError::Locked(k))),
         Err(e) => {
@@ -162,7 +162,7 @@ pub async fn enrol_submit(State(state): State<AppState>, ctx: Ctx, PageForm(form
     if let Some(to) = wrong_stage(&ctx, Stage::TotpEnroll) {
         return see_other(to);
     }
-    confirm_enrol(&state, &ctx, &form.code, "/login/enrol").await
+    confirm_enrol(&state, &ctx, &form.totp_code, "/login/enrol").await
 }
 
 #[derive(Template)]

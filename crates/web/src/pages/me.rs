@@ -143,7 +143,7 @@ pub async fn password_submit(State(state): State<AppState>, ctx: Ctx, PageForm(f
 #[derive(Deserialize)]
 pub struct CodeForm {
     #[serde(default)]
-    code: String,
+    totp_code: String,
 }
 
 pub async fn totp_page(State(state): State<AppState>, ctx: Ctx) -> PageResult {
@@ -153,5 +153,5 @@ pub async fn totp_page(State(state): State<AppState>, ctx: Ctx) -> PageResult {
 
 pub async fn totp_submit(State(state): State<AppState>, ctx: Ctx, PageForm(form): PageForm<CodeForm>) -> PageResult {
     ctx.principal()?;
-    confirm_enrol(&state, &ctx, &form.code, "/me/totp").await
+    confirm_enrol(&state, &ctx, &form.totp_code, "/me/totp").await
 }
