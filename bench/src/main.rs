@@ -1,0 +1,63 @@
+//! tongban benchmarks. Each subcommand prints one JSON object on stdout:
+//! - `http`: authenticated page and API requests per second, p50/p99 latency, 64 connections;
+//! - `audit`: audited state changes per second beside bare single-row insert transactions on the
+//!   same database in the same run (SQLite, and PostgreSQL when `--postgres URL` is given);
+//! - `startup`: time from process start to the first healthy response, and idle RSS.
+//!
+//! Run them all with `bench/run.sh` (release build); numbers go into BENCHMARKS.md.
+
+mod audit;
+mod http;
+mod server;
+mod startup;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "tongban benchmarks (JSON on stdout)")]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Authenticated page and API throughput and latency.
+    Http {
+        /// The tongban binary to start.
+        #[arg(long, default_value = "target/release/tongban")]
+        bin: String,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds per endpoint.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Audited state changes vs bare inserts.
+    Audit {
+        /// Changes per measurement.
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
+        /// A PostgreSQL URL whose role may create databases; SQLite only when absent.
+        #[arg(long, env = "TONGBAN_BENCH_POSTGRES")]
+        postgres: Option<String>,
+    },
+    /// Start-up time and idle memory of `serve --demo`.
+    Startup {
+        /// The tongban binary to start.
+        #[arg(long, default_value = "target/release/tongban")]
+        bin: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let out = match Cli::parse().bench {
+        Bench::Http { bin, connections, seconds } => http::run(&bin, connections, seconds).await?,
+        Bench::Audit { count, postgres } => audit::run(count, postgres.as_deref()).await?,
+        Bench::Startup { bin } => startup::run(&bin).await?,
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}

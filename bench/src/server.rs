@@ -1,0 +1,112 @@
+//! Starting a tongban server process on a fresh data directory, and tiny HTTP/1.1 helpers.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+/// A running server; killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    pub started_in: Duration,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts `bin serve --demo` and waits for `/healthz`.
+pub async fn start(bin: &str) -> anyhow::Result<Server> {
+    let dir = tempfile::tempdir()?;
+    let addr = format!("127.0.0.1:{}", free_port()?);
+    let began = Instant::now();
+    let child = Command::new(bin)
+        .args(["serve", "--demo"])
+        .env("TONGBAN_DATA_DIR", dir.path())
+        .env("TONGBAN_SERVER__BIND", &addr)
+        .env("TONGBAN_LOG", "warn")
+        .env_remove("TONGBAN_CONFIG")
+        .env_remove("TONGBAN_DATABASE__URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut server = Server { child, addr, started_in: Duration::ZERO, _dir: dir };
+    loop {
+        if let Ok(r) = request(&server.addr, "GET", "/healthz", &[], "").await {
+            if r.status == 200 {
+                break;
+            }
+        }
+        if began.elapsed() > Duration::from_secs(30) {
+            anyhow::bail!("server did not become healthy");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.started_in = began.elapsed();
+    Ok(server)
+}
+
+/// A response: status, headers (lower-case names), body.
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// Reads one HTTP/1.1 response with a Content-Length body from `stream`.
+pub async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Result<Response> {
+    buf.clear();
+    let mut chunk = [0u8; 16384];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            anyhow::bail!("connection closed");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+    let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            anyhow::bail!("connection closed in body");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string();
+    Ok(Response { status, headers, body })
+}
+
+/// One request on a new connection.
+pub async fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> anyhow::Result<Response> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("Connection: close\r\n\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).await?;
+    read_response(&mut stream, &mut Vec::new()).await
+}
