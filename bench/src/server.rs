@@ -46,10 +46,8 @@ pub async fn start(bin: &str) -> anyhow::Result<Server> {
         .spawn()?;
     let mut server = Server { child, addr, started_in: Duration::ZERO, _dir: dir };
     loop {
-        if let Ok(r) = request(&server.addr, "GET", "/healthz", &[], "").await {
-            if r.status == 200 {
-                break;
-            }
+        if request(&server.addr, "GET", "/healthz", &[], "").await.is_ok_and(|r| r.status == 200) {
+            break;
         }
         if began.elapsed() > Duration::from_secs(30) {
             anyhow::bail!("server did not become healthy");
