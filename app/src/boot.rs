@@ -29,6 +29,16 @@ pub async fn open(config: Config) -> anyhow::Result<Opened> {
         .await
         .with_context(|| format!("connecting to the database ({})", redact_url(&config.database_url())))?;
     migrate::run(&db).await.context("applying migrations")?;
+    let key_path = config.audit_key_path();
+    if !key_path.exists() {
+        // A new key would make every existing record look forged: refuse instead.
+        let records: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log").fetch_one(db.pool()).await?;
+        anyhow::ensure!(
+            records == 0,
+            "the audit key {} is missing but the audit trail has {records} records; restore the key file (audit.key_file)",
+            key_path.display()
+        );
+    }
     let signer = AuditSigner::load_or_create(&config.audit_key_path()).context("loading the audit key")?;
     let audit = AuditTrail::new(signer, config.audit_checkpoint_path());
     let identity = IdentityService::new(db.clone(), audit.clone(), config.security.clone());

@@ -148,3 +148,32 @@ async fn the_security_administrator_grants_with_a_scope_on_the_account_page() {
     assert_eq!(zhou.get("/admin/users").await.status, StatusCode::FORBIDDEN, "revocation applies at once");
     assert_eq!(app.audit_count("grant.revoke", "success").await, 1);
 }
+
+#[tokio::test]
+async fn regions_follow_gbt_2260() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    let list = sys.get("/api/v1/regions").await.json();
+    assert_eq!(list.as_array().unwrap().len(), 13, "province, city, county and ten towns");
+    let r = sys
+        .json(axum::http::Method::POST, "/api/v1/regions", serde_json::json!({"code": "431021", "name": "桂阳县", "parent_code": "4310"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = sys
+        .json(axum::http::Method::POST, "/api/v1/regions", serde_json::json!({"code": "431021", "name": "重复", "parent_code": "4310"}))
+        .await;
+    assert_eq!(r.json()["field"], "code");
+    let r = sys
+        .json(axum::http::Method::POST, "/api/v1/regions", serde_json::json!({"code": "441021", "name": "错误上级", "parent_code": "4310"}))
+        .await;
+    assert_eq!(r.json()["field"], "parent_code");
+    let r = sys.post_form("/admin/regions", "/admin/regions", &[("code", "12a"), ("name", "x")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("GB/T 2260"));
+    let mut sec = app.admin("secadmin").await;
+    let r = sec
+        .json(axum::http::Method::POST, "/api/v1/regions", serde_json::json!({"code": "431022", "name": "宜章县", "parent_code": "4310"}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.audit_count("region.create", "success").await, 1);
+}

@@ -32,3 +32,49 @@ pub(crate) async fn upsert_region(tx: &mut WriteTx, r: &Region) -> Result<(), sq
 pub fn valid_region_code(code: &str) -> bool {
     matches!(code.len(), 2 | 4 | 6 | 9) && code.bytes().all(|b| b.is_ascii_digit())
 }
+
+impl IdentityService {
+    /// Adds a region (行政区划) with its GB/T 2260 code (system administrator).
+    pub async fn create_region(&self, caller: &tongban_authz::Principal, actor: &tongban_audit::Actor, region: Region) -> DomainResult<()> {
+        use tongban_platform::DomainError;
+        self.check_has(caller, actor, tongban_authz::Permission::UnitWrite, "region.create").await?;
+        let code = region.code.trim();
+        if !valid_region_code(code) {
+            return Err(DomainError::invalid("code", "error.region_code"));
+        }
+        let name = region.name.trim();
+        if name.is_empty() || name.chars().count() > 64 {
+            return Err(DomainError::invalid("name", "error.required"));
+        }
+        let parent = region.parent_code.as_deref().map(str::trim).filter(|p| !p.is_empty());
+        let level = match code.len() {
+            2 => 1,
+            4 => 2,
+            6 => 3,
+            _ => 4,
+        };
+        if let Some(p) = parent {
+            if !code.starts_with(p) || p.len() >= code.len() {
+                return Err(DomainError::invalid("parent_code", "error.region_parent"));
+            }
+        } else if level > 1 {
+            return Err(DomainError::invalid("parent_code", "error.required"));
+        }
+        let mut tx = self.db.begin_write().await?;
+        if sqlx::query("SELECT 1 FROM regions WHERE code = $1").bind(code).fetch_optional(tx.conn()).await?.is_some() {
+            return Err(DomainError::invalid("code", "error.duplicate"));
+        }
+        if let Some(p) = parent {
+            if sqlx::query("SELECT 1 FROM regions WHERE code = $1").bind(p).fetch_optional(tx.conn()).await?.is_none() {
+                return Err(DomainError::invalid("parent_code", "error.region_unknown"));
+            }
+        }
+        let r = Region { code: code.into(), name: name.into(), parent_code: parent.map(String::from), level };
+        upsert_region(&mut tx, &r).await?;
+        let details = serde_json::json!({"code": r.code, "name": r.name, "parent_code": r.parent_code});
+        self.audit.append(&mut tx, actor, tongban_audit::Entry::success("region.create", "region", &r.code, details)).await?;
+        tongban_platform::outbox::publish(&mut tx, "identity.region.created", &serde_json::json!({"code": r.code})).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -25,13 +25,13 @@ impl Modify for Security {
 #[openapi(
     info(title = "tongban API", description = "County e-government platform API. Errors are `{code, message, field?}`."),
     paths(
-        handlers::me, handlers::list_units, handlers::get_unit, handlers::create_unit, handlers::update_unit,
+        handlers::me, handlers::list_regions, handlers::create_region, handlers::list_units, handlers::get_unit, handlers::create_unit, handlers::update_unit,
         handlers::list_users, handlers::get_user, handlers::create_user, handlers::update_user, handlers::user_action,
         handlers::list_grants, handlers::create_grant, handlers::delete_grant, handlers::list_roles, handlers::create_role,
         handlers::update_role, handlers::audit_records, handlers::list_sessions, handlers::delete_session,
         handlers::list_tokens, handlers::create_token, handlers::delete_token
     ),
-    components(schemas(ErrorBody, MeDto, UnitDto, UnitBody, UserDto, NewUserBody, UserBody, OneTimePasswordDto, RoleDto, RoleBody,
+    components(schemas(ErrorBody, MeDto, RegionDto, UnitDto, UnitBody, UserDto, NewUserBody, UserBody, OneTimePasswordDto, RoleDto, RoleBody,
         GrantDto, GrantBody, AuditRecordDto, AuditPageDto, SessionDto, TokenDto, TokenBody, NewTokenDto)),
     modifiers(&Security),
     security(("bearer" = []), ("session" = []))

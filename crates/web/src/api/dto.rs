@@ -254,3 +254,17 @@ pub struct NewTokenDto {
     pub id: i64,
     pub token: String,
 }
+
+/// A region (GB/T 2260).
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegionDto {
+    /// 2, 4, 6 or 9 digits.
+    pub code: String,
+    pub name: String,
+    #[serde(default)]
+    pub parent_code: Option<String>,
+    /// 1 province … 4 town (ignored on input).
+    #[serde(default)]
+    pub level: i64,
+}

@@ -319,3 +319,19 @@ pub async fn delete_token(State(state): State<AppState>, ctx: Ctx, params: PathP
     state.identity.revoke_api_token(ctx.session()?, &ctx.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Every region (GB/T 2260).
+#[utoipa::path(get, path = "/api/v1/regions", tag = "units", responses((status = 200, body = Vec<RegionDto>)))]
+pub async fn list_regions(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<Vec<RegionDto>>> {
+    ctx.principal()?.require(Permission::UnitRead)?;
+    let regions = state.identity.regions().await?;
+    Ok(Json(regions.into_iter().map(|r| RegionDto { code: r.code, name: r.name, parent_code: r.parent_code, level: r.level }).collect()))
+}
+
+/// Adds a region (system administrator).
+#[utoipa::path(post, path = "/api/v1/regions", tag = "units", request_body = RegionDto, responses((status = 201), (status = 422, body = ErrorBody)))]
+pub async fn create_region(State(state): State<AppState>, ctx: Ctx, ApiJson(b): ApiJson<RegionDto>) -> ApiResult<StatusCode> {
+    let region = tongban_identity::Region { code: b.code, name: b.name, parent_code: b.parent_code, level: 0 };
+    state.identity.create_region(ctx.principal()?, &ctx.actor(), region).await?;
+    Ok(StatusCode::CREATED)
+}

@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/openapi.json", get(docs::openapi_json))
         .route("/api/docs", get(docs::docs_page))
         .route("/api/v1/me", get(me))
+        .route("/api/v1/regions", get(list_regions).post(create_region))
         .route("/api/v1/units", get(list_units).post(create_unit))
         .route("/api/v1/units/{id}", get(get_unit).put(update_unit))
         .route("/api/v1/users", get(list_users).post(create_user))

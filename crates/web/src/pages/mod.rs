@@ -7,6 +7,7 @@ mod admin_users;
 pub(crate) mod audit;
 mod auth;
 mod me;
+mod regions;
 mod workbench;
 
 use askama::Template;
@@ -183,6 +184,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/units/{id}/edit", get(admin_units::edit_form))
         .route("/admin/units/{id}", post(admin_units::update))
         .route("/admin/units/{id}/{action}", post(admin_units::toggle))
+        .route("/admin/regions", get(regions::list).post(regions::create))
         .route("/admin/users", get(admin_users::list).post(admin_users::create))
         .route("/admin/users/new", get(admin_users::new_form))
         .route("/admin/users/{id}", get(admin_users::detail).post(admin_users::update))
