@@ -64,10 +64,10 @@ impl IdentityService {
         if sqlx::query("SELECT 1 FROM regions WHERE code = $1").bind(code).fetch_optional(tx.conn()).await?.is_some() {
             return Err(DomainError::invalid("code", "error.duplicate"));
         }
-        if let Some(p) = parent {
-            if sqlx::query("SELECT 1 FROM regions WHERE code = $1").bind(p).fetch_optional(tx.conn()).await?.is_none() {
-                return Err(DomainError::invalid("parent_code", "error.region_unknown"));
-            }
+        if let Some(p) = parent
+            && sqlx::query("SELECT 1 FROM regions WHERE code = $1").bind(p).fetch_optional(tx.conn()).await?.is_none()
+        {
+            return Err(DomainError::invalid("parent_code", "error.region_unknown"));
         }
         let r = Region { code: code.into(), name: name.into(), parent_code: parent.map(String::from), level };
         upsert_region(&mut tx, &r).await?;
