@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use tongban_identity::{InitialAdmin, NewUser};
+use tongban_identity::{InitialAdmin, NewUser, UserProfile};
 use tongban_platform::Config;
 
 use crate::boot::open;
@@ -157,8 +157,7 @@ async fn user(config: Config, action: UserCommand) -> anyhow::Result<()> {
     let fail = |e: tongban_platform::DomainError| anyhow::anyhow!("{e}");
     match action {
         UserCommand::Create { username, name, unit_id, position } => {
-            let input =
-                NewUser { username: username.clone(), display_name: name, unit_id, position, email: String::new(), phone: String::new() };
+            let input = NewUser { username: username.clone(), profile: UserProfile::new(&name, unit_id, &position) };
             let (id, password) = ids.cli_create_user(input).await.map_err(fail)?;
             println!("created {username} (id {id}); one-time password: {password}");
         }

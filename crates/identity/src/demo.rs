@@ -8,7 +8,7 @@ use tongban_audit::{Actor, Entry};
 use tongban_platform::{WriteTx, clock::now_millis, error::DomainResult};
 
 use crate::{
-    model::{NewUser, Region, Unit, UnitInput, UnitKind},
+    model::{NewUser, Region, Unit, UnitInput, UnitKind, UserProfile},
     regions::upsert_region,
     service::IdentityService,
     setup::grant_builtin,
@@ -112,14 +112,8 @@ pub async fn load(svc: &IdentityService) -> DomainResult<Option<Vec<DemoLogin>>>
         let Some(unit) = units.iter().find(|u| u.name == unit_name) else {
             continue;
         };
-        let input = NewUser {
-            username: username.into(),
-            display_name: display_name.into(),
-            unit_id: unit.id,
-            position: position.into(),
-            email: format!("{username}@jiahe.gov.cn"),
-            phone: String::new(),
-        };
+        let profile = UserProfile { email: format!("{username}@jiahe.gov.cn"), ..UserProfile::new(display_name, unit.id, position) };
+        let input = NewUser { username: username.into(), profile };
         let id = insert_user(&mut tx, &input, DEMO_PASSWORD, false).await?;
         grant_builtin(&mut tx, id, role, scope).await?;
         if role == "unit_admin" {

@@ -14,7 +14,7 @@ mod units;
 mod users;
 
 pub use login::{LoginResult, Stage, TotpEnrolment};
-pub use model::{ApiTokenInfo, NewUser, Region, SessionInfo, Unit, UnitInput, UnitKind, User, UserUpdate};
+pub use model::{ApiTokenInfo, NewUser, Region, SessionInfo, Unit, UnitInput, UnitKind, User, UserProfile};
 pub use regions::valid_region_code;
 pub use service::IdentityService;
 pub use sessions::{AuthSession, NewApiToken};

@@ -121,11 +121,18 @@ pub struct User {
     pub must_change_password: bool,
 }
 
-/// Input for a new account.
-#[derive(Debug, Clone, Deserialize)]
+/// Input for a new account: its log-in name and profile.
+#[derive(Debug, Clone)]
 pub struct NewUser {
     /// Log-in name: letters, digits, `.`, `_`, `-`, 3–32 characters.
     pub username: String,
+    /// Name, unit, position and contacts.
+    pub profile: UserProfile,
+}
+
+/// The editable fields of an account (档案信息).
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserProfile {
     /// Real name.
     pub display_name: String,
     /// Unit id.
@@ -141,22 +148,11 @@ pub struct NewUser {
     pub phone: String,
 }
 
-/// Editable fields of an account.
-#[derive(Debug, Clone, Deserialize)]
-pub struct UserUpdate {
-    /// Real name.
-    pub display_name: String,
-    /// Unit id.
-    pub unit_id: i64,
-    /// Position.
-    #[serde(default)]
-    pub position: String,
-    /// E-mail.
-    #[serde(default)]
-    pub email: String,
-    /// Phone.
-    #[serde(default)]
-    pub phone: String,
+impl UserProfile {
+    /// A profile with no e-mail or phone.
+    pub fn new(display_name: &str, unit_id: i64, position: &str) -> UserProfile {
+        UserProfile { display_name: display_name.into(), unit_id, position: position.into(), email: String::new(), phone: String::new() }
+    }
 }
 
 /// A session as listed under "my sessions".

@@ -7,7 +7,7 @@ use tongban_audit::{Actor, Entry};
 use tongban_platform::{DomainError, WriteTx, clock::now_millis, error::DomainResult, outbox};
 
 use crate::{
-    model::{NewUser, UnitInput, UnitKind},
+    model::{NewUser, UnitInput, UnitKind, UserProfile},
     service::IdentityService,
     users::insert_user,
 };
@@ -49,14 +49,7 @@ impl IdentityService {
             [("sysadmin", "系统管理员", "sys_admin"), ("secadmin", "安全管理员", "sec_admin"), ("auditor", "安全审计员", "auditor")]
         {
             let password = tongban_crypto::token::one_time_password();
-            let input = NewUser {
-                username: username.into(),
-                display_name: name.into(),
-                unit_id: root,
-                position: name.into(),
-                email: String::new(),
-                phone: String::new(),
-            };
+            let input = NewUser { username: username.into(), profile: UserProfile::new(name, root, name) };
             let id = insert_user(&mut tx, &input, &password, true).await?;
             grant_builtin(&mut tx, id, role, "all").await?;
             self.audit

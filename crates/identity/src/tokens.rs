@@ -13,11 +13,11 @@ impl IdentityService {
         if !crate::model::valid_username(input.username.trim()) {
             return Err(DomainError::invalid("username", "error.username"));
         }
-        self.load_unit(input.unit_id).await?.ok_or_else(|| DomainError::invalid("unit_id", "error.unit_not_found"))?;
+        self.load_unit(input.profile.unit_id).await?.ok_or_else(|| DomainError::invalid("unit_id", "error.unit_not_found"))?;
         let one_time = tongban_crypto::token::one_time_password();
         let mut tx = self.db.begin_write().await?;
         let id = crate::users::insert_user(&mut tx, &input, &one_time, true).await?;
-        let details = serde_json::json!({"username": input.username.trim(), "unit_id": input.unit_id});
+        let details = serde_json::json!({"username": input.username.trim(), "unit_id": input.profile.unit_id});
         self.audit.append(&mut tx, &actor, tongban_audit::Entry::success("user.create", "user", id, details)).await?;
         tx.commit().await?;
         Ok((id, one_time))

@@ -9,7 +9,7 @@ use tongban_crypto::{password, token};
 use tongban_platform::{DomainError, WriteTx, clock::now_millis, error::DomainResult, outbox};
 
 use crate::{
-    model::{NewUser, User, UserUpdate, valid_email, valid_phone, valid_username},
+    model::{NewUser, User, UserProfile, valid_email, valid_phone, valid_username},
     service::IdentityService,
 };
 
@@ -93,29 +93,29 @@ impl IdentityService {
         if !valid_username(input.username.trim()) {
             return Err(DomainError::invalid("username", "error.username"));
         }
-        self.validate_profile(&input.display_name, &input.position, &input.email, &input.phone)?;
-        let unit = self.load_unit(input.unit_id).await?.ok_or_else(|| DomainError::invalid("unit_id", "error.unit_not_found"))?;
+        self.validate_profile(&input.profile)?;
+        let unit = self.load_unit(input.profile.unit_id).await?.ok_or_else(|| DomainError::invalid("unit_id", "error.unit_not_found"))?;
         if !unit.enabled {
             return Err(DomainError::invalid("unit_id", "error.unit_disabled"));
         }
         Ok(unit)
     }
 
-    fn validate_profile(&self, display_name: &str, position: &str, email: &str, phone: &str) -> DomainResult<()> {
-        let name = display_name.trim();
+    fn validate_profile(&self, profile: &UserProfile) -> DomainResult<()> {
+        let name = profile.display_name.trim();
         if name.is_empty() {
             return Err(DomainError::invalid("display_name", "error.required"));
         }
         if name.chars().count() > 64 {
             return Err(DomainError::invalid("display_name", "error.too_long"));
         }
-        if position.chars().count() > 64 {
+        if profile.position.chars().count() > 64 {
             return Err(DomainError::invalid("position", "error.too_long"));
         }
-        if !valid_email(email.trim()) {
+        if !valid_email(profile.email.trim()) {
             return Err(DomainError::invalid("email", "error.email"));
         }
-        if !valid_phone(phone.trim()) {
+        if !valid_phone(profile.phone.trim()) {
             return Err(DomainError::invalid("phone", "error.phone"));
         }
         Ok(())
@@ -134,7 +134,7 @@ impl IdentityService {
         let one_time = token::one_time_password();
         let mut tx = self.db.begin_write().await?;
         let id = insert_user(&mut tx, &input, &one_time, true).await?;
-        let details = json!({"username": input.username.trim(), "unit_id": unit.id, "display_name": input.display_name.trim()});
+        let details = json!({"username": input.username.trim(), "unit_id": unit.id, "display_name": input.profile.display_name.trim()});
         self.audit.append(&mut tx, actor, Entry::success("user.create", "user", id, details)).await?;
         outbox::publish(&mut tx, "identity.user.created", &json!({"user_id": id})).await?;
         tx.commit().await?;
@@ -142,10 +142,10 @@ impl IdentityService {
     }
 
     /// Edits an account's profile and unit.
-    pub async fn update_user(&self, caller: &Principal, actor: &Actor, id: i64, input: UserUpdate) -> DomainResult<()> {
+    pub async fn update_user(&self, caller: &Principal, actor: &Actor, id: i64, input: UserProfile) -> DomainResult<()> {
         let user = self.load_user(id).await?.ok_or(DomainError::NotFound("error.user_not_found"))?;
         self.check(caller, actor, Permission::UserWrite, user.target(), "user.update", ("user", id)).await?;
-        self.validate_profile(&input.display_name, &input.position, &input.email, &input.phone)?;
+        self.validate_profile(&input)?;
         if input.unit_id != user.unit_id {
             let unit = self.load_unit(input.unit_id).await?.ok_or_else(|| DomainError::invalid("unit_id", "error.unit_not_found"))?;
             let target = Target { owner_user_id: None, unit_id: unit.id, unit_path: &unit.path };
@@ -269,11 +269,11 @@ pub(crate) async fn insert_user(tx: &mut WriteTx, input: &NewUser, password_plai
          must_change_password, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,1,$7,$8,$9,$8,$8) RETURNING id",
     )
     .bind(input.username.trim())
-    .bind(input.display_name.trim())
-    .bind(input.unit_id)
-    .bind(input.position.trim())
-    .bind(input.email.trim())
-    .bind(input.phone.trim())
+    .bind(input.profile.display_name.trim())
+    .bind(input.profile.unit_id)
+    .bind(input.profile.position.trim())
+    .bind(input.profile.email.trim())
+    .bind(input.profile.phone.trim())
     .bind(&hash)
     .bind(now)
     .bind(must_change as i64)

@@ -4,7 +4,7 @@ use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde_json::json;
 use tongban_audit::Entry;
 use tongban_authz::{Permission, RoleInput, Scope};
-use tongban_identity::{NewUser, UnitInput, UserUpdate};
+use tongban_identity::{NewUser, UnitInput, UserProfile};
 use tongban_platform::{DomainError, clock::format_rfc3339};
 
 use super::dto::*;
@@ -102,14 +102,8 @@ pub async fn get_user(State(state): State<AppState>, ctx: Ctx, params: PathParam
 /// Creates an account; answers its one-time password once.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUserBody, responses((status = 201, body = OneTimePasswordDto), (status = 422, body = ErrorBody)))]
 pub async fn create_user(State(state): State<AppState>, ctx: Ctx, ApiJson(b): ApiJson<NewUserBody>) -> ApiResult<impl IntoResponse> {
-    let input = NewUser {
-        username: b.username,
-        display_name: b.display_name,
-        unit_id: b.unit_id,
-        position: b.position,
-        email: b.email,
-        phone: b.phone,
-    };
+    let profile = UserProfile { display_name: b.display_name, unit_id: b.unit_id, position: b.position, email: b.email, phone: b.phone };
+    let input = NewUser { username: b.username, profile };
     let (user_id, one_time_password) = state.identity.create_user(ctx.principal()?, &ctx.actor(), input).await?;
     Ok((StatusCode::CREATED, Json(OneTimePasswordDto { user_id, one_time_password })))
 }
@@ -124,7 +118,7 @@ pub async fn update_user(
 ) -> ApiResult<Json<UserDto>> {
     let id = params.id("id")?;
     let p = ctx.principal()?;
-    let input = UserUpdate { display_name: b.display_name, unit_id: b.unit_id, position: b.position, email: b.email, phone: b.phone };
+    let input = UserProfile { display_name: b.display_name, unit_id: b.unit_id, position: b.position, email: b.email, phone: b.phone };
     state.identity.update_user(p, &ctx.actor(), id, input).await?;
     Ok(Json(state.identity.user(p, &ctx.actor(), id).await?.into()))
 }

@@ -4,7 +4,7 @@ use askama::Template;
 use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
 use tongban_authz::{Permission, Scope};
-use tongban_identity::{NewUser, User, UserUpdate};
+use tongban_identity::{NewUser, User, UserProfile};
 use tongban_platform::{DomainError, clock::now_millis};
 
 use super::{
@@ -111,6 +111,18 @@ pub struct UserFormData {
     phone: String,
 }
 
+impl UserFormData {
+    fn profile(&self, unit_id: i64) -> UserProfile {
+        UserProfile {
+            display_name: self.display_name.clone(),
+            unit_id,
+            position: self.position.clone(),
+            email: self.email.clone(),
+            phone: self.phone.clone(),
+        }
+    }
+}
+
 async fn form_page(state: &AppState, ctx: &Ctx, editing: Option<i64>, data: UserFormData, error: (String, String)) -> PageResult {
     let p = ctx.principal()?;
     let units = state.identity.units(p).await?;
@@ -146,14 +158,7 @@ pub async fn create(State(state): State<AppState>, ctx: Ctx, PageForm(data): Pag
     let p = ctx.principal()?;
     let result = match parse_id("unit_id", &data.unit_id) {
         Ok(unit_id) => {
-            let input = NewUser {
-                username: data.username.clone(),
-                display_name: data.display_name.clone(),
-                unit_id,
-                position: data.position.clone(),
-                email: data.email.clone(),
-                phone: data.phone.clone(),
-            };
+            let input = NewUser { username: data.username.clone(), profile: data.profile(unit_id) };
             state.identity.create_user(p, &ctx.actor(), input).await
         }
         Err(e) => Err(e),
@@ -255,13 +260,7 @@ pub async fn update(State(state): State<AppState>, ctx: Ctx, params: PathParams,
     let p = ctx.principal()?;
     let result = match parse_id("unit_id", &data.unit_id) {
         Ok(unit_id) => {
-            let input = UserUpdate {
-                display_name: data.display_name.clone(),
-                unit_id,
-                position: data.position.clone(),
-                email: data.email.clone(),
-                phone: data.phone.clone(),
-            };
+            let input = data.profile(unit_id);
             state.identity.update_user(p, &ctx.actor(), id, input).await
         }
         Err(e) => Err(e),
