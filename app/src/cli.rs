@@ -124,6 +124,12 @@ pub fn print_initial_admins(admins: &[InitialAdmin]) {
     println!("Each of them also enrols a TOTP authenticator at first log-in.\n");
 }
 
+/// A domain error in the console's language (from `LANG`; Chinese unless it asks for English).
+fn console_message(e: &tongban_platform::DomainError) -> String {
+    let lang = std::env::var("LANG").ok().and_then(|l| tongban_web::i18n::Lang::parse(&l)).unwrap_or_default();
+    tongban_web::localized_message(&tongban_web::i18n::Tr { lang }, e)
+}
+
 /// Runs a parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
@@ -137,7 +143,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Init { root_unit } => {
             let opened = open(config).await?;
-            let admins = opened.identity.init(&root_unit).await.map_err(|e| anyhow::anyhow!("init refused: {e}"))?;
+            let admins = opened.identity.init(&root_unit).await.map_err(|e| anyhow::anyhow!("{}", console_message(&e)))?;
             print_initial_admins(&admins);
             Ok(())
         }
@@ -154,7 +160,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn user(config: Config, action: UserCommand) -> anyhow::Result<()> {
     let opened = open(config).await?;
     let ids = &opened.identity;
-    let fail = |e: tongban_platform::DomainError| anyhow::anyhow!("{e}");
+    let fail = |e: tongban_platform::DomainError| anyhow::anyhow!("{}", console_message(&e));
     match action {
         UserCommand::Create { username, name, unit_id, position } => {
             let input = NewUser { username: username.clone(), profile: UserProfile::new(&name, unit_id, &position) };
