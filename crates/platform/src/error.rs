@@ -10,6 +10,8 @@ pub struct FieldError {
     pub field: String,
     /// An i18n key such as `error.password_too_weak`.
     pub message_key: String,
+    /// Untranslated particulars shown after the message (an element id and line, a date).
+    pub detail: Option<String>,
 }
 
 /// What can go wrong in a use case. Each variant maps to one HTTP status.
@@ -44,7 +46,12 @@ pub enum DomainError {
 impl DomainError {
     /// A validation error on `field` with the i18n key `message_key`.
     pub fn invalid(field: &str, message_key: &str) -> Self {
-        DomainError::Invalid(FieldError { field: field.to_string(), message_key: message_key.to_string() })
+        DomainError::Invalid(FieldError { field: field.to_string(), message_key: message_key.to_string(), detail: None })
+    }
+
+    /// A validation error with particulars, e.g. `element Gateway_1, line 14`.
+    pub fn invalid_detail(field: &str, message_key: &str, detail: impl Into<String>) -> Self {
+        DomainError::Invalid(FieldError { field: field.to_string(), message_key: message_key.to_string(), detail: Some(detail.into()) })
     }
 }
 

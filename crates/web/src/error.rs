@@ -38,7 +38,10 @@ fn status_and_code(e: &DomainError) -> (StatusCode, &'static str) {
 /// The localised message of an error.
 pub fn message(tr: &Tr, e: &DomainError) -> String {
     match e {
-        DomainError::Invalid(f) => format!("{}: {}", tr.t(&format!("field.{}", f.field)), tr.t(&f.message_key)),
+        DomainError::Invalid(f) => match &f.detail {
+            Some(d) => format!("{}: {} ({d})", tr.t(&format!("field.{}", f.field)), tr.t(&f.message_key)),
+            None => format!("{}: {}", tr.t(&format!("field.{}", f.field)), tr.t(&f.message_key)),
+        },
         DomainError::Unauthenticated(k)
         | DomainError::Forbidden(k)
         | DomainError::NotFound(k)

@@ -1,0 +1,369 @@
+//! Reading BPMN 2.0 XML as the bpmn.io modeler and Camunda Modeler write it. Diagram interchange
+//! (`bpmndi`) and other vendors' extensions are ignored; BPMN elements outside the supported subset
+//! are refused with the element's id and line.
+
+use std::collections::{BTreeMap, HashMap};
+
+use roxmltree::{Document, Node as XmlNode};
+
+use crate::{
+    definition::{Candidate, FieldType, Flow, Node, NodeKind, ProcessDefinition, UserTaskSpec},
+    error::{DefinitionError, DefinitionErrorKind as K},
+    expr::Expr,
+    validate,
+};
+
+/// The BPMN 2.0 model namespace.
+pub const BPMN_NS: &str = "http://www.omg.org/spec/BPMN/20100524/MODEL";
+/// Camunda 7 extension namespace (camunda:candidateGroups, camunda:formData…).
+pub const CAMUNDA_NS: &str = "http://camunda.org/schema/1.0/bpmn";
+/// tongban's extension namespace (tongban:candidateUnit, tongban:dueWorkingDays…).
+pub const TONGBAN_NS: &str = "http://tongban.org/schema/bpmn/1.0";
+
+/// The largest file accepted, in bytes.
+pub const MAX_BPMN_BYTES: usize = 2 * 1024 * 1024;
+/// The most flow elements in one process.
+pub const MAX_ELEMENTS: usize = 2000;
+
+struct Raw {
+    nodes: Vec<Node>,
+    ids: HashMap<String, usize>,
+    flows_pending: Vec<PendingFlow>,
+    boundaries: Vec<PendingBoundary>,
+    lanes: HashMap<String, String>,
+    fields: BTreeMap<String, FieldType>,
+    defaults: Vec<(usize, String, u32)>,
+}
+
+struct PendingFlow {
+    id: String,
+    name: String,
+    line: u32,
+    source: String,
+    target: String,
+    condition: Option<(String, u32)>,
+}
+
+struct PendingBoundary {
+    node: usize,
+    attached_to: String,
+}
+
+fn line_of(doc: &Document, n: XmlNode) -> u32 {
+    doc.text_pos_at(n.range().start).row
+}
+
+fn err(element: &str, line: u32, kind: K) -> DefinitionError {
+    DefinitionError { element: element.to_string(), line, kind }
+}
+
+fn is_bpmn(n: &XmlNode, name: &str) -> bool {
+    n.is_element() && n.tag_name().namespace() == Some(BPMN_NS) && n.tag_name().name() == name
+}
+
+fn bpmn_children<'a, 'i>(n: XmlNode<'a, 'i>) -> impl Iterator<Item = XmlNode<'a, 'i>> {
+    n.children().filter(|c| c.is_element() && c.tag_name().namespace() == Some(BPMN_NS))
+}
+
+fn ext_attr<'a>(n: &XmlNode<'a, '_>, local: &str) -> Option<&'a str> {
+    n.attribute((TONGBAN_NS, local)).or_else(|| n.attribute((CAMUNDA_NS, local)))
+}
+
+fn candidate(value: &str) -> Candidate {
+    let v = value.trim();
+    match v.strip_prefix("${").and_then(|s| s.strip_suffix('}')) {
+        Some(var) => Candidate::Variable(var.trim().to_string()),
+        None => Candidate::Literal(v.to_string()),
+    }
+}
+
+fn candidates(value: Option<&str>) -> Vec<Candidate> {
+    value.map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(candidate).collect()).unwrap_or_default()
+}
+
+/// Parses and validates a BPMN file.
+pub fn parse_bpmn(xml: &str) -> Result<ProcessDefinition, DefinitionError> {
+    if xml.len() > MAX_BPMN_BYTES {
+        return Err(err("-", 1, K::TooLarge));
+    }
+    let opts = roxmltree::ParsingOptions { allow_dtd: false, nodes_limit: 200_000 };
+    let doc = Document::parse_with_options(xml, opts).map_err(|e| err("-", e.pos().row, K::MalformedXml(e.to_string())))?;
+    let root = doc.root_element();
+    if !is_bpmn(&root, "definitions") {
+        return Err(err(root.tag_name().name(), line_of(&doc, root), K::NotBpmn));
+    }
+    let mut process = None;
+    for child in bpmn_children(root) {
+        match child.tag_name().name() {
+            "process" => {
+                if process.is_some() {
+                    return Err(err(child.attribute("id").unwrap_or("-"), line_of(&doc, child), K::SeveralProcesses));
+                }
+                process = Some(child);
+            }
+            "collaboration" => check_collaboration(&doc, child)?,
+            "documentation" | "extensionElements" => {}
+            other => return Err(err(child.attribute("id").unwrap_or(other), line_of(&doc, child), K::Unsupported(other.to_string()))),
+        }
+    }
+    let Some(process) = process else { return Err(err("definitions", line_of(&doc, root), K::NoProcess)) };
+    let key = process.attribute("id").ok_or_else(|| err("process", line_of(&doc, process), K::MissingId))?.to_string();
+    if !valid_key(&key) {
+        return Err(err(&key, line_of(&doc, process), K::BadAttribute("id".into())));
+    }
+    let name = process.attribute("name").unwrap_or(&key).to_string();
+    let mut raw = Raw {
+        nodes: Vec::new(),
+        ids: HashMap::new(),
+        flows_pending: Vec::new(),
+        boundaries: Vec::new(),
+        lanes: HashMap::new(),
+        fields: BTreeMap::new(),
+        defaults: Vec::new(),
+    };
+    read_fields(&doc, process, &mut raw)?;
+    for child in bpmn_children(process) {
+        read_element(&doc, child, &mut raw)?;
+    }
+    if raw.nodes.len() + raw.flows_pending.len() > MAX_ELEMENTS {
+        return Err(err(&key, line_of(&doc, process), K::TooLarge));
+    }
+    let mut def = assemble(key, name, raw)?;
+    validate::validate(&mut def)?;
+    Ok(def)
+}
+
+fn valid_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 128 && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn check_collaboration(doc: &Document, c: XmlNode) -> Result<(), DefinitionError> {
+    for child in bpmn_children(c) {
+        let name = child.tag_name().name();
+        if !matches!(name, "participant" | "documentation" | "extensionElements" | "textAnnotation" | "association") {
+            return Err(err(child.attribute("id").unwrap_or(name), line_of(doc, child), K::Unsupported(name.to_string())));
+        }
+    }
+    Ok(())
+}
+
+fn read_fields(doc: &Document, el: XmlNode, raw: &mut Raw) -> Result<(), DefinitionError> {
+    for d in el.descendants().filter(|d| d.is_element()) {
+        let ns = d.tag_name().namespace();
+        let local = d.tag_name().name();
+        let (name_attr, is_field) = match (ns, local) {
+            (Some(CAMUNDA_NS), "formField") => ("id", true),
+            (Some(TONGBAN_NS), "field") => ("name", true),
+            _ => ("", false),
+        };
+        if !is_field {
+            continue;
+        }
+        let line = line_of(doc, d);
+        let Some(name) = d.attribute(name_attr).filter(|n| !n.trim().is_empty()) else {
+            return Err(err(local, line, K::MissingId));
+        };
+        let ty = d.attribute("type").unwrap_or("string");
+        let Some(ty) = FieldType::parse(ty) else { return Err(err(name, line, K::BadAttribute(format!("type={ty}")))) };
+        raw.fields.insert(name.trim().to_string(), ty);
+    }
+    Ok(())
+}
+
+fn add_node(doc: &Document, el: XmlNode, raw: &mut Raw, kind: NodeKind) -> Result<usize, DefinitionError> {
+    let line = line_of(doc, el);
+    let id = el.attribute("id").ok_or_else(|| err(el.tag_name().name(), line, K::MissingId))?.to_string();
+    if raw.ids.contains_key(&id) {
+        return Err(err(&id, line, K::DuplicateId));
+    }
+    let name = el.attribute("name").unwrap_or("").trim().to_string();
+    let ix = raw.nodes.len();
+    raw.ids.insert(id.clone(), ix);
+    raw.nodes.push(Node { id, name, line, kind, incoming: Vec::new(), outgoing: Vec::new() });
+    if let Some(default) = el.attribute("default") {
+        raw.defaults.push((ix, default.to_string(), line));
+    }
+    Ok(ix)
+}
+
+/// Event definitions inside an event; only the listed ones are allowed.
+fn event_definitions<'a, 'i>(el: XmlNode<'a, 'i>) -> Vec<XmlNode<'a, 'i>> {
+    bpmn_children(el).filter(|c| c.tag_name().name().ends_with("EventDefinition")).collect()
+}
+
+fn read_element(doc: &Document, el: XmlNode, raw: &mut Raw) -> Result<(), DefinitionError> {
+    let local = el.tag_name().name();
+    let line = line_of(doc, el);
+    let id = el.attribute("id").unwrap_or(local).to_string();
+    match local {
+        "startEvent" | "endEvent" => {
+            if let Some(d) = event_definitions(el).first() {
+                return Err(err(&id, line_of(doc, *d), K::Unsupported(d.tag_name().name().to_string())));
+            }
+            let kind = if local == "startEvent" { NodeKind::Start } else { NodeKind::End };
+            add_node(doc, el, raw, kind)?;
+        }
+        "userTask" => {
+            let due = match ext_attr(&el, "dueWorkingDays") {
+                Some(v) => Some(v.trim().parse::<u32>().ok().filter(|d| *d <= 3650).ok_or_else(|| {
+                    err(&id, line, K::BadAttribute(format!("dueWorkingDays={v}")))
+                })?),
+                None => None,
+            };
+            let mut roles = candidates(el.attribute((TONGBAN_NS, "candidateRole")));
+            roles.extend(candidates(el.attribute((CAMUNDA_NS, "candidateGroups"))));
+            let assignee = el.attribute((TONGBAN_NS, "assignee")).or_else(|| el.attribute((CAMUNDA_NS, "assignee"))).map(candidate);
+            let spec = UserTaskSpec {
+                candidate_units: candidates(el.attribute((TONGBAN_NS, "candidateUnit"))),
+                candidate_roles: roles,
+                assignee,
+                due_working_days: due,
+                boundary_timers: Vec::new(),
+            };
+            add_node(doc, el, raw, NodeKind::UserTask(spec))?;
+        }
+        "parallelGateway" => {
+            add_node(doc, el, raw, NodeKind::Parallel)?;
+        }
+        "exclusiveGateway" => {
+            add_node(doc, el, raw, NodeKind::Exclusive { default: None })?;
+        }
+        "inclusiveGateway" => {
+            add_node(doc, el, raw, NodeKind::Inclusive { default: None })?;
+        }
+        "boundaryEvent" => read_boundary(doc, el, raw)?,
+        "sequenceFlow" => {
+            let source = el.attribute("sourceRef").ok_or_else(|| err(&id, line, K::BadAttribute("sourceRef".into())))?;
+            let target = el.attribute("targetRef").ok_or_else(|| err(&id, line, K::BadAttribute("targetRef".into())))?;
+            let condition = bpmn_children(el)
+                .find(|c| c.tag_name().name() == "conditionExpression")
+                .map(|c| (c.text().unwrap_or("").to_string(), line_of(doc, c)));
+            if el.attribute("id").is_none() {
+                return Err(err("sequenceFlow", line, K::MissingId));
+            }
+            raw.flows_pending.push(PendingFlow {
+                id: id.clone(),
+                name: el.attribute("name").unwrap_or("").to_string(),
+                line,
+                source: source.to_string(),
+                target: target.to_string(),
+                condition,
+            });
+        }
+        "laneSet" => read_lanes(el, raw),
+        "documentation" | "extensionElements" | "textAnnotation" | "association" => {}
+        other => return Err(err(&id, line, K::Unsupported(other.to_string()))),
+    }
+    Ok(())
+}
+
+fn read_boundary(doc: &Document, el: XmlNode, raw: &mut Raw) -> Result<(), DefinitionError> {
+    let line = line_of(doc, el);
+    let id = el.attribute("id").unwrap_or("boundaryEvent").to_string();
+    let defs = event_definitions(el);
+    let timer = match defs.as_slice() {
+        [t] if t.tag_name().name() == "timerEventDefinition" => *t,
+        [other, ..] => return Err(err(&id, line_of(doc, *other), K::Unsupported(other.tag_name().name().to_string()))),
+        [] => return Err(err(&id, line, K::Unsupported("boundaryEvent".into()))),
+    };
+    let days = match ext_attr(&el, "workingDays") {
+        Some(v) => v.trim().parse::<u32>().ok(),
+        None => {
+            let Some(duration) = bpmn_children(timer).find(|c| c.tag_name().name() == "timeDuration") else {
+                let what = bpmn_children(timer).next().map(|c| c.tag_name().name().to_string()).unwrap_or_else(|| "timer".into());
+                return Err(err(&id, line_of(doc, timer), K::BadTimer(what)));
+            };
+            working_days_of(duration.text().unwrap_or(""))
+        }
+    };
+    let Some(days) = days.filter(|d| (1..=3650).contains(d)) else {
+        return Err(err(&id, line_of(doc, timer), K::BadTimer("duration".into())));
+    };
+    let attached = el.attribute("attachedToRef").ok_or_else(|| err(&id, line, K::BadAttribute("attachedToRef".into())))?;
+    let cancel = el.attribute("cancelActivity").map(|v| v != "false").unwrap_or(true);
+    let node = add_node(doc, el, raw, NodeKind::BoundaryTimer { attached_to: usize::MAX, working_days: days, cancel_activity: cancel })?;
+    raw.boundaries.push(PendingBoundary { node, attached_to: attached.to_string() });
+    Ok(())
+}
+
+/// `P5D` (or `5`) means five working days; hours and months are refused.
+fn working_days_of(text: &str) -> Option<u32> {
+    let t = text.trim();
+    let n = t.strip_prefix('P').and_then(|r| r.strip_suffix('D')).unwrap_or(t);
+    n.parse::<u32>().ok()
+}
+
+fn read_lanes(set: XmlNode, raw: &mut Raw) {
+    for lane in bpmn_children(set).filter(|c| c.tag_name().name() == "lane") {
+        let unit = lane.attribute((TONGBAN_NS, "unit")).or(lane.attribute("name")).unwrap_or("").trim().to_string();
+        for r in bpmn_children(lane).filter(|c| c.tag_name().name() == "flowNodeRef") {
+            if let Some(t) = r.text()
+                && !unit.is_empty()
+            {
+                raw.lanes.insert(t.trim().to_string(), unit.clone());
+            }
+        }
+        if let Some(child) = bpmn_children(lane).find(|c| c.tag_name().name() == "childLaneSet") {
+            read_lanes(child, raw);
+        }
+    }
+}
+
+fn assemble(key: String, name: String, mut raw: Raw) -> Result<ProcessDefinition, DefinitionError> {
+    let mut flows = Vec::new();
+    let mut flow_ids = HashMap::new();
+    for p in &raw.flows_pending {
+        if raw.ids.contains_key(&p.id) || flow_ids.contains_key(&p.id) {
+            return Err(err(&p.id, p.line, K::DuplicateId));
+        }
+        let source = *raw.ids.get(&p.source).ok_or_else(|| err(&p.id, p.line, K::UnknownReference(p.source.clone())))?;
+        let target = *raw.ids.get(&p.target).ok_or_else(|| err(&p.id, p.line, K::UnknownReference(p.target.clone())))?;
+        let condition = match &p.condition {
+            Some((text, line)) if !text.trim().is_empty() => {
+                Some(Expr::parse(text).map_err(|e| err(&p.id, *line, K::BadCondition(e.to_string())))?)
+            }
+            _ => None,
+        };
+        let ix = flows.len();
+        flow_ids.insert(p.id.clone(), ix);
+        raw.nodes[source].outgoing.push(ix);
+        raw.nodes[target].incoming.push(ix);
+        flows.push(Flow { id: p.id.clone(), name: p.name.clone(), line: p.line, source, target, condition });
+    }
+    for (node, flow_id, line) in &raw.defaults {
+        let Some(&f) = flow_ids.get(flow_id) else {
+            return Err(err(&raw.nodes[*node].id, *line, K::UnknownReference(flow_id.clone())));
+        };
+        match &mut raw.nodes[*node].kind {
+            NodeKind::Exclusive { default } | NodeKind::Inclusive { default } => *default = Some(f),
+            _ => {}
+        }
+    }
+    for b in &raw.boundaries {
+        let (id, line) = (raw.nodes[b.node].id.clone(), raw.nodes[b.node].line);
+        let Some(&task) = raw.ids.get(&b.attached_to) else { return Err(err(&id, line, K::UnknownReference(b.attached_to.clone()))) };
+        match &mut raw.nodes[task].kind {
+            NodeKind::UserTask(spec) => spec.boundary_timers.push(b.node),
+            _ => return Err(err(&id, line, K::BadAttribute("attachedToRef".into()))),
+        }
+        if let NodeKind::BoundaryTimer { attached_to, .. } = &mut raw.nodes[b.node].kind {
+            *attached_to = task;
+        }
+    }
+    for node in raw.nodes.iter_mut() {
+        if let (NodeKind::UserTask(spec), Some(unit)) = (&mut node.kind, raw.lanes.get(&node.id))
+            && spec.candidate_units.is_empty()
+            && spec.assignee.is_none()
+        {
+            spec.candidate_units.push(candidate(unit));
+        }
+    }
+    let starts: Vec<usize> = raw.nodes.iter().enumerate().filter(|(_, n)| n.kind == NodeKind::Start).map(|(i, _)| i).collect();
+    let start = match starts.as_slice() {
+        [s] => *s,
+        [] => return Err(err(&key, 1, K::NoStartEvent)),
+        [_, second, ..] => return Err(err(&raw.nodes[*second].id, raw.nodes[*second].line, K::SeveralStartEvents)),
+    };
+    let n = raw.nodes.len();
+    Ok(ProcessDefinition { key, name, nodes: raw.nodes, flows, start, fields: raw.fields, blocks: Vec::new(), paths: vec![Vec::new(); n] })
+}
