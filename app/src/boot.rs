@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tongban_audit::AuditTrail;
+use tongban_calendar::CalendarService;
 use tongban_crypto::AuditSigner;
 use tongban_identity::IdentityService;
 use tongban_platform::{Config, Db, migrate};
@@ -20,6 +21,10 @@ pub struct Opened {
     pub audit: AuditTrail,
     /// The identity service.
     pub identity: IdentityService,
+    /// The working-day calendar (工作日历).
+    pub calendar: CalendarService,
+    /// The workflow engine service (工作流).
+    pub workflow: tongban_workflow::WorkflowService,
 }
 
 /// Connects to the database, applies migrations, and loads (or creates) the audit key.
@@ -42,7 +47,10 @@ pub async fn open(config: Config) -> anyhow::Result<Opened> {
     let signer = AuditSigner::load_or_create(&config.audit_key_path()).context("loading the audit key")?;
     let audit = AuditTrail::new(signer, config.audit_checkpoint_path());
     let identity = IdentityService::new(db.clone(), audit.clone(), config.security.clone());
-    Ok(Opened { config: Arc::new(config), db, audit, identity })
+    let calendar = CalendarService::new(db.clone(), audit.clone());
+    calendar.ensure_official().await.context("storing the official holiday schedules")?;
+    let workflow = tongban_workflow::WorkflowService::new(db.clone(), audit.clone(), calendar.clone());
+    Ok(Opened { config: Arc::new(config), db, audit, identity, calendar, workflow })
 }
 
 /// A database URL without its password, for messages.

@@ -7,6 +7,8 @@ mod api;
 mod audit;
 mod auth;
 mod background;
+mod calendar;
 mod scopes;
 mod separation;
 mod units_users;
+mod workflow;

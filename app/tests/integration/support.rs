@@ -51,7 +51,9 @@ impl TestApp {
         if demo {
             tongban_identity::demo::load(&opened.identity).await.expect("demo data");
         }
-        let state = tongban_web::AppState::new(opened.identity.clone(), opened.config.clone(), None);
+        let state = tongban_web::AppState::new(opened.identity.clone(), opened.config.clone(), None)
+            .with_calendar(opened.calendar.clone())
+            .with_workflow(opened.workflow.clone());
         TestApp { router: tongban_web::router(state), opened, _dir: dir }
     }
 
@@ -214,6 +216,23 @@ impl Client {
         let req = self
             .builder(method, path)
             .header(header::CONTENT_TYPE, "application/json")
+            .header("x-csrf-token", token)
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        self.send(req).await
+    }
+
+    /// A second client sharing this one's session (cookies).
+    pub fn clone_session(&self) -> Client {
+        Client { router: self.router.clone(), cookies: self.cookies.clone(), ip: self.ip.clone() }
+    }
+
+    /// Sends a raw body with a content type, a session cookie and the session's CSRF header.
+    pub async fn raw(&mut self, method: Method, path: &str, content_type: &str, body: &str) -> Resp {
+        let token = self.csrf("/me/tokens").await;
+        let req = self
+            .builder(method, path)
+            .header(header::CONTENT_TYPE, content_type)
             .header("x-csrf-token", token)
             .body(Body::from(body.to_string()))
             .expect("request");

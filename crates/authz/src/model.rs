@@ -35,11 +35,17 @@ pub enum Permission {
     /// Use the staff workbench.
     #[serde(rename = "workbench.use")]
     WorkbenchUse,
+    /// Upload and manage process definitions (流程定义管理).
+    #[serde(rename = "workflow.define")]
+    WorkflowDefine,
+    /// Start process instances by hand (发起流程).
+    #[serde(rename = "workflow.start")]
+    WorkflowStart,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 12] = [
         Permission::UnitRead,
         Permission::UnitWrite,
         Permission::UserRead,
@@ -50,6 +56,8 @@ impl Permission {
         Permission::AuditRead,
         Permission::ConfigWrite,
         Permission::WorkbenchUse,
+        Permission::WorkflowDefine,
+        Permission::WorkflowStart,
     ];
 
     /// The stored name, e.g. `user.write`.
@@ -65,6 +73,8 @@ impl Permission {
             Permission::AuditRead => "audit.read",
             Permission::ConfigWrite => "config.write",
             Permission::WorkbenchUse => "workbench.use",
+            Permission::WorkflowDefine => "workflow.define",
+            Permission::WorkflowStart => "workflow.start",
         }
     }
 

@@ -41,6 +41,11 @@ pub fn parse_local_date(s: &str) -> Option<Millis> {
     Some((t.unix_timestamp_nanos() / 1_000_000) as Millis)
 }
 
+/// The local (China Standard Time) calendar date of an instant.
+pub fn local_date(ms: Millis) -> Option<time::Date> {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok().map(|t| t.to_offset(china_offset()).date())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,14 +65,26 @@ pub fn backoff_millis(attempts: i64) -> i64 {
 
 /// Enqueues a job in the caller's transaction.
 pub async fn enqueue(tx: &mut WriteTx, kind: &str, payload: &serde_json::Value, max_attempts: i64) -> Result<i64, sqlx::Error> {
+    enqueue_at(tx, kind, payload, max_attempts, now_millis()).await
+}
+
+/// Enqueues a job that becomes ready at `run_at` (UTC ms), in the caller's transaction.
+pub async fn enqueue_at(
+    tx: &mut WriteTx,
+    kind: &str,
+    payload: &serde_json::Value,
+    max_attempts: i64,
+    run_at: i64,
+) -> Result<i64, sqlx::Error> {
     let now = now_millis();
     let row = sqlx::query(
         "INSERT INTO jobs (kind, payload, status, attempts, max_attempts, run_at, created_at, updated_at) \
-         VALUES ($1, $2, 'queued', 0, $3, $4, $4, $4) RETURNING id",
+         VALUES ($1, $2, 'queued', 0, $3, $4, $5, $5) RETURNING id",
     )
     .bind(kind)
     .bind(payload.to_string())
     .bind(max_attempts.max(1))
+    .bind(run_at)
     .bind(now)
     .fetch_one(tx.conn())
     .await?;

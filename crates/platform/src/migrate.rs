@@ -1,6 +1,6 @@
 //! One migration history for both engines. Each migration is a shared SQL file plus an optional
-//! per-engine file (for triggers, whose syntax differs). `{{ID}}` in shared SQL becomes the
-//! engine's auto-increment primary key.
+//! per-engine file (for triggers, whose syntax differs; empty when not needed). `{{ID}}` in
+//! shared SQL becomes the engine's auto-increment primary key.
 
 use sqlx::Row;
 
@@ -14,13 +14,18 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "spine",
-    shared: include_str!("../migrations/0001_spine.sql"),
-    sqlite: include_str!("../migrations/0001_spine.sqlite.sql"),
-    postgres: include_str!("../migrations/0001_spine.postgres.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "spine",
+        shared: include_str!("../migrations/0001_spine.sql"),
+        sqlite: include_str!("../migrations/0001_spine.sqlite.sql"),
+        postgres: include_str!("../migrations/0001_spine.postgres.sql"),
+    },
+    // No per-engine part: the shared SQL runs as it is on both.
+    Migration { version: 2, name: "calendar", shared: include_str!("../migrations/0002_calendar.sql"), sqlite: "", postgres: "" },
+    Migration { version: 3, name: "workflow", shared: include_str!("../migrations/0003_workflow.sql"), sqlite: "", postgres: "" },
+];
 
 fn render(m: &Migration, kind: DbKind) -> String {
     let id = match kind {

@@ -35,12 +35,28 @@ fn status_and_code(e: &DomainError) -> (StatusCode, &'static str) {
     }
 }
 
+/// The label of a field in a message: the slice's own label when the message key belongs to a
+/// slice (`calendar.field.days` for `calendar.error.*`), else the shared `field.*` label, else the
+/// field name itself (e.g. a path such as `period[2].from`).
+fn field_label(tr: &Tr, field: &str, message_key: &str) -> String {
+    if let Some((slice, _)) = message_key.split_once('.')
+        && slice != "error"
+    {
+        let key = format!("{slice}.field.{field}");
+        if tr.t(&key) != key {
+            return tr.t(&key).to_string();
+        }
+    }
+    let key = format!("field.{field}");
+    if tr.t(&key) != key { tr.t(&key).to_string() } else { field.to_string() }
+}
+
 /// The localised message of an error.
 pub fn message(tr: &Tr, e: &DomainError) -> String {
     match e {
         DomainError::Invalid(f) => match &f.detail {
-            Some(d) => format!("{}: {} ({d})", tr.t(&format!("field.{}", f.field)), tr.t(&f.message_key)),
-            None => format!("{}: {}", tr.t(&format!("field.{}", f.field)), tr.t(&f.message_key)),
+            Some(d) => format!("{}: {} ({d})", field_label(tr, &f.field, &f.message_key), tr.t(&f.message_key)),
+            None => format!("{}: {}", field_label(tr, &f.field, &f.message_key), tr.t(&f.message_key)),
         },
         DomainError::Unauthenticated(k)
         | DomainError::Forbidden(k)

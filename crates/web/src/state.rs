@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use tongban_calendar::CalendarService;
 use tongban_identity::IdentityService;
 use tongban_platform::{Config, Db};
+use tongban_workflow::WorkflowService;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -15,12 +17,32 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Renders /metrics.
     pub metrics: Option<PrometheusHandle>,
+    /// The working-day calendar (工作日历).
+    pub calendar: CalendarService,
+    /// The workflow service (工作流).
+    pub workflow: WorkflowService,
 }
 
 impl AppState {
-    /// State over an identity service and configuration.
+    /// State over an identity service and configuration. The calendar service shares the
+    /// identity service's database and audit trail; [`AppState::with_calendar`] shares an
+    /// existing one (and its cache) instead.
     pub fn new(identity: IdentityService, config: Arc<Config>, metrics: Option<PrometheusHandle>) -> Self {
-        AppState { identity, config, metrics }
+        let calendar = CalendarService::new(identity.db().clone(), identity.audit().clone());
+        let workflow = WorkflowService::new(identity.db().clone(), identity.audit().clone(), calendar.clone());
+        AppState { identity, config, metrics, calendar, workflow }
+    }
+
+    /// The same state with this calendar service.
+    pub fn with_calendar(mut self, calendar: CalendarService) -> Self {
+        self.calendar = calendar;
+        self
+    }
+
+    /// The same state with this workflow service.
+    pub fn with_workflow(mut self, workflow: WorkflowService) -> Self {
+        self.workflow = workflow;
+        self
     }
 
     /// The database.

@@ -231,7 +231,12 @@ struct Run<'d> {
 
 impl Instance {
     /// Starts an instance: the token leaves the start event and runs to the first tasks.
-    pub fn start(def: &ProcessDefinition, variables: Map<String, Value>, started_by: i64, now: i64) -> Result<(Instance, Effects), EngineError> {
+    pub fn start(
+        def: &ProcessDefinition,
+        variables: Map<String, Value>,
+        started_by: i64,
+        now: i64,
+    ) -> Result<(Instance, Effects), EngineError> {
         let inst = Instance {
             status: InstanceStatus::Running,
             variables,
@@ -293,7 +298,14 @@ impl Instance {
 
     /// Completes a task with an opinion and data (办理); the process moves on when every task at
     /// the step (the holder's and any co-signers') is done.
-    pub fn complete(&mut self, def: &ProcessDefinition, task: TaskId, actor: Actor, done: Completion, now: i64) -> Result<Effects, EngineError> {
+    pub fn complete(
+        &mut self,
+        def: &ProcessDefinition,
+        task: TaskId,
+        actor: Actor,
+        done: Completion,
+        now: i64,
+    ) -> Result<Effects, EngineError> {
         self.action(def, now, |run| {
             run.check_holder(task, actor)?;
             for (k, v) in done.variables {
@@ -394,8 +406,12 @@ impl Instance {
             }
             for level in &there[common..] {
                 let b = &def.blocks[level.block];
-                let expected =
-                    run.inst.joins.get(&level.block).map(|j| j.expected.clone()).unwrap_or_else(|| (0..b.branches).collect::<BTreeSet<_>>());
+                let expected = run
+                    .inst
+                    .joins
+                    .get(&level.block)
+                    .map(|j| j.expected.clone())
+                    .unwrap_or_else(|| (0..b.branches).collect::<BTreeSet<_>>());
                 let mut arrived = expected.clone();
                 arrived.remove(&level.branch);
                 run.inst.joins.insert(level.block, JoinState { expected, arrived });
@@ -408,7 +424,14 @@ impl Instance {
     }
 
     /// Hands the task to another user (转办).
-    pub fn transfer(&mut self, def: &ProcessDefinition, task: TaskId, actor: Actor, to_user: i64, now: i64) -> Result<Effects, EngineError> {
+    pub fn transfer(
+        &mut self,
+        def: &ProcessDefinition,
+        task: TaskId,
+        actor: Actor,
+        to_user: i64,
+        now: i64,
+    ) -> Result<Effects, EngineError> {
         self.action(def, now, |run| {
             run.check_holder(task, actor)?;
             if to_user == actor.user_id {
@@ -424,7 +447,14 @@ impl Instance {
     }
 
     /// Adds a co-signer (加签): another user must also complete this step before it moves on.
-    pub fn add_cosigner(&mut self, def: &ProcessDefinition, task: TaskId, actor: Actor, user: i64, now: i64) -> Result<Effects, EngineError> {
+    pub fn add_cosigner(
+        &mut self,
+        def: &ProcessDefinition,
+        task: TaskId,
+        actor: Actor,
+        user: i64,
+        now: i64,
+    ) -> Result<Effects, EngineError> {
         self.action(def, now, |run| {
             run.check_holder(task, actor)?;
             let t = run.inst.tasks[&task].clone();
@@ -475,7 +505,9 @@ impl Instance {
 
     /// Whether `actor` may claim or act on the task.
     pub fn may_act(&self, task: TaskId, actor: Actor) -> bool {
-        self.tasks.get(&task).is_some_and(|t| t.status == TaskStatus::Open && (t.assignee == Some(actor.user_id) || (t.assignee.is_none() && may_claim(t, actor))))
+        self.tasks.get(&task).is_some_and(|t| {
+            t.status == TaskStatus::Open && (t.assignee == Some(actor.user_id) || (t.assignee.is_none() && may_claim(t, actor)))
+        })
     }
 }
 
@@ -533,7 +565,13 @@ impl Run<'_> {
         id
     }
 
-    fn create_task(&mut self, token: TokenId, node: NodeIx, assignee: Option<i64>, cosign_of: Option<TaskId>) -> Result<TaskId, EngineError> {
+    fn create_task(
+        &mut self,
+        token: TokenId,
+        node: NodeIx,
+        assignee: Option<i64>,
+        cosign_of: Option<TaskId>,
+    ) -> Result<TaskId, EngineError> {
         let NodeKind::UserTask(spec) = &self.def.nodes[node].kind else { return Err(EngineError::NoSuchTask) };
         let assignee = match (assignee, &spec.assignee) {
             (Some(a), _) => Some(a),
@@ -724,7 +762,13 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn arrive_at_join(&mut self, block: BlockIx, node: NodeIx, mut path: Vec<BranchRef>, rec: &mut WithdrawRecord) -> Result<(), EngineError> {
+    fn arrive_at_join(
+        &mut self,
+        block: BlockIx,
+        node: NodeIx,
+        mut path: Vec<BranchRef>,
+        rec: &mut WithdrawRecord,
+    ) -> Result<(), EngineError> {
         let Some(last) = path.pop() else { return Err(EngineError::NoPathMatched(self.def.nodes[node].id.clone())) };
         let state = self.inst.joins.entry(block).or_default();
         let before = state.arrived.clone();

@@ -5,8 +5,7 @@ use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
 use crate::{
-    Actor, Completion, Effect, EngineError, Instance, InstanceStatus, ProcessDefinition, TaskStatus,
-    error::DefinitionErrorKind as K,
+    Actor, Completion, Effect, EngineError, Instance, InstanceStatus, ProcessDefinition, TaskStatus, error::DefinitionErrorKind as K,
     parse::parse_bpmn,
 };
 
@@ -98,7 +97,10 @@ fn queue_tasks_need_a_claim_by_a_candidate() {
     assert_eq!(inst.claim(&d, t, outsider, 1), Err(EngineError::NotAllowed));
     inst.claim(&d, t, member, 1).unwrap();
     assert_eq!(inst.claim(&d, t, Actor { user_id: 3, units: &land, roles: &NOBODY }, 1), Err(EngineError::AlreadyClaimed));
-    assert_eq!(inst.complete(&d, t, Actor { user_id: 3, units: &land, roles: &NOBODY }, Completion::default(), 1), Err(EngineError::NotAllowed));
+    assert_eq!(
+        inst.complete(&d, t, Actor { user_id: 3, units: &land, roles: &NOBODY }, Completion::default(), 1),
+        Err(EngineError::NotAllowed)
+    );
     inst.complete(&d, t, member, Completion::default(), 1).unwrap();
     assert_eq!(inst.complete(&d, t, member, Completion::default(), 1), Err(EngineError::TaskClosed));
 }
@@ -316,7 +318,8 @@ fn transfer_hands_over_the_task() {
 fn exclusive_gateway_without_a_matching_flow_refuses_the_action() {
     let d = def(PARALLEL);
     let (mut inst, _) = Instance::start(&d, Map::new(), 7, 0).unwrap();
-    for (n, u) in [("Task_land", "自然资源局"), ("Task_housing", "住房和城乡建设局"), ("Task_market", "市场监督管理局")] {
+    for (n, u) in [("Task_land", "自然资源局"), ("Task_housing", "住房和城乡建设局"), ("Task_market", "市场监督管理局")]
+    {
         do_task(&mut inst, &d, n, 1, &units(&[u]), json!({}));
     }
     // approved missing: `not approved` holds, so this is denied rather than stuck.
@@ -361,44 +364,60 @@ fn imports_modeler_files_with_diagram_interchange() {
 fn refuses_bad_files_naming_element_and_line() {
     let e = parse_bpmn("<bpmn:definitions xmlns:bpmn='x'><oops").unwrap_err();
     assert!(matches!(e.kind, K::MalformedXml(_)));
-    let e = parse_err(r#"<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f" sourceRef="s" targetRef="x"/>
-<bpmn:scriptTask id="x"/>"#);
+    let e = parse_err(
+        r#"<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f" sourceRef="s" targetRef="x"/>
+<bpmn:scriptTask id="x"/>"#,
+    );
     assert_eq!((e.element.as_str(), e.line, &e.kind), ("x", 5, &K::Unsupported("scriptTask".into())));
-    let e = parse_err(r#"<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f" sourceRef="s" targetRef="e"/><bpmn:endEvent id="e"/>
-<bpmn:userTask id="lonely" tongban:assignee="1"/><bpmn:sequenceFlow id="g" sourceRef="lonely" targetRef="e"/>"#);
+    let e = parse_err(
+        r#"<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f" sourceRef="s" targetRef="e"/><bpmn:endEvent id="e"/>
+<bpmn:userTask id="lonely" tongban:assignee="1"/><bpmn:sequenceFlow id="g" sourceRef="lonely" targetRef="e"/>"#,
+    );
     assert_eq!((e.element.as_str(), &e.kind), ("lonely", &K::Unreachable));
-    let e = parse_err(r#"<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f" sourceRef="s" targetRef="x"/>
+    let e = parse_err(
+        r#"<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f" sourceRef="s" targetRef="x"/>
 <bpmn:exclusiveGateway id="x"/>
 <bpmn:sequenceFlow id="f1" sourceRef="x" targetRef="a"><bpmn:conditionExpression>${ok}</bpmn:conditionExpression></bpmn:sequenceFlow>
 <bpmn:sequenceFlow id="f2" sourceRef="x" targetRef="b"><bpmn:conditionExpression>${!ok}</bpmn:conditionExpression></bpmn:sequenceFlow>
 <bpmn:userTask id="a" tongban:assignee="1"/><bpmn:userTask id="b" tongban:assignee="1"/>
 <bpmn:parallelGateway id="j"/><bpmn:sequenceFlow id="f3" sourceRef="a" targetRef="j"/><bpmn:sequenceFlow id="f4" sourceRef="b" targetRef="j"/>
-<bpmn:sequenceFlow id="f5" sourceRef="j" targetRef="e"/><bpmn:endEvent id="e"/>"#);
+<bpmn:sequenceFlow id="f5" sourceRef="j" targetRef="e"/><bpmn:endEvent id="e"/>"#,
+    );
     assert_eq!((e.element.as_str(), &e.kind), ("f1", &K::UnknownField("ok".into())), "conditions need declared fields");
-    let e = parse_err(r#"<bpmn:extensionElements><tongban:field name="ok" type="boolean"/></bpmn:extensionElements>
+    let e = parse_err(
+        r#"<bpmn:extensionElements><tongban:field name="ok" type="boolean"/></bpmn:extensionElements>
 <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f" sourceRef="s" targetRef="x"/>
 <bpmn:exclusiveGateway id="x"/>
 <bpmn:sequenceFlow id="f1" sourceRef="x" targetRef="a"><bpmn:conditionExpression>${ok}</bpmn:conditionExpression></bpmn:sequenceFlow>
 <bpmn:sequenceFlow id="f2" sourceRef="x" targetRef="b"><bpmn:conditionExpression>${!ok}</bpmn:conditionExpression></bpmn:sequenceFlow>
 <bpmn:userTask id="a" tongban:assignee="1"/><bpmn:userTask id="b" tongban:assignee="1"/>
 <bpmn:parallelGateway id="j"/><bpmn:sequenceFlow id="f3" sourceRef="a" targetRef="j"/><bpmn:sequenceFlow id="f4" sourceRef="b" targetRef="j"/>
-<bpmn:sequenceFlow id="f5" sourceRef="j" targetRef="e"/><bpmn:endEvent id="e"/>"#);
+<bpmn:sequenceFlow id="f5" sourceRef="j" targetRef="e"/><bpmn:endEvent id="e"/>"#,
+    );
     assert_eq!((e.element.as_str(), e.line, &e.kind), ("j", 10, &K::JoinWithoutFork));
-    let e = parse_err(r#"<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f" sourceRef="s" targetRef="a"/>
+    let e = parse_err(
+        r#"<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f" sourceRef="s" targetRef="a"/>
 <bpmn:userTask id="a" tongban:assignee="1"/><bpmn:sequenceFlow id="g" sourceRef="a" targetRef="b"/>
-<bpmn:userTask id="b" tongban:assignee="1"/><bpmn:sequenceFlow id="h" sourceRef="b" targetRef="a"/>"#);
+<bpmn:userTask id="b" tongban:assignee="1"/><bpmn:sequenceFlow id="h" sourceRef="b" targetRef="a"/>"#,
+    );
     assert_eq!(e.kind, K::NoWayOut, "a cycle without a way out");
-    let e = parse_err(r#"<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f" sourceRef="s" targetRef="a"/>
-<bpmn:userTask id="a"/><bpmn:sequenceFlow id="g" sourceRef="a" targetRef="e"/><bpmn:endEvent id="e"/>"#);
+    let e = parse_err(
+        r#"<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f" sourceRef="s" targetRef="a"/>
+<bpmn:userTask id="a"/><bpmn:sequenceFlow id="g" sourceRef="a" targetRef="e"/><bpmn:endEvent id="e"/>"#,
+    );
     assert_eq!((e.element.as_str(), &e.kind), ("a", &K::NoCandidate));
-    let e = parse_err(r#"<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f" sourceRef="s" targetRef="k"/>
+    let e = parse_err(
+        r#"<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f" sourceRef="s" targetRef="k"/>
 <bpmn:parallelGateway id="k"/><bpmn:sequenceFlow id="g1" sourceRef="k" targetRef="a"/><bpmn:sequenceFlow id="g2" sourceRef="k" targetRef="e"/>
-<bpmn:userTask id="a" tongban:assignee="1"/><bpmn:sequenceFlow id="g3" sourceRef="a" targetRef="e"/><bpmn:endEvent id="e"/>"#);
+<bpmn:userTask id="a" tongban:assignee="1"/><bpmn:sequenceFlow id="g3" sourceRef="a" targetRef="e"/><bpmn:endEvent id="e"/>"#,
+    );
     assert!(matches!(e.kind, K::ForkWithoutJoin(_)), "{e}");
-    let e = parse_err(r#"<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f" sourceRef="s" targetRef="a"/>
+    let e = parse_err(
+        r#"<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f" sourceRef="s" targetRef="a"/>
 <bpmn:userTask id="a" tongban:assignee="1"/><bpmn:sequenceFlow id="g" sourceRef="a" targetRef="e"/><bpmn:endEvent id="e"/>
 <bpmn:boundaryEvent id="t" attachedToRef="a"><bpmn:timerEventDefinition><bpmn:timeDuration>PT4H</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>
-<bpmn:sequenceFlow id="h" sourceRef="t" targetRef="e"/>"#);
+<bpmn:sequenceFlow id="h" sourceRef="t" targetRef="e"/>"#,
+    );
     assert!(matches!(e.kind, K::BadTimer(_)), "hours are not working days: {e}");
     assert_eq!(e.element, "t");
 }

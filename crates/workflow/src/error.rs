@@ -141,8 +141,8 @@ impl DefinitionErrorKind {
     fn extra(&self) -> Option<&str> {
         use DefinitionErrorKind::*;
         match self {
-            MalformedXml(s) | Unsupported(s) | UnknownReference(s) | BadAttribute(s) | BadTimer(s) | BadCondition(s)
-            | UnknownField(s) | ForkWithoutJoin(s) | FlowCount(s) => Some(s),
+            MalformedXml(s) | Unsupported(s) | UnknownReference(s) | BadAttribute(s) | BadTimer(s) | BadCondition(s) | UnknownField(s)
+            | ForkWithoutJoin(s) | FlowCount(s) => Some(s),
             _ => None,
         }
     }

@@ -272,11 +272,7 @@ impl Expr {
     /// Parses `${…}`, `#{…}` or a bare expression.
     pub fn parse(source: &str) -> Result<Expr, ExprError> {
         let trimmed = source.trim();
-        let inner = trimmed
-            .strip_prefix("${")
-            .or_else(|| trimmed.strip_prefix("#{"))
-            .and_then(|s| s.strip_suffix('}'))
-            .unwrap_or(trimmed);
+        let inner = trimmed.strip_prefix("${").or_else(|| trimmed.strip_prefix("#{")).and_then(|s| s.strip_suffix('}')).unwrap_or(trimmed);
         let offset = if inner.len() < trimmed.len() { 2 } else { 0 };
         let shift = |e: ExprError| ExprError { at: e.at + offset, message: e.message };
         Self::parse_inner(inner).map_err(shift)

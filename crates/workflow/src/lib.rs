@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod expr;
 pub mod parse;
+pub mod service;
 pub mod validate;
 
 #[cfg(test)]
@@ -20,3 +21,4 @@ pub use definition::ProcessDefinition;
 pub use engine::{Actor, Completion, Effect, Instance, InstanceStatus, Task, TaskStatus};
 pub use error::{DefinitionError, EngineError};
 pub use parse::parse_bpmn;
+pub use service::{TaskAction, TaskList, WorkflowService};

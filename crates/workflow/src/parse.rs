@@ -205,9 +205,13 @@ fn read_element(doc: &Document, el: XmlNode, raw: &mut Raw) -> Result<(), Defini
         }
         "userTask" => {
             let due = match ext_attr(&el, "dueWorkingDays") {
-                Some(v) => Some(v.trim().parse::<u32>().ok().filter(|d| *d <= 3650).ok_or_else(|| {
-                    err(&id, line, K::BadAttribute(format!("dueWorkingDays={v}")))
-                })?),
+                Some(v) => Some(
+                    v.trim()
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|d| *d <= 3650)
+                        .ok_or_else(|| err(&id, line, K::BadAttribute(format!("dueWorkingDays={v}"))))?,
+                ),
                 None => None,
             };
             let mut roles = candidates(el.attribute((TONGBAN_NS, "candidateRole")));

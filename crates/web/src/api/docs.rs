@@ -7,7 +7,7 @@ use utoipa::{
     openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{dto::*, handlers};
+use super::{calendar, dto::*, handlers, workflow};
 use crate::{ctx::Ctx, error::ErrorBody, pages::Layout};
 
 struct Security;
@@ -29,10 +29,17 @@ impl Modify for Security {
         handlers::list_users, handlers::get_user, handlers::create_user, handlers::update_user, handlers::user_action,
         handlers::list_grants, handlers::create_grant, handlers::delete_grant, handlers::list_roles, handlers::create_role,
         handlers::update_role, handlers::audit_records, handlers::list_sessions, handlers::delete_session,
-        handlers::list_tokens, handlers::create_token, handlers::delete_token
+        handlers::list_tokens, handlers::create_token, handlers::delete_token,
+        calendar::working_days, calendar::deadline, calendar::is_working_day, calendar::year, calendar::import,
+        workflow::upload, workflow::definitions, workflow::definition, workflow::start, workflow::instance, workflow::cancel,
+        workflow::tasks, workflow::act
     ),
     components(schemas(ErrorBody, MeDto, RegionDto, UnitDto, UnitBody, UserDto, NewUserBody, UserBody, OneTimePasswordDto, RoleDto, RoleBody,
-        GrantDto, GrantBody, AuditRecordDto, AuditPageDto, SessionDto, TokenDto, TokenBody, NewTokenDto)),
+        GrantDto, GrantBody, AuditRecordDto, AuditPageDto, SessionDto, TokenDto, TokenBody, NewTokenDto,
+        calendar::DayKindDto, calendar::WorkingDaysDto, calendar::DeadlineDto, calendar::DayDto, calendar::PeriodDto,
+        calendar::ScheduleDayDto, calendar::YearScheduleDto,
+        workflow::DefinitionDto, workflow::StepDto, workflow::DefinitionDetailDto, workflow::TaskDto, workflow::InstanceDto,
+        workflow::StartDto, workflow::CreatedDto, workflow::ActionDto)),
     modifiers(&Security),
     security(("bearer" = []), ("session" = []))
 )]

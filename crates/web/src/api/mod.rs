@@ -2,9 +2,11 @@
 //! `/api/openapi.json` and browsable at `/api/docs`. Authenticate with a personal API token
 //! (`Authorization: Bearer tbp_…`) or a browser session plus the `X-CSRF-Token` header.
 
+pub(crate) mod calendar;
 mod docs;
 mod dto;
 mod handlers;
+pub(crate) mod workflow;
 
 use axum::{
     Router,
@@ -37,4 +39,16 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/sessions/{id}", axum::routing::delete(delete_session))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/tokens/{id}", axum::routing::delete(delete_token))
+        .route("/api/v1/calendar/working-days", get(calendar::working_days))
+        .route("/api/v1/calendar/deadline", get(calendar::deadline))
+        .route("/api/v1/calendar/is-working-day", get(calendar::is_working_day))
+        .route("/api/v1/calendar/years/{year}", get(calendar::year))
+        .route("/api/v1/calendar/import", post(calendar::import))
+        .route("/api/v1/workflow/definitions", get(workflow::definitions).post(workflow::upload))
+        .route("/api/v1/workflow/definitions/{id}", get(workflow::definition))
+        .route("/api/v1/workflow/instances", post(workflow::start))
+        .route("/api/v1/workflow/instances/{id}", get(workflow::instance))
+        .route("/api/v1/workflow/instances/{id}/cancel", post(workflow::cancel))
+        .route("/api/v1/workflow/tasks", get(workflow::tasks))
+        .route("/api/v1/workflow/tasks/{id}/{action}", post(workflow::act))
 }

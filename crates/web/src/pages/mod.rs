@@ -6,6 +6,7 @@ mod admin_units;
 mod admin_users;
 pub(crate) mod audit;
 mod auth;
+mod calendar;
 mod me;
 mod regions;
 mod workbench;
@@ -40,6 +41,8 @@ pub struct NavUser {
     pub can_roles: bool,
     /// Show the audit trail.
     pub can_audit: bool,
+    /// Show the working-day calendar (every logged-in staff member may read it).
+    pub can_calendar: bool,
 }
 
 /// What the base layout needs.
@@ -82,6 +85,7 @@ fn nav_user(p: &Principal) -> NavUser {
         can_users: p.has(Permission::UserRead),
         can_roles: p.has(Permission::RoleRead) || p.has(Permission::GrantWrite),
         can_audit: p.has(Permission::AuditRead),
+        can_calendar: true,
     }
 }
 
@@ -185,6 +189,9 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/units/{id}", post(admin_units::update))
         .route("/admin/units/{id}/{action}", post(admin_units::toggle))
         .route("/admin/regions", get(regions::list).post(regions::create))
+        .route("/admin/calendar", get(calendar::show))
+        .route("/admin/calendar/day", post(calendar::set_day))
+        .route("/admin/calendar/import", post(calendar::import))
         .route("/admin/users", get(admin_users::list).post(admin_users::create))
         .route("/admin/users/new", get(admin_users::new_form))
         .route("/admin/users/{id}", get(admin_users::detail).post(admin_users::update))

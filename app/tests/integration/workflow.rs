@@ -1,0 +1,260 @@
+//! Workflow through the API: upload a modeler file, run a parallel approval across departments,
+//! refusals that store nothing, task permissions, concurrent completion, send back and withdraw,
+//! and the timer job (boundary timers, deadline warnings).
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{Client, TestApp};
+
+const PARALLEL: &str = include_str!("../../../crates/workflow/tests/fixtures/parallel_approval.bpmn");
+
+/// The bpmn.io fixture with the lead department named as in the demo county.
+fn approval_bpmn() -> String {
+    PARALLEL.replace("tongban:candidateUnit=\"行政审批服务局\"", "tongban:candidateUnit=\"行政审批服务局（政务服务中心）\"")
+}
+
+async fn upload(c: &mut Client, xml: &str) -> crate::support::Resp {
+    c.raw(Method::POST, "/api/v1/workflow/definitions", "application/xml", xml).await
+}
+
+async fn start(c: &mut Client, title: &str) -> i64 {
+    let r = c
+        .json(
+            Method::POST,
+            "/api/v1/workflow/instances",
+            json!({"process": "parallel_approval", "title": title, "business_key": "JH-2026-0001"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.json()["id"].as_i64().unwrap_or_default()
+}
+
+async fn todo(c: &mut Client) -> Vec<Value> {
+    let r = c.get("/api/v1/workflow/tasks").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.json().as_array().cloned().unwrap_or_default()
+}
+
+async fn task_at(c: &mut Client, instance: i64, step: &str) -> i64 {
+    let list = todo(c).await;
+    let t = list.iter().find(|t| t["instance_id"] == instance && t["step"] == step);
+    t.and_then(|t| t["id"].as_i64()).unwrap_or_else(|| panic!("no {step} in to-do: {list:?}"))
+}
+
+async fn act(c: &mut Client, task: i64, action: &str, body: Value) -> crate::support::Resp {
+    c.json(Method::POST, &format!("/api/v1/workflow/tasks/{task}/{action}"), body).await
+}
+
+async fn claim_and_complete(c: &mut Client, task: i64, body: Value) {
+    let r = act(c, task, "claim", json!({})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = act(c, task, "complete", body).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_modeler_file_uploads_and_runs_a_parallel_approval() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    let r = upload(&mut sys, &approval_bpmn()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.json()["version"], 1);
+    let def_id = r.json()["id"].as_i64().unwrap_or_default();
+    let r = sys.get(&format!("/api/v1/workflow/definitions/{def_id}")).await;
+    let steps = r.json()["steps"].as_array().cloned().unwrap_or_default();
+    assert!(steps.iter().any(|s| s["name"] == "自然资源局审查" && s["due_working_days"] == 5), "{steps:?}");
+    assert_eq!(upload(&mut sys, &approval_bpmn()).await.status, StatusCode::CONFLICT, "the same file twice is not a new version");
+
+    let mut clerk = app.staff("liuyang").await;
+    let id = start(&mut clerk, "某公司建设项目并联审批").await;
+    let mut land = app.staff("zhoujun").await;
+    let mut housing = app.staff("xuhui").await;
+    let mut market = app.staff("huangli").await;
+    let mut outsider = app.staff("heping").await;
+
+    let t_land = task_at(&mut land, id, "Task_land").await;
+    let listed = todo(&mut land).await;
+    assert!(listed[0]["due_on"].as_str().is_some_and(|d| d.len() == 10), "deadline from the calendar: {listed:?}");
+    assert!(todo(&mut outsider).await.is_empty(), "other units do not see the queue");
+    let r = act(&mut outsider, t_land, "claim", json!({})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "a non-candidate cannot claim");
+    let r = act(&mut land, t_land, "complete", json!({"opinion": "同意"})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "claim first: {}", r.body);
+    claim_and_complete(&mut land, t_land, json!({"opinion": "用地符合规划，同意"})).await;
+    let r = act(&mut land, t_land, "complete", json!({})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "a done task cannot be done twice");
+
+    let t = task_at(&mut housing, id, "Task_housing").await;
+    claim_and_complete(&mut housing, t, json!({"opinion": "同意"})).await;
+    let mut lead = app.staff("zhaomin").await;
+    assert!(todo(&mut lead).await.iter().all(|t| t["instance_id"] != id), "the join waits for the third department");
+    let t = task_at(&mut market, id, "Task_market").await;
+    claim_and_complete(&mut market, t, json!({"opinion": "同意"})).await;
+
+    let t = task_at(&mut lead, id, "Task_decide").await;
+    let r = act(&mut lead, t, "claim", json!({})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = act(&mut lead, t, "complete", json!({"opinion": "准予许可", "variables": {"approved": "yes"}})).await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("variables.approved")), "type-checked data");
+    let r = act(&mut lead, t, "complete", json!({"opinion": "准予许可", "variables": {"approved": true}})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+
+    let r = clerk.get(&format!("/api/v1/workflow/instances/{id}")).await;
+    assert_eq!(r.json()["status"], "completed", "{}", r.body);
+    assert_eq!(r.json()["tasks"].as_array().map(Vec::len), Some(4));
+    assert_eq!(outsider.get(&format!("/api/v1/workflow/instances/{id}")).await.status, StatusCode::NOT_FOUND);
+    let r = land.get("/api/v1/workflow/tasks?list=done").await;
+    assert_eq!(r.json()[0]["opinion"], "用地符合规划，同意");
+    assert_eq!(app.audit_count("workflow.task.complete", "success").await, 4);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM outbox WHERE topic = 'workflow.instance.completed'").await, 1);
+}
+
+#[tokio::test]
+async fn bad_files_and_missing_permissions_store_nothing() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    let r = upload(&mut sys, "<bpmn:definitions xmlns:bpmn='http://www.omg.org/spec/BPMN/20100524/MODEL'><oops").await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("file")));
+    let bad = approval_bpmn()
+        .replace("<bpmn:userTask id=\"Task_market\"", "<bpmn:scriptTask id=\"Task_market\"")
+        .replace("</bpmn:userTask>\n    <bpmn:sequenceFlow id=\"Flow_a2\"", "</bpmn:scriptTask>\n    <bpmn:sequenceFlow id=\"Flow_a2\"");
+    let r = upload(&mut sys, &bad).await;
+    let msg = r.json()["message"].as_str().unwrap_or_default().to_string();
+    assert!(msg.contains("Task_market") && msg.contains("line 28") && msg.contains("scriptTask"), "names the element and line: {msg}");
+    let no_fork =
+        approval_bpmn().replace("<bpmn:parallelGateway id=\"Fork_1\">", "<bpmn:exclusiveGateway id=\"Fork_1\" default=\"Flow_a\">");
+    let no_fork = no_fork.replacen("</bpmn:parallelGateway>", "</bpmn:exclusiveGateway>", 1);
+    let r = upload(&mut sys, &no_fork).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let r = sys.raw(Method::POST, "/api/v1/workflow/definitions", "text/plain", &approval_bpmn()).await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("content-type")));
+    let mut staff = app.staff("zhangwei").await;
+    assert_eq!(upload(&mut staff, &approval_bpmn()).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.audit_count("workflow.definition.upload", "denied").await, 1);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM wf_definitions").await, 0, "nothing half-stored");
+    let r = staff.json(Method::POST, "/api/v1/workflow/instances", json!({"process": "parallel_approval", "title": "x"})).await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("key")));
+    let mut auditor = app.admin("auditor").await;
+    let r = auditor.json(Method::POST, "/api/v1/workflow/instances", json!({"process": "parallel_approval", "title": "x"})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "the auditor cannot start processes");
+}
+
+#[tokio::test]
+async fn two_concurrent_completions_of_one_task_one_wins() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    assert_eq!(upload(&mut sys, &approval_bpmn()).await.status, StatusCode::CREATED);
+    let mut clerk = app.staff("liuyang").await;
+    let id = start(&mut clerk, "并发测试").await;
+    let mut a = app.staff("zhoujun").await;
+    let t = task_at(&mut a, id, "Task_land").await;
+    assert_eq!(act(&mut a, t, "claim", json!({})).await.status, StatusCode::NO_CONTENT);
+    let mut b = a.clone_session();
+    let (ra, rb) = tokio::join!(act(&mut a, t, "complete", json!({"opinion": "一"})), act(&mut b, t, "complete", json!({"opinion": "二"})));
+    let mut statuses = [ra.status, rb.status];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::NO_CONTENT, StatusCode::CONFLICT], "{} / {}", ra.body, rb.body);
+    assert_eq!(app.audit_count("workflow.task.complete", "success").await, 1);
+}
+
+#[tokio::test]
+async fn send_back_and_withdraw_through_the_api() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    assert_eq!(upload(&mut sys, &approval_bpmn()).await.status, StatusCode::CREATED);
+    let mut clerk = app.staff("liuyang").await;
+    let id = start(&mut clerk, "退回与撤回").await;
+    let mut land = app.staff("zhoujun").await;
+    let mut housing = app.staff("xuhui").await;
+    let mut market = app.staff("huangli").await;
+    let mut lead = app.staff("zhaomin").await;
+    let t = task_at(&mut housing, id, "Task_housing").await;
+    claim_and_complete(&mut housing, t, json!({})).await;
+    let r = act(&mut housing, t, "withdraw", json!({})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let again = task_at(&mut housing, id, "Task_housing").await;
+    assert_eq!(
+        act(&mut housing, again, "complete", json!({})).await.status,
+        StatusCode::NO_CONTENT,
+        "a withdrawn step returns to its doer"
+    );
+    let t = task_at(&mut land, id, "Task_land").await;
+    claim_and_complete(&mut land, t, json!({})).await;
+    let t = task_at(&mut market, id, "Task_market").await;
+    claim_and_complete(&mut market, t, json!({})).await;
+    let r = act(&mut market, t, "withdraw", json!({})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "the decision has not started: {}", r.body);
+    let t = task_at(&mut market, id, "Task_market").await;
+    assert_eq!(act(&mut market, t, "complete", json!({})).await.status, StatusCode::NO_CONTENT);
+    let decide = task_at(&mut lead, id, "Task_decide").await;
+    assert_eq!(act(&mut lead, decide, "claim", json!({})).await.status, StatusCode::NO_CONTENT);
+    let r = act(&mut market, t, "withdraw", json!({})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "the decision started: no withdraw");
+    let r = act(&mut lead, decide, "send-back", json!({"target": "StartEvent_1"})).await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("target")));
+    let r = act(&mut lead, decide, "send-back", json!({"target": "Task_land", "reason": "用地红线图不清晰"})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let back = task_at(&mut land, id, "Task_land").await;
+    let listed = todo(&mut land).await;
+    assert_eq!(listed.iter().find(|t| t["id"] == back).map(|t| t["assignee_id"].clone()), Some(json!(app.user_id("zhoujun").await)));
+    assert_eq!(act(&mut land, back, "complete", json!({})).await.status, StatusCode::NO_CONTENT, "back to the same person, no claim");
+    let decide = task_at(&mut lead, id, "Task_decide").await;
+    let zhang = app.user_id("zhangwei").await;
+    assert_eq!(act(&mut lead, decide, "claim", json!({})).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(act(&mut lead, decide, "add-cosigner", json!({"user_id": zhang})).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(act(&mut lead, decide, "complete", json!({"variables": {"approved": false}})).await.status, StatusCode::NO_CONTENT);
+    let mut office = app.staff("zhangwei").await;
+    let co = task_at(&mut office, id, "Task_decide").await;
+    assert_eq!(act(&mut office, co, "complete", json!({"opinion": "会签同意"})).await.status, StatusCode::NO_CONTENT);
+    let r = clerk.get(&format!("/api/v1/workflow/instances/{id}")).await;
+    assert_eq!(r.json()["status"], "completed");
+    assert_eq!(app.audit_count("workflow.task.send_back", "success").await, 1);
+    assert_eq!(app.audit_count("workflow.task.withdraw", "success").await, 2);
+}
+
+const TIMED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:tongban="http://tongban.org/schema/bpmn/1.0" id="d">
+<bpmn:process id="timed" name="限时办理" isExecutable="true">
+<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="a"/>
+<bpmn:userTask id="a" name="初审" tongban:candidateUnit="自然资源局" tongban:dueWorkingDays="3"/><bpmn:sequenceFlow id="f2" sourceRef="a" targetRef="e"/>
+<bpmn:boundaryEvent id="t" attachedToRef="a"><bpmn:timerEventDefinition><bpmn:timeDuration>P5D</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>
+<bpmn:sequenceFlow id="f3" sourceRef="t" targetRef="b"/>
+<bpmn:userTask id="b" name="超时督办" tongban:candidateUnit="县政府办公室"/><bpmn:sequenceFlow id="f4" sourceRef="b" targetRef="e"/>
+<bpmn:endEvent id="e"/>
+</bpmn:process>
+</bpmn:definitions>"#;
+
+#[tokio::test]
+async fn the_timer_job_warns_marks_overdue_and_fires_boundary_timers() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    assert_eq!(upload(&mut sys, TIMED).await.status, StatusCode::CREATED);
+    let mut clerk = app.staff("liuyang").await;
+    let r = clerk.json(Method::POST, "/api/v1/workflow/instances", json!({"process": "timed", "title": "限时"})).await;
+    let id = r.json()["id"].as_i64().unwrap_or_default();
+    let mut land = app.staff("zhoujun").await;
+    let listed = todo(&mut land).await;
+    assert_eq!(listed[0]["alert"], "normal");
+    let wf = &app.opened.workflow;
+    let now = tongban_platform::clock::now_millis();
+    let report = wf.tick(now).await.expect("tick");
+    assert_eq!((report.timers_fired, report.warned, report.overdue), (0, 0, 0));
+    // Time passes: the deadline is tomorrow's working day, then yesterday.
+    app.sql("UPDATE wf_tasks SET due_on = '2000-01-03' WHERE node_id = 'a'").await;
+    let report = wf.tick(now).await.expect("tick");
+    assert_eq!(report.overdue, 1);
+    assert_eq!(todo(&mut land).await[0]["alert"], "overdue");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM outbox WHERE topic = 'workflow.task.overdue'").await, 1);
+    assert_eq!(wf.tick(now).await.expect("tick").overdue, 0, "notified once");
+    app.sql("UPDATE wf_timers SET due_on = '2000-01-03'").await;
+    let report = wf.tick(now).await.expect("tick");
+    assert_eq!(report.timers_fired, 1);
+    let r = clerk.get(&format!("/api/v1/workflow/instances/{id}")).await;
+    let tasks = r.json()["tasks"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        tasks.iter().map(|t| (t["step"].as_str().unwrap_or(""), t["status"].as_str().unwrap_or(""))).collect::<Vec<_>>(),
+        vec![("a", "timed_out"), ("b", "open")]
+    );
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM wf_timers").await, 0);
+}
