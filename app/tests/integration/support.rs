@@ -222,6 +222,26 @@ impl Client {
         self.send(req).await
     }
 
+    /// Posts `multipart/form-data` (a file upload) with the CSRF token taken from `page`.
+    pub async fn post_multipart(&mut self, page: &str, path: &str, fields: &[(&str, &str)], file: (&str, &str, &str)) -> Resp {
+        let token = self.csrf(page).await;
+        let boundary = "tongbanTestBoundary7MA4YWxkTrZu0gW";
+        let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\n{token}\r\n");
+        for (k, v) in fields {
+            body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"));
+        }
+        let (name, filename, content) = file;
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n{content}\r\n--{boundary}--\r\n"
+        ));
+        let req = self
+            .builder(Method::POST, path)
+            .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+            .body(Body::from(body))
+            .expect("request");
+        self.send(req).await
+    }
+
     /// A second client sharing this one's session (cookies).
     pub fn clone_session(&self) -> Client {
         Client { router: self.router.clone(), cookies: self.cookies.clone(), ip: self.ip.clone() }
@@ -258,8 +278,14 @@ impl Client {
     }
 }
 
-/// The TOTP code for now + `offset_seconds`.
+/// The TOTP code for now + `offset_seconds`. Near the end of a 30-second step it first waits for
+/// the next step, so that the code is still accepted when the server checks it.
 pub fn totp_code(secret: &str, offset_seconds: i64) -> String {
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis();
+    let into_step = (millis % 30_000) as u64;
+    if into_step > 27_000 {
+        std::thread::sleep(std::time::Duration::from_millis(30_000 - into_step + 50));
+    }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
     tongban_crypto::totp::code_at(secret, (now + offset_seconds) as u64).expect("code")
 }

@@ -258,3 +258,42 @@ async fn the_timer_job_warns_marks_overdue_and_fires_boundary_timers() {
     );
     assert_eq!(app.scalar("SELECT COUNT(*) FROM wf_timers").await, 0);
 }
+
+#[tokio::test]
+async fn pages_upload_a_file_start_and_handle_a_task() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    let r = sys.post_multipart("/admin/workflows", "/admin/workflows", &[], ("file", "approval.bpmn", "<bpmn:definitions xmlns:bpmn='x'/>")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("upload-error"), "the page shows why");
+    let r = sys.post_multipart("/admin/workflows", "/admin/workflows", &[], ("file", "approval.bpmn", &approval_bpmn())).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = r.location().split('?').next().unwrap_or_default().to_string();
+    let r = sys.get(&page).await;
+    assert!(r.body.contains("<svg") && r.body.contains("自然资源局审查") && r.body.contains("5 个工作日"), "diagram and steps");
+    let no_csrf = sys.post_raw_form(&format!("{page}/start"), &[("title", "x")]).await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+
+    let mut clerk = app.staff("liuyang").await;
+    let r = clerk.post_form(&page, &format!("{page}/start"), &[("title", "页面发起的审批"), ("business_key", "JH-1"), ("f.approved", "on")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let instance_page = r.location().split('?').next().unwrap_or_default().to_string();
+
+    let mut land = app.staff("zhoujun").await;
+    let r = land.get("/tasks").await;
+    assert!(r.body.contains("自然资源局审查") && r.body.contains("页面发起的审批"), "to-do list");
+    let r = land.get(&instance_page).await;
+    assert!(r.body.contains("/claim"), "a claim button for the queue task");
+    let t = task_at(&mut land, instance_page.rsplit('/').next().and_then(|s| s.parse().ok()).unwrap_or_default(), "Task_land").await;
+    let iid = instance_page.rsplit('/').next().unwrap_or_default().to_string();
+    let r = land.post_form(&instance_page, &format!("/workflow/tasks/{t}/claim"), &[("instance_id", &iid)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = land.post_form(&instance_page, &format!("/workflow/tasks/{t}/complete"), &[("instance_id", &iid), ("opinion", "同意"), ("decision", "approve")]).await;
+    assert_eq!(r.location(), "/tasks?done=task_done");
+    let r = land.get("/tasks?list=done").await;
+    assert!(r.body.contains("同意"));
+    let r = land.post_form(&instance_page, &format!("/workflow/tasks/{t}/complete"), &[("instance_id", &iid)]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "done twice: the page says why");
+    let mut outsider = app.staff("heping").await;
+    assert_eq!(outsider.get(&instance_page).await.status, StatusCode::NOT_FOUND);
+}

@@ -228,20 +228,32 @@ async fn submitted_csrf(req: Request, limit: usize) -> (Option<String>, Option<R
         let token = h.to_string();
         return (Some(token), Some(req));
     }
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let boundary = multer::parse_boundary(&content_type).ok();
+    if !content_type.starts_with("application/x-www-form-urlencoded") && boundary.is_none() {
         return (None, Some(req));
     }
     let (parts, body) = req.into_parts();
     let Ok(bytes) = to_bytes(body, limit).await else {
         return (None, None);
     };
-    let token = form_field(&bytes, "_csrf");
+    let token = match boundary {
+        Some(b) => multipart_field(bytes.clone(), b, "_csrf").await,
+        None => form_field(&bytes, "_csrf"),
+    };
     (token, Some(Request::from_parts(parts, Body::from(bytes))))
+}
+
+/// The text of a `multipart/form-data` field (file uploads carry the CSRF token as a field).
+async fn multipart_field(bytes: axum::body::Bytes, boundary: String, name: &str) -> Option<String> {
+    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(bytes) });
+    let mut form = multer::Multipart::new(stream, boundary);
+    while let Ok(Some(field)) = form.next_field().await {
+        if field.name() == Some(name) {
+            return field.text().await.ok();
+        }
+    }
+    None
 }
 
 fn form_field(body: &[u8], name: &str) -> Option<String> {

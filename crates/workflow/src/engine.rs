@@ -283,7 +283,7 @@ impl Instance {
         self.action(def, now, |run| {
             let t = run.open_task(task)?;
             if t.assignee.is_some() {
-                return Err(if t.assignee == Some(actor.user_id) { EngineError::AlreadyClaimed } else { EngineError::AlreadyClaimed });
+                return Err(EngineError::AlreadyClaimed);
             }
             if !may_claim(t, actor) {
                 return Err(EngineError::NotAllowed);

@@ -7,6 +7,7 @@
 //!   in one transaction with its audit record and outbox events.
 
 pub mod definition;
+pub mod diagram;
 pub mod engine;
 pub mod error;
 pub mod expr;

@@ -75,6 +75,8 @@ pub struct DefinitionDetail {
     pub steps: Vec<StepView>,
     /// Declared fields.
     pub fields: Vec<(String, FieldType)>,
+    /// The modeler's layout, when the file has one.
+    pub diagram: Option<crate::diagram::Diagram>,
 }
 
 /// A task as the to-do list shows it.
@@ -335,13 +337,15 @@ impl WorkflowService {
     /// One definition with its steps.
     pub async fn definition(&self, caller: &Principal, id: i64) -> DomainResult<DefinitionDetail> {
         caller.require(Permission::WorkbenchUse)?;
-        let row = sqlx::query("SELECT id, process_key, version, name, sm3, created_at FROM wf_definitions WHERE id = $1")
+        let row = sqlx::query("SELECT id, process_key, version, name, sm3, created_at, xml FROM wf_definitions WHERE id = $1")
             .bind(id)
             .fetch_optional(self.db.pool())
             .await?
             .ok_or(DomainError::NotFound("error.not_found"))?;
         let def = self.load_definition(id).await?;
+        let diagram = crate::diagram::diagram(&row.get::<String, _>(6), &def);
         Ok(DefinitionDetail {
+            diagram,
             summary: summary_of(&row),
             steps: steps_of(&def),
             fields: def.fields.iter().map(|(k, v)| (k.clone(), *v)).collect(),

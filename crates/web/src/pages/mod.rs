@@ -10,6 +10,7 @@ mod calendar;
 mod me;
 mod regions;
 mod workbench;
+mod workflow;
 
 use askama::Template;
 use axum::{
@@ -43,6 +44,8 @@ pub struct NavUser {
     pub can_audit: bool,
     /// Show the working-day calendar (every logged-in staff member may read it).
     pub can_calendar: bool,
+    /// Show the process definitions.
+    pub can_workflows: bool,
 }
 
 /// What the base layout needs.
@@ -86,6 +89,7 @@ fn nav_user(p: &Principal) -> NavUser {
         can_roles: p.has(Permission::RoleRead) || p.has(Permission::GrantWrite),
         can_audit: p.has(Permission::AuditRead),
         can_calendar: true,
+        can_workflows: p.has(Permission::WorkflowDefine) || p.has(Permission::WorkflowStart),
     }
 }
 
@@ -203,6 +207,12 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/roles/new", get(admin_roles::new_form))
         .route("/admin/roles/{id}/edit", get(admin_roles::edit_form))
         .route("/admin/roles/{id}", post(admin_roles::update))
+        .route("/admin/workflows", get(workflow::definitions).post(workflow::upload))
+        .route("/admin/workflows/{id}", get(workflow::definition))
+        .route("/admin/workflows/{id}/start", post(workflow::start))
+        .route("/tasks", get(workflow::tasks))
+        .route("/workflow/instances/{id}", get(workflow::instance))
+        .route("/workflow/tasks/{id}/{action}", post(workflow::act))
         .route("/audit", get(audit::page))
         .route("/audit/export.csv", get(audit::export))
         .route("/me/sessions", get(me::sessions))
