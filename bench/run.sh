@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Builds tongban in release mode and runs every benchmark; JSON goes to bench/out/.
-# PostgreSQL: set TONGBAN_BENCH_POSTGRES to a URL whose role may create databases, or have
-# Debian's postgresql installed (a throwaway cluster is started as in scripts/test.sh).
+# PostgreSQL: set TONGBAN_BENCH_POSTGRES to a URL whose role may create databases.
+# The workflow comparison installs SpiffWorkflow (PyPI) into bench/.venv on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p tongban -p tongban-bench
 mkdir -p bench/out
+if [ ! -x bench/.venv/bin/python ]; then
+  python3 -m venv bench/.venv
+  bench/.venv/bin/pip install --quiet SpiffWorkflow==3.1.2
+fi
 bench=target/release/tongban-bench
 $bench startup | tee bench/out/startup.json
 $bench http | tee bench/out/http.json
 $bench audit | tee bench/out/audit.json
+$bench workflow-engine | tee bench/out/workflow-engine.json
+$bench workflow-service | tee bench/out/workflow-service.json
+$bench calendar | tee bench/out/calendar.json

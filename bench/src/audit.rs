@@ -66,7 +66,7 @@ async fn measure(url: String, count: usize) -> anyhow::Result<serde_json::Value>
     }))
 }
 
-async fn fresh_postgres(admin_url: &str) -> anyhow::Result<String> {
+pub(crate) async fn fresh_postgres(admin_url: &str) -> anyhow::Result<String> {
     sqlx::any::install_default_drivers();
     let name = format!("tb_bench_{}", std::process::id());
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(admin_url).await?;

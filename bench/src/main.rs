@@ -2,7 +2,10 @@
 //! - `http`: authenticated page and API requests per second, p50/p99 latency, 64 connections;
 //! - `audit`: audited state changes per second beside bare single-row insert transactions on the
 //!   same database in the same run (SQLite, and PostgreSQL when `--postgres URL` is given);
-//! - `startup`: time from process start to the first healthy response, and idle RSS.
+//! - `startup`: time from process start to the first healthy response, and idle RSS;
+//! - `workflow-engine`: the in-process engine beside SpiffWorkflow on the same BPMN file (ratio);
+//! - `workflow-service`: instances completed per second through the persisted service;
+//! - `calendar`: deadline computations per second.
 //!
 //! Run them all with `bench/run.sh` (release build); numbers go into BENCHMARKS.md.
 
@@ -10,6 +13,7 @@ mod audit;
 mod http;
 mod server;
 mod startup;
+mod workflow;
 
 use clap::{Parser, Subcommand};
 
@@ -49,6 +53,33 @@ enum Bench {
         #[arg(long, default_value = "target/release/tongban")]
         bin: String,
     },
+    /// The workflow engine in-process, beside SpiffWorkflow.
+    WorkflowEngine {
+        /// Instances for tongban.
+        #[arg(long, default_value_t = 100_000)]
+        count: usize,
+        /// The Python with SpiffWorkflow installed.
+        #[arg(long, default_value = "bench/.venv/bin/python")]
+        python: String,
+        /// Instances for SpiffWorkflow.
+        #[arg(long, default_value_t = 1000)]
+        spiff_count: usize,
+    },
+    /// The workflow service, persisted.
+    WorkflowService {
+        /// Instances per database.
+        #[arg(long, default_value_t = 300)]
+        count: usize,
+        /// A PostgreSQL URL whose role may create databases; SQLite only when absent.
+        #[arg(long, env = "TONGBAN_BENCH_POSTGRES")]
+        postgres: Option<String>,
+    },
+    /// Working-day deadline computations.
+    Calendar {
+        /// Computations.
+        #[arg(long, default_value_t = 1_000_000)]
+        count: usize,
+    },
 }
 
 #[tokio::main]
@@ -57,6 +88,9 @@ async fn main() -> anyhow::Result<()> {
         Bench::Http { bin, connections, seconds } => http::run(&bin, connections, seconds).await?,
         Bench::Audit { count, postgres } => audit::run(count, postgres.as_deref()).await?,
         Bench::Startup { bin } => startup::run(&bin).await?,
+        Bench::WorkflowEngine { count, python, spiff_count } => workflow::engine(count, &python, spiff_count)?,
+        Bench::WorkflowService { count, postgres } => workflow::service(count, postgres.as_deref()).await?,
+        Bench::Calendar { count } => workflow::calendar(count)?,
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

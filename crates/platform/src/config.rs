@@ -168,11 +168,11 @@ impl Config {
             }
             fig = fig.merge(Toml::file(path));
         }
-        // TONGBAN_CONFIG (the file), TONGBAN_LOG (the log filter) and TONGBAN_TEST_* (tests) are
-        // read elsewhere, not configuration keys.
+        // TONGBAN_CONFIG (the file), TONGBAN_LOG (the log filter), TONGBAN_TEST_* (tests) and
+        // TONGBAN_BENCH_* (benchmarks) are read elsewhere, not configuration keys.
         fig = fig.merge(Env::prefixed("TONGBAN_").split("__").filter(|k| {
             let k = k.as_str().to_ascii_lowercase();
-            !matches!(k.as_str(), "config" | "log") && !k.starts_with("test_")
+            !matches!(k.as_str(), "config" | "log") && !k.starts_with("test_") && !k.starts_with("bench_")
         }));
         let config: Config = fig.extract().map_err(|e| ConfigError::Load(e.to_string()))?;
         config.validate()?;
