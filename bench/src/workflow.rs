@@ -84,15 +84,23 @@ async fn service_run(url: String, count: usize) -> anyhow::Result<Value> {
         let ids = ids.clone();
         async move {
             let u = ids.user_by_username(name).await.map_err(|e| anyhow::anyhow!("{e}"))?.ok_or_else(|| anyhow::anyhow!("no {name}"))?;
-            let p = ids.authz().principal(u.id).await.map_err(|e| anyhow::anyhow!("{e}"))?.ok_or_else(|| anyhow::anyhow!("no principal"))?;
-            let actor = AuditActor { user_id: Some(u.id), name: name.into(), unit: p.unit_name.clone(), ip: "127.0.0.1".into(), user_agent: "bench".into() };
+            let p =
+                ids.authz().principal(u.id).await.map_err(|e| anyhow::anyhow!("{e}"))?.ok_or_else(|| anyhow::anyhow!("no principal"))?;
+            let actor = AuditActor {
+                user_id: Some(u.id),
+                name: name.into(),
+                unit: p.unit_name.clone(),
+                ip: "127.0.0.1".into(),
+                user_agent: "bench".into(),
+            };
             anyhow::Ok((p, actor))
         }
     };
     let sys = principal("sysadmin").await?;
     let clerk = principal("liuyang").await?;
     let workers = [principal("zhoujun").await?, principal("xuhui").await?, principal("huangli").await?, principal("zhaomin").await?];
-    let xml = std::fs::read_to_string(FIXTURE)?.replace("candidateUnit=\"行政审批服务局\"", "candidateUnit=\"行政审批服务局（政务服务中心）\"");
+    let xml =
+        std::fs::read_to_string(FIXTURE)?.replace("candidateUnit=\"行政审批服务局\"", "candidateUnit=\"行政审批服务局（政务服务中心）\"");
     let wf = &opened.workflow;
     wf.upload(&sys.0, &sys.1, &xml).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let t = Instant::now();
@@ -107,11 +115,14 @@ async fn service_run(url: String, count: usize) -> anyhow::Result<Value> {
             wf.act(p, a, task.id, TaskAction::Claim).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             let mut vars = Map::new();
             vars.insert("approved".into(), Value::Bool(true));
-            wf.act(p, a, task.id, TaskAction::Complete { opinion: Some("同意".into()), variables: vars }).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            wf.act(p, a, task.id, TaskAction::Complete { opinion: Some("同意".into()), variables: vars })
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
     }
     let rate = count as f64 / t.elapsed().as_secs_f64();
-    let completed: i64 = sqlx::Row::get(&sqlx::query("SELECT COUNT(*) FROM wf_instances WHERE status = 'completed'").fetch_one(opened.db.pool()).await?, 0);
+    let completed: i64 =
+        sqlx::Row::get(&sqlx::query("SELECT COUNT(*) FROM wf_instances WHERE status = 'completed'").fetch_one(opened.db.pool()).await?, 0);
     anyhow::ensure!(completed == count as i64, "only {completed} of {count} completed");
     let engine = match opened.db.kind() {
         tongban_platform::DbKind::Sqlite => "sqlite",

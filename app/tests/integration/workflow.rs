@@ -263,7 +263,9 @@ async fn the_timer_job_warns_marks_overdue_and_fires_boundary_timers() {
 async fn pages_upload_a_file_start_and_handle_a_task() {
     let app = TestApp::demo().await;
     let mut sys = app.admin("sysadmin").await;
-    let r = sys.post_multipart("/admin/workflows", "/admin/workflows", &[], ("file", "approval.bpmn", "<bpmn:definitions xmlns:bpmn='x'/>")).await;
+    let r = sys
+        .post_multipart("/admin/workflows", "/admin/workflows", &[], ("file", "approval.bpmn", "<bpmn:definitions xmlns:bpmn='x'/>"))
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("upload-error"), "the page shows why");
     let r = sys.post_multipart("/admin/workflows", "/admin/workflows", &[], ("file", "approval.bpmn", &approval_bpmn())).await;
@@ -275,7 +277,9 @@ async fn pages_upload_a_file_start_and_handle_a_task() {
     assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
 
     let mut clerk = app.staff("liuyang").await;
-    let r = clerk.post_form(&page, &format!("{page}/start"), &[("title", "页面发起的审批"), ("business_key", "JH-1"), ("f.approved", "on")]).await;
+    let r = clerk
+        .post_form(&page, &format!("{page}/start"), &[("title", "页面发起的审批"), ("business_key", "JH-1"), ("f.approved", "on")])
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let instance_page = r.location().split('?').next().unwrap_or_default().to_string();
 
@@ -288,7 +292,13 @@ async fn pages_upload_a_file_start_and_handle_a_task() {
     let iid = instance_page.rsplit('/').next().unwrap_or_default().to_string();
     let r = land.post_form(&instance_page, &format!("/workflow/tasks/{t}/claim"), &[("instance_id", &iid)]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let r = land.post_form(&instance_page, &format!("/workflow/tasks/{t}/complete"), &[("instance_id", &iid), ("opinion", "同意"), ("decision", "approve")]).await;
+    let r = land
+        .post_form(
+            &instance_page,
+            &format!("/workflow/tasks/{t}/complete"),
+            &[("instance_id", &iid), ("opinion", "同意"), ("decision", "approve")],
+        )
+        .await;
     assert_eq!(r.location(), "/tasks?done=task_done");
     let r = land.get("/tasks?list=done").await;
     assert!(r.body.contains("同意"));

@@ -68,11 +68,14 @@ pub fn diagram(xml: &str, def: &ProcessDefinition) -> Option<Diagram> {
         let element = n.attribute("bpmnElement").unwrap_or("");
         match n.tag_name().name() {
             "BPMNShape" => {
-                let Some(b) = n.children().find(|c| c.is_element() && c.tag_name().namespace() == Some(DC_NS) && c.tag_name().name() == "Bounds")
+                let Some(b) =
+                    n.children().find(|c| c.is_element() && c.tag_name().namespace() == Some(DC_NS) && c.tag_name().name() == "Bounds")
                 else {
                     continue;
                 };
-                let (Some(x), Some(y), Some(w), Some(h)) = (num(&b, "x"), num(&b, "y"), num(&b, "width"), num(&b, "height")) else { continue };
+                let (Some(x), Some(y), Some(w), Some(h)) = (num(&b, "x"), num(&b, "y"), num(&b, "width"), num(&b, "height")) else {
+                    continue;
+                };
                 let (kind, marker, label) = match def.node_by_id(element).map(|i| &def.nodes[i]) {
                     Some(node) => {
                         let (k, m) = match node.kind {

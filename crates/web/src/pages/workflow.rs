@@ -33,9 +33,23 @@ struct DefinitionsPage {
 
 async fn definitions_page(state: &AppState, ctx: &Ctx, error: String, done: Option<&str>) -> PageResult {
     let p = ctx.principal()?;
-    let defs = state.workflow.definitions(p).await?.into_iter().map(|d| { let t = format_local(d.created_at); (d, t) }).collect();
+    let defs = state
+        .workflow
+        .definitions(p)
+        .await?
+        .into_iter()
+        .map(|d| {
+            let t = format_local(d.created_at);
+            (d, t)
+        })
+        .collect();
     let status = if error.is_empty() { axum::http::StatusCode::OK } else { axum::http::StatusCode::UNPROCESSABLE_ENTITY };
-    let view = DefinitionsPage { l: Layout::new(ctx, "workflow.title", "workflow").with_flash(done), defs, can_define: p.has(Permission::WorkflowDefine), error };
+    let view = DefinitionsPage {
+        l: Layout::new(ctx, "workflow.title", "workflow").with_flash(done),
+        defs,
+        can_define: p.has(Permission::WorkflowDefine),
+        error,
+    };
     render_status(status, &view)
 }
 
@@ -134,7 +148,12 @@ pub async fn definition(State(state): State<AppState>, ctx: Ctx, params: PathPar
 }
 
 /// Starts an instance from the definition page; form fields named `f.<field>` become its data.
-pub async fn start(State(state): State<AppState>, ctx: Ctx, params: PathParams, PageForm(form): PageForm<Vec<(String, String)>>) -> PageResult {
+pub async fn start(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: PathParams,
+    PageForm(form): PageForm<Vec<(String, String)>>,
+) -> PageResult {
     let p = ctx.principal()?;
     let id = params.id("id")?;
     let d = state.workflow.definition(p, id).await?;
@@ -185,7 +204,13 @@ pub async fn tasks(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<
     let p = ctx.principal()?;
     let done_list = q.list.as_deref() == Some("done");
     let rows = state.workflow.tasks(p, if done_list { TaskList::Done } else { TaskList::Todo }).await?;
-    let tasks = rows.into_iter().map(|t| { let at = format_local(t.closed_at.unwrap_or(t.created_at)); (t, at) }).collect();
+    let tasks = rows
+        .into_iter()
+        .map(|t| {
+            let at = format_local(t.closed_at.unwrap_or(t.created_at));
+            (t, at)
+        })
+        .collect();
     let title = if done_list { "workflow.done_title" } else { "workflow.tasks_title" };
     render(&TasksPage { l: Layout::new(&ctx, title, "tasks"), done_list, tasks })
 }
@@ -211,8 +236,12 @@ async fn instance_page(state: &AppState, ctx: &Ctx, id: i64, error: String, done
     let todo = state.workflow.tasks(p, TaskList::Todo).await?;
     let mine: Vec<TaskRow> = todo.iter().filter(|t| t.instance_id == id && t.assignee_id == Some(p.user_id)).cloned().collect();
     let claimable: Vec<TaskRow> = todo.iter().filter(|t| t.instance_id == id && t.assignee_id.is_none()).cloned().collect();
-    let withdrawable: Vec<TaskRow> =
-        inst.tasks.iter().filter(|t| t.status == "completed" && t.assignee_id == Some(p.user_id) && inst.status == "running").cloned().collect();
+    let withdrawable: Vec<TaskRow> = inst
+        .tasks
+        .iter()
+        .filter(|t| t.status == "completed" && t.assignee_id == Some(p.user_id) && inst.status == "running")
+        .cloned()
+        .collect();
     let history = inst.tasks.iter().map(|t| (t.clone(), t.closed_at.map(format_local).unwrap_or_default())).collect();
     let variables = inst.variables.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
     let status = if error.is_empty() { axum::http::StatusCode::OK } else { axum::http::StatusCode::UNPROCESSABLE_ENTITY };
@@ -285,7 +314,11 @@ pub async fn act(State(state): State<AppState>, ctx: Ctx, params: PathParams, Pa
     };
     match result {
         Ok(()) => {
-            let to = if name == "complete" || name == "send-back" || name == "transfer" { "/tasks?done=task_done".to_string() } else { format!("/workflow/instances/{}?done=task_done", f.instance_id) };
+            let to = if name == "complete" || name == "send-back" || name == "transfer" {
+                "/tasks?done=task_done".to_string()
+            } else {
+                format!("/workflow/instances/{}?done=task_done", f.instance_id)
+            };
             see_other(&to)
         }
         Err(e @ (DomainError::Invalid(_) | DomainError::Conflict(_))) => {
