@@ -307,3 +307,33 @@ async fn pages_upload_a_file_start_and_handle_a_task() {
     let mut outsider = app.staff("heping").await;
     assert_eq!(outsider.get(&instance_page).await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn running_instances_stay_on_their_version() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    assert_eq!(upload(&mut sys, &approval_bpmn()).await.status, StatusCode::CREATED);
+    let mut clerk = app.staff("liuyang").await;
+    let old = start(&mut clerk, "按第一版办理").await;
+    // Version 2 drops the housing review.
+    let v2 = approval_bpmn()
+        .replace("<bpmn:outgoing>Flow_b</bpmn:outgoing>", "")
+        .replace("<bpmn:sequenceFlow id=\"Flow_b\" sourceRef=\"Fork_1\" targetRef=\"Task_housing\" />", "")
+        .replace("<bpmn:incoming>Flow_b2</bpmn:incoming>", "")
+        .replace("<bpmn:sequenceFlow id=\"Flow_b2\" sourceRef=\"Task_housing\" targetRef=\"Join_1\" />", "");
+    let start_of_task = v2.find("<bpmn:userTask id=\"Task_housing\"").unwrap_or_default();
+    let end_of_task = v2[start_of_task..].find("</bpmn:userTask>").map(|e| start_of_task + e + "</bpmn:userTask>".len()).unwrap_or_default();
+    let v2 = format!("{}{}", &v2[..start_of_task], &v2[end_of_task..]);
+    let r = upload(&mut sys, &v2).await;
+    assert_eq!((r.status, r.json()["version"].as_i64()), (StatusCode::CREATED, Some(2)), "{}", r.body);
+    let new = start(&mut clerk, "按第二版办理").await;
+    let r = clerk.get(&format!("/api/v1/workflow/instances/{old}")).await;
+    assert!(r.json()["process"].as_str().is_some_and(|p| p.ends_with("v1")));
+    assert_eq!(r.json()["tasks"].as_array().map(Vec::len), Some(3), "v1: three departments");
+    let r = clerk.get(&format!("/api/v1/workflow/instances/{new}")).await;
+    assert!(r.json()["process"].as_str().is_some_and(|p| p.ends_with("v2")));
+    assert_eq!(r.json()["tasks"].as_array().map(Vec::len), Some(2), "v2: two departments");
+    let mut housing = app.staff("xuhui").await;
+    let t = task_at(&mut housing, old, "Task_housing").await;
+    claim_and_complete(&mut housing, t, json!({})).await;
+}

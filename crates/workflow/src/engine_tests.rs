@@ -547,6 +547,8 @@ proptest! {
         run_actions(&t, &acts);
         let p = def(PARALLEL);
         run_actions(&p, &acts);
+        let i = def(&bpmn(INCLUSIVE));
+        run_actions(&i, &acts);
     }
 
     #[test]
@@ -554,4 +556,38 @@ proptest! {
         let _ = parse_bpmn(&s);
         let _ = parse_bpmn(&bpmn(&s));
     }
+}
+
+/// An inclusive split on two fields with a default, and its join.
+const INCLUSIVE: &str = r#"
+<bpmn:extensionElements><tongban:field name="land" type="boolean"/><tongban:field name="fire" type="boolean"/></bpmn:extensionElements>
+<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f0" sourceRef="s" targetRef="k"/>
+<bpmn:inclusiveGateway id="k" default="fd"/>
+<bpmn:sequenceFlow id="fa" sourceRef="k" targetRef="a"><bpmn:conditionExpression>${land}</bpmn:conditionExpression></bpmn:sequenceFlow>
+<bpmn:sequenceFlow id="fb" sourceRef="k" targetRef="b"><bpmn:conditionExpression>${fire}</bpmn:conditionExpression></bpmn:sequenceFlow>
+<bpmn:sequenceFlow id="fd" sourceRef="k" targetRef="c"/>
+<bpmn:userTask id="a" tongban:assignee="1"/><bpmn:sequenceFlow id="g1" sourceRef="a" targetRef="j"/>
+<bpmn:userTask id="b" tongban:assignee="2"/><bpmn:sequenceFlow id="g2" sourceRef="b" targetRef="j"/>
+<bpmn:userTask id="c" tongban:assignee="3"/><bpmn:sequenceFlow id="g3" sourceRef="c" targetRef="j"/>
+<bpmn:inclusiveGateway id="j"/><bpmn:sequenceFlow id="g4" sourceRef="j" targetRef="d"/>
+<bpmn:userTask id="d" tongban:assignee="4"/><bpmn:sequenceFlow id="g5" sourceRef="d" targetRef="e"/>
+<bpmn:endEvent id="e"/>"#;
+
+#[test]
+fn inclusive_gateway_runs_the_branches_whose_conditions_hold_and_waits_only_for_them() {
+    let d = def(&bpmn(INCLUSIVE));
+    let (mut inst, _) = Instance::start(&d, vars(json!({"land": true, "fire": false})), 9, 0).unwrap();
+    assert_eq!(inst.open_tasks().count(), 1);
+    complete_as(&mut inst, &d, "a", 1).unwrap();
+    one_open(&inst, &d, "d");
+
+    let (mut inst, _) = Instance::start(&d, vars(json!({"land": true, "fire": true})), 9, 0).unwrap();
+    assert_eq!(inst.open_tasks().count(), 2);
+    complete_as(&mut inst, &d, "b", 2).unwrap();
+    assert!(open_at(&inst, &d, "d").is_empty(), "waits for the other taken branch");
+    complete_as(&mut inst, &d, "a", 1).unwrap();
+    one_open(&inst, &d, "d");
+
+    let (inst, _) = Instance::start(&d, vars(json!({"land": false, "fire": false})), 9, 0).unwrap();
+    one_open(&inst, &d, "c");
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod expr;
 pub mod parse;
 pub mod service;
+pub mod store;
 pub mod validate;
 
 #[cfg(test)]

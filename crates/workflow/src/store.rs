@@ -1,0 +1,181 @@
+//! The storage seam of the workflow slice: what the service needs persisted, as a trait, so that
+//! use cases in `service.rs` never touch SQL. [`sql::SqlStore`] is the implementation on the
+//! platform database (SQLite or PostgreSQL).
+
+pub mod sql;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tongban_audit::{Actor as AuditActor, Entry};
+use tongban_calendar::Calendar;
+use tongban_platform::error::DomainResult;
+
+use crate::{Effect, Instance, ProcessDefinition, engine::TaskId, service::DefinitionSummary};
+
+/// An audit record to write with a change.
+pub struct Record<'a> {
+    /// Who acted.
+    pub actor: &'a AuditActor,
+    /// What is recorded; an empty `object_id` is filled with the new row's id on inserts.
+    pub entry: Entry,
+}
+
+/// Everything one action writes, atomically: the instance's new state, the task and timer rows
+/// its effects touched, the audit record and the outbox events.
+pub struct Change<'a> {
+    /// The instance's definition.
+    pub def: &'a ProcessDefinition,
+    /// The new state.
+    pub inst: &'a Instance,
+    /// What the engine reported.
+    pub effects: &'a [Effect],
+    /// For due dates of new tasks and timers.
+    pub calendar: &'a Calendar,
+    /// The audit record.
+    pub record: Record<'a>,
+    /// Outbox events besides those derived from the effects.
+    pub events: Vec<(&'static str, Value)>,
+}
+
+/// A definition version to store.
+pub struct NewDefinition<'a> {
+    /// Process id.
+    pub key: &'a str,
+    /// Version.
+    pub version: i64,
+    /// Name.
+    pub name: &'a str,
+    /// The file.
+    pub xml: &'a str,
+    /// Its SM3 digest.
+    pub sm3: &'a str,
+    /// Uploader.
+    pub created_by: i64,
+    /// Upload time (ms).
+    pub created_at: i64,
+}
+
+/// An instance to create.
+pub struct NewInstance<'a> {
+    /// Definition row.
+    pub definition_id: i64,
+    /// Title.
+    pub title: &'a str,
+    /// Business key.
+    pub business_key: &'a str,
+}
+
+/// A stored instance.
+pub struct StoredInstance {
+    /// Definition row.
+    pub definition_id: i64,
+    /// Definition name.
+    pub process_name: String,
+    /// Definition version.
+    pub process_version: i64,
+    /// Revision for optimistic locking.
+    pub revision: i64,
+    /// Title.
+    pub title: String,
+    /// Business key.
+    pub business_key: String,
+    /// Status as stored.
+    pub status: String,
+    /// The engine state.
+    pub state: Instance,
+}
+
+/// A task row as stored (the service adds deadline colours).
+#[derive(Debug, Clone)]
+pub struct TaskRecord {
+    /// Row id.
+    pub id: i64,
+    /// Instance.
+    pub instance_id: i64,
+    /// Instance title.
+    pub title: String,
+    /// Process name.
+    pub process: String,
+    /// Step id.
+    pub node_id: String,
+    /// Step name.
+    pub name: String,
+    /// Status.
+    pub status: String,
+    /// Holder (or doer).
+    pub assignee_id: Option<i64>,
+    /// Holder's name.
+    pub assignee_name: Option<String>,
+    /// Created (ms).
+    pub created_at: i64,
+    /// Due date.
+    pub due_on: Option<String>,
+    /// Co-signer's task.
+    pub cosign: bool,
+    /// Opinion.
+    pub opinion: Option<String>,
+    /// Closed (ms).
+    pub closed_at: Option<i64>,
+}
+
+/// An open task with a deadline, for the sweep.
+#[derive(Debug, Clone)]
+pub struct DeadlineRecord {
+    /// Row id.
+    pub id: i64,
+    /// Instance.
+    pub instance_id: i64,
+    /// Step name.
+    pub name: String,
+    /// Holder.
+    pub assignee_id: Option<i64>,
+    /// Due date.
+    pub due_on: String,
+    /// 0 none, 1 warned, 2 overdue.
+    pub alert: i64,
+}
+
+/// What the workflow service stores and queries.
+#[async_trait]
+pub trait WorkflowStore: Send + Sync {
+    /// The newest version of a process: (row id, version, SM3 of its file).
+    async fn latest_version(&self, key: &str) -> DomainResult<Option<(i64, i64, String)>>;
+    /// Stores a definition version with its audit record and event; answers its row id. Fails
+    /// with a conflict when the version already exists (a concurrent upload).
+    async fn insert_definition(&self, d: &NewDefinition<'_>, record: Record<'_>) -> DomainResult<i64>;
+    /// Every definition version, newest version of each key first.
+    async fn definitions(&self) -> DomainResult<Vec<DefinitionSummary>>;
+    /// One definition and its file.
+    async fn definition(&self, id: i64) -> DomainResult<Option<(DefinitionSummary, String)>>;
+    /// Creates an instance with its first tasks; answers its id.
+    async fn insert_instance(&self, new: &NewInstance<'_>, change: Change<'_>) -> DomainResult<i64>;
+    /// Loads an instance.
+    async fn load_instance(&self, id: i64) -> DomainResult<Option<StoredInstance>>;
+    /// Writes a change if the instance is still at `expected_revision`; `false` when someone
+    /// else changed it first (nothing is written then).
+    async fn save_instance(&self, id: i64, expected_revision: i64, change: Change<'_>) -> DomainResult<bool>;
+    /// The instance and task number behind a task row id.
+    async fn task_ref(&self, task_id: i64) -> DomainResult<Option<(i64, TaskId)>>;
+    /// Codes and names of the roles a user holds.
+    async fn role_keys(&self, user_id: i64) -> DomainResult<Vec<String>>;
+    /// Whether the account exists and is enabled.
+    async fn user_enabled(&self, user_id: i64) -> DomainResult<bool>;
+    /// Open tasks held by the user or claimable through `units` / `roles`, by deadline.
+    async fn todo(&self, user_id: i64, units: &[String], roles: &[String]) -> DomainResult<Vec<TaskRecord>>;
+    /// Tasks the user finished, newest first.
+    async fn done(&self, user_id: i64) -> DomainResult<Vec<TaskRecord>>;
+    /// Every task of an instance, oldest first (with the doer's name for closed ones).
+    async fn instance_tasks(&self, instance_id: i64) -> DomainResult<Vec<TaskRecord>>;
+    /// Timers due before `day` (YYYY-MM-DD): (instance id, timer number).
+    async fn due_timers(&self, day: &str) -> DomainResult<Vec<(i64, i64)>>;
+    /// Forgets a timer that can no longer fire.
+    async fn drop_timer(&self, instance_id: i64, timer_no: i64) -> DomainResult<()>;
+    /// Open tasks with a deadline not yet marked overdue.
+    async fn open_deadlines(&self) -> DomainResult<Vec<DeadlineRecord>>;
+    /// Marks a task warned (1) or overdue (2), with its audit record and outbox event.
+    async fn set_alert(&self, task_id: i64, level: i64, record: Record<'_>, topic: &str, payload: &Value) -> DomainResult<()>;
+    /// Queues job `kind` now unless one is queued or running.
+    async fn ensure_job(&self, kind: &str) -> DomainResult<()>;
+    /// Queues job `kind` at `run_at` (ms).
+    async fn queue_job_at(&self, kind: &str, run_at: i64) -> DomainResult<()>;
+}
