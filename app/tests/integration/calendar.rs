@@ -226,3 +226,17 @@ async fn other_staff_may_read_but_not_change_the_calendar() {
     assert_eq!(app.audit_count("calendar.set_day", "success").await + app.audit_count("calendar.import", "success").await, 0);
     assert!(app.opened.audit.verify(&app.opened.db).await.unwrap().ok());
 }
+
+#[tokio::test]
+async fn a_schedule_file_uploads_from_the_page() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    let r = sys.post_multipart("/admin/calendar", "/admin/calendar/import", &[("text", "")], ("file", "2027.toml", YEAR_2027)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.location().contains("year=2027"));
+    assert_eq!(app.audit_count("calendar.import", "success").await, 1);
+    let broken = YEAR_2027.replace("year = 2027", "year = \"x\"");
+    let r = sys.post_multipart("/admin/calendar", "/admin/calendar/import", &[], ("file", "bad.toml", &broken)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("calendar-import-error"));
+}

@@ -322,7 +322,8 @@ async fn running_instances_stay_on_their_version() {
         .replace("<bpmn:incoming>Flow_b2</bpmn:incoming>", "")
         .replace("<bpmn:sequenceFlow id=\"Flow_b2\" sourceRef=\"Task_housing\" targetRef=\"Join_1\" />", "");
     let start_of_task = v2.find("<bpmn:userTask id=\"Task_housing\"").unwrap_or_default();
-    let end_of_task = v2[start_of_task..].find("</bpmn:userTask>").map(|e| start_of_task + e + "</bpmn:userTask>".len()).unwrap_or_default();
+    let end_of_task =
+        v2[start_of_task..].find("</bpmn:userTask>").map(|e| start_of_task + e + "</bpmn:userTask>".len()).unwrap_or_default();
     let v2 = format!("{}{}", &v2[..start_of_task], &v2[end_of_task..]);
     let r = upload(&mut sys, &v2).await;
     assert_eq!((r.status, r.json()["version"].as_i64()), (StatusCode::CREATED, Some(2)), "{}", r.body);

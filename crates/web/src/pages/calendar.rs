@@ -267,8 +267,13 @@ pub async fn set_day(State(state): State<AppState>, ctx: Ctx, PageForm(form): Pa
 }
 
 /// `POST /admin/calendar/import`: replace a year's schedule (system administrator).
-pub async fn import(State(state): State<AppState>, ctx: Ctx, PageForm(form): PageForm<ImportForm>) -> PageResult {
+/// The file input wins over the text area when both are filled.
+pub async fn import(State(state): State<AppState>, ctx: Ctx, req: axum::extract::Request) -> PageResult {
     let p = ctx.principal()?;
+    let fields = super::form_texts(req).await?;
+    let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let file = field("file");
+    let form = ImportForm { text: if file.trim().is_empty() { field("text") } else { file } };
     match state.calendar.import(p, &ctx.actor(), &form.text).await {
         Ok(s) => see_other(&format!("/admin/calendar?year={}&done=imported", s.year)),
         Err(r) => {

@@ -130,6 +130,27 @@ pub fn form_error(tr: &Tr, e: DomainError) -> Result<(String, String), PageError
     }
 }
 
+/// The text fields of a form sent either url-encoded or as `multipart/form-data` (with file
+/// inputs, whose contents become the field's text). Files must be UTF-8.
+pub async fn form_texts(req: axum::extract::Request) -> Result<Vec<(String, String)>, DomainError> {
+    use axum::extract::FromRequest;
+    let multipart =
+        req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("multipart/form-data"));
+    if !multipart {
+        let bytes = axum::body::Bytes::from_request(req, &()).await.map_err(|_| DomainError::invalid("body", "error.malformed"))?;
+        return crate::parse::form_body(&bytes);
+    }
+    let mut form = axum::extract::Multipart::from_request(req, &()).await.map_err(|_| DomainError::invalid("body", "error.malformed"))?;
+    let mut out = Vec::new();
+    while let Some(field) = form.next_field().await.map_err(|_| DomainError::invalid("body", "error.malformed"))? {
+        let name = field.name().unwrap_or("").to_string();
+        let bytes = field.bytes().await.map_err(|_| DomainError::invalid(&name, "error.malformed"))?;
+        let text = String::from_utf8(bytes.to_vec()).map_err(|_| DomainError::invalid(&name, "workflow.error.not_utf8"))?;
+        out.push((name, text));
+    }
+    Ok(out)
+}
+
 /// Parses a numeric form field, naming it on failure.
 pub fn parse_id(field: &str, value: &str) -> Result<i64, DomainError> {
     value.trim().parse().map_err(|_| DomainError::invalid(field, "error.invalid_value"))
