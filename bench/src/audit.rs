@@ -22,12 +22,18 @@ async fn raw_inserts(db: &tongban_platform::Db, count: usize) -> anyhow::Result<
     Ok(count as f64 / t.elapsed().as_secs_f64())
 }
 
-async fn measure(url: String, count: usize) -> anyhow::Result<serde_json::Value> {
+/// Opens tongban on `url` with a fresh data directory and the demo county loaded.
+pub(crate) async fn open_demo(url: String) -> anyhow::Result<(tempfile::TempDir, tongban::boot::Opened)> {
     let dir = tempfile::tempdir()?;
     let mut config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
     config.database.url = url;
     let opened = open(config).await?;
     tongban_identity::demo::load(&opened.identity).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((dir, opened))
+}
+
+async fn measure(url: String, count: usize) -> anyhow::Result<serde_json::Value> {
+    let (_dir, opened) = open_demo(url).await?;
     let ids = &opened.identity;
     let sysadmin =
         ids.user_by_username("sysadmin").await.map_err(|e| anyhow::anyhow!("{e}"))?.ok_or_else(|| anyhow::anyhow!("no sysadmin"))?;

@@ -11,9 +11,7 @@
 use std::{process::Command, time::Instant};
 
 use serde_json::{Map, Value, json};
-use tongban::boot::open;
 use tongban_audit::Actor as AuditActor;
-use tongban_platform::Config;
 use tongban_workflow::{Actor, Completion, Instance, InstanceStatus, TaskAction, TaskList, parse_bpmn};
 
 /// The process both engines run.
@@ -74,11 +72,7 @@ pub fn engine(count: usize, python: &str, spiff_count: usize) -> anyhow::Result<
 }
 
 async fn service_run(url: String, count: usize) -> anyhow::Result<Value> {
-    let dir = tempfile::tempdir()?;
-    let mut config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
-    config.database.url = url;
-    let opened = open(config).await?;
-    tongban_identity::demo::load(&opened.identity).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (_dir, opened) = crate::audit::open_demo(url).await?;
     let ids = &opened.identity;
     let principal = |name: &'static str| {
         let ids = ids.clone();

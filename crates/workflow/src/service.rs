@@ -24,7 +24,7 @@ use crate::{
     Actor, Completion, Effect, EngineError, Instance, ProcessDefinition, TaskStatus,
     definition::{Candidate, FieldType, NodeKind},
     parse::{MAX_BPMN_BYTES, parse_bpmn},
-    store::{Change, NewDefinition, NewInstance, Record, StoredInstance, TaskRecord, WorkflowStore, sql::SqlStore},
+    store::{Change, NewDefinition, NewInstance, Record, StoredInstance, WorkflowStore, sql::SqlStore},
 };
 
 /// Working days before a deadline at which a task turns to warning (预警).
@@ -486,7 +486,7 @@ impl WorkflowService {
         };
         let calendar = self.calendar.calendar().await?;
         let today = local_date(now_millis());
-        Ok(records.into_iter().map(|r| task_row(r, &calendar, today, self.warn_days)).collect())
+        Ok(records.into_iter().map(|r| with_deadline(r, &calendar, today, self.warn_days)).collect())
     }
 
     /// One instance with its history, for its participants and for `workflow.define` holders.
@@ -515,7 +515,7 @@ impl WorkflowService {
                 earlier.push((n.id.clone(), n.label().to_string()));
             }
         }
-        let tasks = self.store.instance_tasks(id).await?.into_iter().map(|r| task_row(r, &calendar, today, self.warn_days)).collect();
+        let tasks = self.store.instance_tasks(id).await?.into_iter().map(|r| with_deadline(r, &calendar, today, self.warn_days)).collect();
         Ok(InstanceView {
             id,
             title: stored.title,
@@ -613,38 +613,18 @@ fn alert_level(calendar: &Calendar, today: Date, due: Date, warn_days: i64) -> i
     }
 }
 
-fn task_row(r: TaskRecord, calendar: &Calendar, today: Option<Date>, warn_days: i64) -> TaskRow {
-    let due = r.due_on.as_deref().and_then(parse_date);
-    let (remaining, alert) = match (due, today, r.status.as_str()) {
-        (Some(d), Some(t), "open") => {
-            let rem = if t > d { -calendar.working_days_between(d, t) } else { calendar.working_days_between(t, d) };
-            let alert = match alert_level(calendar, t, d, warn_days) {
-                2 => "overdue",
-                1 => "warning",
-                _ => "normal",
-            };
-            (Some(rem), alert)
-        }
-        _ => (None, "normal"),
-    };
-    TaskRow {
-        id: r.id,
-        instance_id: r.instance_id,
-        title: r.title,
-        process: r.process,
-        node_id: r.node_id,
-        name: r.name,
-        status: r.status,
-        assignee_id: r.assignee_id,
-        assignee_name: r.assignee_name,
-        created_at: r.created_at,
-        due_on: r.due_on,
-        remaining,
-        alert,
-        cosign: r.cosign,
-        opinion: r.opinion,
-        closed_at: r.closed_at,
+/// Fills in the working days left and the alert colour of an open task.
+fn with_deadline(mut row: TaskRow, calendar: &Calendar, today: Option<Date>, warn_days: i64) -> TaskRow {
+    let due = row.due_on.as_deref().and_then(parse_date);
+    if let (Some(d), Some(t), "open") = (due, today, row.status.as_str()) {
+        row.remaining = Some(if t > d { -calendar.working_days_between(d, t) } else { calendar.working_days_between(t, d) });
+        row.alert = match alert_level(calendar, t, d, warn_days) {
+            2 => "overdue",
+            1 => "warning",
+            _ => "normal",
+        };
     }
+    row
 }
 
 /// Checks submitted data against the declared field types.

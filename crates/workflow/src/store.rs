@@ -10,7 +10,11 @@ use tongban_audit::{Actor as AuditActor, Entry};
 use tongban_calendar::Calendar;
 use tongban_platform::error::DomainResult;
 
-use crate::{Effect, Instance, ProcessDefinition, engine::TaskId, service::DefinitionSummary};
+use crate::{
+    Effect, Instance, ProcessDefinition,
+    engine::TaskId,
+    service::{DefinitionSummary, TaskRow},
+};
 
 /// An audit record to write with a change.
 pub struct Record<'a> {
@@ -85,39 +89,6 @@ pub struct StoredInstance {
     pub state: Instance,
 }
 
-/// A task row as stored (the service adds deadline colours).
-#[derive(Debug, Clone)]
-pub struct TaskRecord {
-    /// Row id.
-    pub id: i64,
-    /// Instance.
-    pub instance_id: i64,
-    /// Instance title.
-    pub title: String,
-    /// Process name.
-    pub process: String,
-    /// Step id.
-    pub node_id: String,
-    /// Step name.
-    pub name: String,
-    /// Status.
-    pub status: String,
-    /// Holder (or doer).
-    pub assignee_id: Option<i64>,
-    /// Holder's name.
-    pub assignee_name: Option<String>,
-    /// Created (ms).
-    pub created_at: i64,
-    /// Due date.
-    pub due_on: Option<String>,
-    /// Co-signer's task.
-    pub cosign: bool,
-    /// Opinion.
-    pub opinion: Option<String>,
-    /// Closed (ms).
-    pub closed_at: Option<i64>,
-}
-
 /// An open task with a deadline, for the sweep.
 #[derive(Debug, Clone)]
 pub struct DeadlineRecord {
@@ -160,12 +131,13 @@ pub trait WorkflowStore: Send + Sync {
     async fn role_keys(&self, user_id: i64) -> DomainResult<Vec<String>>;
     /// Whether the account exists and is enabled.
     async fn user_enabled(&self, user_id: i64) -> DomainResult<bool>;
-    /// Open tasks held by the user or claimable through `units` / `roles`, by deadline.
-    async fn todo(&self, user_id: i64, units: &[String], roles: &[String]) -> DomainResult<Vec<TaskRecord>>;
+    /// Open tasks held by the user or claimable through `units` / `roles`, by deadline. Rows come
+    /// without `remaining` and with alert `normal`: the service works those out from the calendar.
+    async fn todo(&self, user_id: i64, units: &[String], roles: &[String]) -> DomainResult<Vec<TaskRow>>;
     /// Tasks the user finished, newest first.
-    async fn done(&self, user_id: i64) -> DomainResult<Vec<TaskRecord>>;
+    async fn done(&self, user_id: i64) -> DomainResult<Vec<TaskRow>>;
     /// Every task of an instance, oldest first (with the doer's name for closed ones).
-    async fn instance_tasks(&self, instance_id: i64) -> DomainResult<Vec<TaskRecord>>;
+    async fn instance_tasks(&self, instance_id: i64) -> DomainResult<Vec<TaskRow>>;
     /// Timers due before `day` (YYYY-MM-DD): (instance id, timer number).
     async fn due_timers(&self, day: &str) -> DomainResult<Vec<(i64, i64)>>;
     /// Forgets a timer that can no longer fire.

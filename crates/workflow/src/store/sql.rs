@@ -9,7 +9,7 @@ use tongban_audit::AuditTrail;
 use tongban_calendar::Calendar;
 use tongban_platform::{Db, DomainError, WriteTx, clock::local_date, error::DomainResult, jobs, outbox};
 
-use super::{Change, DeadlineRecord, NewDefinition, NewInstance, Record, StoredInstance, TaskRecord, WorkflowStore};
+use super::{Change, DeadlineRecord, NewDefinition, NewInstance, Record, StoredInstance, TaskRow, WorkflowStore};
 use crate::{Effect, Instance, ProcessDefinition, engine::TaskId, service::DefinitionSummary};
 
 /// The SQL store.
@@ -43,8 +43,8 @@ const TASK_COLUMNS: &str = "SELECT t.id, t.instance_id, i.title, d.name, t.node_
      t.created_at, t.due_on, t.cosign_of, t.opinion, t.closed_at \
      FROM wf_tasks t JOIN wf_instances i ON i.id = t.instance_id JOIN wf_definitions d ON d.id = i.definition_id";
 
-fn task_record(r: &AnyRow) -> TaskRecord {
-    TaskRecord {
+fn task_row(r: &AnyRow) -> TaskRow {
+    TaskRow {
         id: r.get(0),
         instance_id: r.get(1),
         title: r.get(2),
@@ -56,6 +56,8 @@ fn task_record(r: &AnyRow) -> TaskRecord {
         assignee_name: r.get(8),
         created_at: r.get(9),
         due_on: r.get(10),
+        remaining: None,
+        alert: "normal",
         cosign: r.get::<Option<i64>, _>(11).is_some(),
         opinion: r.get(12),
         closed_at: r.get(13),
@@ -238,7 +240,7 @@ impl WorkflowStore for SqlStore {
         Ok(row.is_some_and(|r| r.get::<i64, _>(0) != 0))
     }
 
-    async fn todo(&self, user_id: i64, units: &[String], roles: &[String]) -> DomainResult<Vec<TaskRecord>> {
+    async fn todo(&self, user_id: i64, units: &[String], roles: &[String]) -> DomainResult<Vec<TaskRow>> {
         let sql = format!(
             "{TASK_COLUMNS} LEFT JOIN users u ON u.id = t.assignee_id \
              WHERE t.status = 'open' AND (t.assignee_id = $1 OR (t.assignee_id IS NULL AND EXISTS (\
@@ -252,22 +254,22 @@ impl WorkflowStore for SqlStore {
         for v in units.iter().chain(roles) {
             q = q.bind(v);
         }
-        Ok(q.fetch_all(self.db.pool()).await?.iter().map(task_record).collect())
+        Ok(q.fetch_all(self.db.pool()).await?.iter().map(task_row).collect())
     }
 
-    async fn done(&self, user_id: i64) -> DomainResult<Vec<TaskRecord>> {
+    async fn done(&self, user_id: i64) -> DomainResult<Vec<TaskRow>> {
         let sql = format!(
             "{TASK_COLUMNS} LEFT JOIN users u ON u.id = t.completed_by WHERE t.completed_by = $1 AND t.status <> 'open' \
              ORDER BY t.closed_at DESC, t.id DESC LIMIT 200"
         );
-        Ok(sqlx::query(&sql).bind(user_id).fetch_all(self.db.pool()).await?.iter().map(task_record).collect())
+        Ok(sqlx::query(&sql).bind(user_id).fetch_all(self.db.pool()).await?.iter().map(task_row).collect())
     }
 
-    async fn instance_tasks(&self, instance_id: i64) -> DomainResult<Vec<TaskRecord>> {
+    async fn instance_tasks(&self, instance_id: i64) -> DomainResult<Vec<TaskRow>> {
         let sql = format!(
             "{TASK_COLUMNS} LEFT JOIN users u ON u.id = COALESCE(t.completed_by, t.assignee_id) WHERE t.instance_id = $1 ORDER BY t.task_no"
         );
-        Ok(sqlx::query(&sql).bind(instance_id).fetch_all(self.db.pool()).await?.iter().map(task_record).collect())
+        Ok(sqlx::query(&sql).bind(instance_id).fetch_all(self.db.pool()).await?.iter().map(task_row).collect())
     }
 
     async fn due_timers(&self, day: &str) -> DomainResult<Vec<(i64, i64)>> {
