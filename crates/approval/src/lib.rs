@@ -1,0 +1,7 @@
+//! Online administrative approval (网上行政审批). This first part holds the service catalogue
+//! (事项目录) with its public service guides (办事指南), the application form definitions and their
+//! validation, and the check characters of identity numbers and credit codes.
+
+pub mod catalogue;
+pub mod form;
+pub mod idcheck;
