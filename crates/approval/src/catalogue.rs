@@ -239,7 +239,7 @@ impl GuideQuery {
         let text = self.text.trim();
         (text.is_empty() || item.spec.name.contains(text) || item.spec.code.contains(text))
             && self.unit_id.is_none_or(|u| item.spec.lead_unit_id == u || item.spec.co_unit_ids.contains(&u))
-            && (self.life_event.is_empty() || item.spec.life_events.iter().any(|e| *e == self.life_event))
+            && (self.life_event.is_empty() || item.spec.life_events.contains(&self.life_event))
     }
 }
 
