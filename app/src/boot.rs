@@ -25,6 +25,8 @@ pub struct Opened {
     pub calendar: CalendarService,
     /// The workflow engine service (工作流).
     pub workflow: tongban_workflow::WorkflowService,
+    /// The service catalogue (事项目录).
+    pub catalogue: tongban_approval::CatalogueService,
 }
 
 /// Connects to the database, applies migrations, and loads (or creates) the audit key.
@@ -50,7 +52,8 @@ pub async fn open(config: Config) -> anyhow::Result<Opened> {
     let calendar = CalendarService::new(db.clone(), audit.clone());
     calendar.ensure_official().await.context("storing the official holiday schedules")?;
     let workflow = tongban_workflow::WorkflowService::new(db.clone(), audit.clone(), calendar.clone());
-    Ok(Opened { config: Arc::new(config), db, audit, identity, calendar, workflow })
+    let catalogue = tongban_approval::CatalogueService::new(db.clone(), audit.clone());
+    Ok(Opened { config: Arc::new(config), db, audit, identity, calendar, workflow, catalogue })
 }
 
 /// A database URL without its password, for messages.
@@ -72,4 +75,15 @@ mod tests {
         assert_eq!(super::redact_url("postgres://tb:secret@localhost/tb"), "postgres://tb:***@localhost/tb");
         assert_eq!(super::redact_url("sqlite://./data/tongban.db"), "sqlite://./data/tongban.db");
     }
+}
+
+/// Loads the demo county and, on top of it, the demo service catalogue with its processes. Answers
+/// the demo log-ins when the county was loaded now (an empty database), `None` otherwise.
+pub async fn load_demo(opened: &Opened) -> anyhow::Result<Option<Vec<tongban_identity::demo::DemoLogin>>> {
+    let logins = tongban_identity::demo::load(&opened.identity).await?;
+    let admin = opened.identity.user_by_username("sysadmin").await?.context("the demo system administrator is missing")?;
+    let principal = opened.identity.authz().principal(admin.id).await?.context("the demo system administrator has no principal")?;
+    let units: Vec<(i64, String)> = opened.identity.all_units().await?.into_iter().map(|u| (u.id, u.name)).collect();
+    tongban_approval::demo::load(&opened.catalogue, &opened.workflow, &principal, &units).await?;
+    Ok(logins)
 }

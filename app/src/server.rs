@@ -21,7 +21,8 @@ pub async fn serve(config: tongban_platform::Config, demo: bool) -> anyhow::Resu
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
     let state = AppState::new(opened.identity.clone(), opened.config.clone(), metrics)
         .with_calendar(opened.calendar.clone())
-        .with_workflow(opened.workflow.clone());
+        .with_workflow(opened.workflow.clone())
+        .with_catalogue(opened.catalogue.clone());
     let app = tongban_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -66,7 +67,7 @@ pub async fn serve(config: tongban_platform::Config, demo: bool) -> anyhow::Resu
 /// On an empty database: the demo county with `--demo`, otherwise the three administrators.
 async fn first_start(opened: &Opened, demo: bool) -> anyhow::Result<()> {
     if demo {
-        if let Some(logins) = tongban_identity::demo::load(&opened.identity).await? {
+        if let Some(logins) = crate::boot::load_demo(opened).await? {
             println!("\nDemo county 嘉禾县 (431024) loaded. Demo log-ins (password {} for all):", tongban_identity::demo::DEMO_PASSWORD);
             for l in logins {
                 println!("  {:<10} {}  {}  [{}]", l.username, l.display_name, l.unit, l.role);

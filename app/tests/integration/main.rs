@@ -4,6 +4,7 @@
 mod support;
 
 mod api;
+mod approval;
 mod audit;
 mod auth;
 mod background;

@@ -49,11 +49,12 @@ impl TestApp {
         tweak(&mut config);
         let opened = open(config).await.expect("open app");
         if demo {
-            tongban_identity::demo::load(&opened.identity).await.expect("demo data");
+            tongban::boot::load_demo(&opened).await.expect("demo data");
         }
         let state = tongban_web::AppState::new(opened.identity.clone(), opened.config.clone(), None)
             .with_calendar(opened.calendar.clone())
-            .with_workflow(opened.workflow.clone());
+            .with_workflow(opened.workflow.clone())
+            .with_catalogue(opened.catalogue.clone());
         TestApp { router: tongban_web::router(state), opened, _dir: dir }
     }
 

@@ -3,5 +3,9 @@
 //! validation, and the check characters of identity numbers and credit codes.
 
 pub mod catalogue;
+pub mod demo;
 pub mod form;
 pub mod idcheck;
+pub mod service;
+
+pub use service::CatalogueService;

@@ -41,11 +41,14 @@ pub enum Permission {
     /// Start process instances by hand (发起流程).
     #[serde(rename = "workflow.start")]
     WorkflowStart,
+    /// Manage the service catalogue (事项管理).
+    #[serde(rename = "catalogue.write")]
+    CatalogueWrite,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 13] = [
         Permission::UnitRead,
         Permission::UnitWrite,
         Permission::UserRead,
@@ -58,6 +61,7 @@ impl Permission {
         Permission::WorkbenchUse,
         Permission::WorkflowDefine,
         Permission::WorkflowStart,
+        Permission::CatalogueWrite,
     ];
 
     /// The stored name, e.g. `user.write`.
@@ -75,6 +79,7 @@ impl Permission {
             Permission::WorkbenchUse => "workbench.use",
             Permission::WorkflowDefine => "workflow.define",
             Permission::WorkflowStart => "workflow.start",
+            Permission::CatalogueWrite => "catalogue.write",
         }
     }
 

@@ -32,7 +32,7 @@ pub const TOWNS: [(&str, &str); 10] = [
     ("431024201", "普满乡"),
 ];
 
-const DEPARTMENTS: [&str; 16] = [
+const DEPARTMENTS: [&str; 17] = [
     "县政府办公室",
     "发展和改革局",
     "教育局",
@@ -41,6 +41,7 @@ const DEPARTMENTS: [&str; 16] = [
     "人力资源和社会保障局",
     "自然资源局",
     "住房和城乡建设局",
+    "消防救援大队",
     "交通运输局",
     "农业农村局",
     "卫生健康局",
@@ -55,7 +56,7 @@ const SUB_UNITS: [(&str, &str); 3] =
     [("行政审批服务局（政务服务中心）", "综合受理窗口"), ("公安局", "珠泉派出所"), ("市场监督管理局", "塘村市场监督管理所")];
 
 /// (user name, real name, unit, position, role, scope)
-const STAFF: [(&str, &str, &str, &str, &str, &str); 12] = [
+const STAFF: [(&str, &str, &str, &str, &str, &str); 13] = [
     ("sysadmin", "王建国", "信息中心", "系统管理员", "sys_admin", "all"),
     ("secadmin", "李红梅", "信息中心", "安全管理员", "sec_admin", "all"),
     ("auditor", "陈志强", "县纪委监委", "安全审计员", "auditor", "all"),
@@ -65,6 +66,7 @@ const STAFF: [(&str, &str, &str, &str, &str, &str); 12] = [
     ("huangli", "黄丽", "市场监督管理局", "登记注册科科员", "staff", "self"),
     ("zhoujun", "周军", "自然资源局", "副局长", "staff", "unit"),
     ("xuhui", "徐辉", "住房和城乡建设局", "审批科科长", "staff", "unit"),
+    ("fangyuan", "方圆", "消防救援大队", "防火监督员", "staff", "unit"),
     ("wufang", "吴芳", "12345政务服务便民热线中心", "话务员", "staff", "self"),
     ("sunqiang", "孙强", "珠泉镇", "镇长", "staff", "unit"),
     ("heping", "何平", "卫生健康局", "医政科科员", "staff", "self"),

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use tongban_approval::CatalogueService;
 use tongban_calendar::CalendarService;
 use tongban_identity::IdentityService;
 use tongban_platform::{Config, Db};
@@ -21,6 +22,8 @@ pub struct AppState {
     pub calendar: CalendarService,
     /// The workflow service (工作流).
     pub workflow: WorkflowService,
+    /// The service catalogue (事项目录).
+    pub catalogue: CatalogueService,
 }
 
 impl AppState {
@@ -30,12 +33,19 @@ impl AppState {
     pub fn new(identity: IdentityService, config: Arc<Config>, metrics: Option<PrometheusHandle>) -> Self {
         let calendar = CalendarService::new(identity.db().clone(), identity.audit().clone());
         let workflow = WorkflowService::new(identity.db().clone(), identity.audit().clone(), calendar.clone());
-        AppState { identity, config, metrics, calendar, workflow }
+        let catalogue = CatalogueService::new(identity.db().clone(), identity.audit().clone());
+        AppState { identity, config, metrics, calendar, workflow, catalogue }
     }
 
     /// The same state with this calendar service.
     pub fn with_calendar(mut self, calendar: CalendarService) -> Self {
         self.calendar = calendar;
+        self
+    }
+
+    /// The same state with this catalogue service.
+    pub fn with_catalogue(mut self, catalogue: CatalogueService) -> Self {
+        self.catalogue = catalogue;
         self
     }
 

@@ -314,6 +314,21 @@ impl WorkflowService {
         })
     }
 
+    /// The user-task steps of the newest version of a process, for service guides (办理流程):
+    /// (element id, name, time limit in working days). Public information; empty when unknown.
+    pub async fn process_steps(&self, key: &str) -> DomainResult<Vec<(String, String, Option<u32>)>> {
+        let Some((id, _, _)) = self.store.latest_version(key).await? else { return Ok(Vec::new()) };
+        let def = self.load_definition(id).await?;
+        Ok(def
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.kind {
+                NodeKind::UserTask(spec) => Some((n.id.clone(), n.label().to_string(), spec.due_working_days)),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// The uploaded XML of a definition (download).
     pub async fn definition_xml(&self, caller: &Principal, id: i64) -> DomainResult<String> {
         caller.require(Permission::WorkbenchUse)?;

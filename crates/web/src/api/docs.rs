@@ -7,7 +7,7 @@ use utoipa::{
     openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{calendar, dto::*, handlers, workflow};
+use super::{calendar, catalogue, dto::*, handlers, workflow};
 use crate::{ctx::Ctx, error::ErrorBody, pages::Layout};
 
 struct Security;
@@ -32,14 +32,15 @@ impl Modify for Security {
         handlers::list_tokens, handlers::create_token, handlers::delete_token,
         calendar::working_days, calendar::deadline, calendar::is_working_day, calendar::year, calendar::import,
         workflow::upload, workflow::definitions, workflow::definition, workflow::start, workflow::instance, workflow::cancel,
-        workflow::tasks, workflow::act
+        workflow::tasks, workflow::act,
+        catalogue::list, catalogue::get, catalogue::create, catalogue::update
     ),
     components(schemas(ErrorBody, MeDto, RegionDto, UnitDto, UnitBody, UserDto, NewUserBody, UserBody, OneTimePasswordDto, RoleDto, RoleBody,
         GrantDto, GrantBody, AuditRecordDto, AuditPageDto, SessionDto, TokenDto, TokenBody, NewTokenDto,
         calendar::DayKindDto, calendar::WorkingDaysDto, calendar::DeadlineDto, calendar::DayDto, calendar::PeriodDto,
         calendar::ScheduleDayDto, calendar::YearScheduleDto,
         workflow::DefinitionDto, workflow::StepDto, workflow::DefinitionDetailDto, workflow::TaskDto, workflow::InstanceDto,
-        workflow::StartDto, workflow::CreatedDto, workflow::ActionDto)),
+        workflow::StartDto, workflow::CreatedDto, workflow::ActionDto, catalogue::ItemDto, catalogue::ItemCreatedDto)),
     modifiers(&Security),
     security(("bearer" = []), ("session" = []))
 )]

@@ -3,6 +3,7 @@
 //! (`Authorization: Bearer tbp_…`) or a browser session plus the `X-CSRF-Token` header.
 
 pub(crate) mod calendar;
+mod catalogue;
 mod docs;
 mod dto;
 mod handlers;
@@ -44,6 +45,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/calendar/is-working-day", get(calendar::is_working_day))
         .route("/api/v1/calendar/years/{year}", get(calendar::year))
         .route("/api/v1/calendar/import", post(calendar::import))
+        .route("/api/v1/catalogue", get(catalogue::list).post(catalogue::create))
+        .route("/api/v1/catalogue/{id}", get(catalogue::get).put(catalogue::update))
         .route("/api/v1/workflow/definitions", get(workflow::definitions).post(workflow::upload))
         .route("/api/v1/workflow/definitions/{id}", get(workflow::definition))
         .route("/api/v1/workflow/instances", post(workflow::start))

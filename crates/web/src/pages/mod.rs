@@ -7,6 +7,7 @@ mod admin_users;
 pub(crate) mod audit;
 mod auth;
 mod calendar;
+mod catalogue;
 mod me;
 mod regions;
 mod workbench;
@@ -46,6 +47,8 @@ pub struct NavUser {
     pub can_calendar: bool,
     /// Show the process definitions.
     pub can_workflows: bool,
+    /// Show the catalogue administration.
+    pub can_catalogue: bool,
 }
 
 /// What the base layout needs.
@@ -90,6 +93,7 @@ fn nav_user(p: &Principal) -> NavUser {
         can_audit: p.has(Permission::AuditRead),
         can_calendar: true,
         can_workflows: p.has(Permission::WorkflowDefine) || p.has(Permission::WorkflowStart),
+        can_catalogue: p.has(Permission::CatalogueWrite),
     }
 }
 
@@ -234,6 +238,14 @@ pub fn routes() -> Router<AppState> {
         .route("/tasks", get(workflow::tasks))
         .route("/workflow/instances/{id}", get(workflow::instance))
         .route("/workflow/tasks/{id}/{action}", post(workflow::act))
+        .route("/guide", get(catalogue::guide_list))
+        .route("/guide/{id}", get(catalogue::guide))
+        .route("/guide/{id}/print", get(catalogue::guide_print))
+        .route("/admin/catalogue", get(catalogue::admin_list).post(catalogue::create))
+        .route("/admin/catalogue/new", get(catalogue::new_form))
+        .route("/admin/catalogue/{id}/edit", get(catalogue::edit_form))
+        .route("/admin/catalogue/{id}", post(catalogue::update))
+        .route("/admin/catalogue/{id}/{action}", post(catalogue::toggle))
         .route("/audit", get(audit::page))
         .route("/audit/export.csv", get(audit::export))
         .route("/me/sessions", get(me::sessions))

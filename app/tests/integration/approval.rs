@@ -1,0 +1,105 @@
+//! The service catalogue: public guides (search, print), item administration with refusals that
+//! name the field, permission checks, and the API.
+
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::TestApp;
+
+const MATERIALS: &str = "[[material]]\nname = \"户口簿\"\nrequired = true\nform = \"copy\"\n";
+const FIELDS: &str = "[[field]]\nname = \"child_name\"\nlabel = \"新生儿姓名\"\nkind = \"text\"\nrequired = true\n";
+
+#[tokio::test]
+async fn citizens_find_and_print_service_guides_without_logging_in() {
+    let app = TestApp::demo().await;
+    let mut anon = app.client();
+    let r = anon.get("/guide").await;
+    assert_eq!(r.status, StatusCode::OK);
+    for name in ["建设工程规划许可证核发", "食品经营许可", "个体工商户设立登记", "医疗机构执业登记", "城乡居民基本养老保险参保登记"]
+    {
+        assert!(r.body.contains(name), "{name} listed");
+    }
+    let r = anon.get("/guide?event=开办企业").await;
+    assert!(r.body.contains("食品经营许可") && r.body.contains("个体工商户设立登记") && !r.body.contains("医疗机构执业登记"));
+    let market = app.unit_id("市场监督管理局").await;
+    let r = anon.get(&format!("/guide?unit={market}&q=食品")).await;
+    assert!(r.body.contains("食品经营许可") && !r.body.contains("个体工商户设立登记"));
+    let id = app.scalar("SELECT id FROM approval_items WHERE code = '431024-XK-ZR-001'").await;
+    let r = anon.get(&format!("/guide/{id}")).await;
+    for text in [
+        "《中华人民共和国城乡规划法》第四十条",
+        "住房和城乡建设局、消防救援大队",
+        "不动产权证书或建设用地批准文件",
+        "消防设计审查",
+        "10 个工作日",
+    ] {
+        assert!(r.body.contains(text), "guide shows {text}");
+    }
+    assert_eq!(anon.get(&format!("/guide/{id}/print")).await.status, StatusCode::OK);
+    assert_eq!(anon.get("/guide/99999").await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn administrators_maintain_items_and_others_cannot() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    let health = app.unit_id("卫生健康局").await.to_string();
+    let mut fields: Vec<(&str, &str)> = vec![
+        ("code", "431024-GG-WJ-009"),
+        ("name", "出生医学证明首次签发"),
+        ("kind", "public_service"),
+        ("audience", "person"),
+        ("lead_unit_id", &health),
+        ("legal_basis", "《中华人民共和国母婴保健法》第二十三条"),
+        ("legal_days", "5"),
+        ("promised_days", "8"),
+        ("fee", "不收费"),
+        ("process_key", "pension_enrolment"),
+        ("visits", "0"),
+        ("life_events", "出生"),
+        ("materials", MATERIALS),
+        ("form", FIELDS),
+    ];
+    let r = sys.post_form("/admin/catalogue/new", "/admin/catalogue", &fields).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("承诺时限须大于0且不超过法定时限"), "names the problem");
+    fields[7] = ("promised_days", "3");
+    fields[9] = ("process_key", "no_such_process");
+    let r = sys.post_form("/admin/catalogue/new", "/admin/catalogue", &fields).await;
+    assert!(r.body.contains("没有这个流程"), "unknown process refused");
+    fields[9] = ("process_key", "pension_enrolment");
+    fields[12] = ("materials", "[[material]]\nname = 3");
+    let r = sys.post_form("/admin/catalogue/new", "/admin/catalogue", &fields).await;
+    assert!(r.body.contains("TOML"), "bad TOML named");
+    fields[12] = ("materials", MATERIALS);
+    let before = app.scalar("SELECT COUNT(*) FROM approval_items").await;
+    let r = sys.post_form("/admin/catalogue/new", "/admin/catalogue", &fields).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM approval_items").await, before + 1);
+    let id = app.scalar("SELECT id FROM approval_items WHERE code = '431024-GG-WJ-009'").await;
+    let mut anon = app.client();
+    assert!(anon.get("/guide?event=出生").await.body.contains("出生医学证明首次签发"));
+    let r = sys.post_form("/admin/catalogue", &format!("/admin/catalogue/{id}/disable"), &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(anon.get(&format!("/guide/{id}")).await.status, StatusCode::NOT_FOUND, "withdrawn items are not public");
+    assert_eq!(app.audit_count("approval.item.create", "success").await, 6);
+    assert_eq!(app.audit_count("approval.item.disable", "success").await, 1);
+
+    let mut staff = app.staff("zhangwei").await;
+    assert_eq!(staff.get("/admin/catalogue").await.status, StatusCode::FORBIDDEN);
+    let r = staff.json(Method::PUT, &format!("/api/v1/catalogue/{id}"), json!({})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "the body is checked first: {}", r.body);
+    let r = sys.get(&format!("/api/v1/catalogue/{id}")).await;
+    let mut spec = r.json()["spec"].clone();
+    spec["name"] = json!("出生医学证明签发");
+    let r = staff.json(Method::PUT, &format!("/api/v1/catalogue/{id}"), spec.clone()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.audit_count("approval.item.update", "denied").await, 1);
+    let r = sys.json(Method::PUT, &format!("/api/v1/catalogue/{id}"), spec.clone()).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    spec["lead_unit_id"] = json!("x");
+    let r = sys.json(Method::PUT, &format!("/api/v1/catalogue/{id}"), spec).await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("lead_unit_id")));
+    let r = staff.get("/api/v1/catalogue?life_event=开办企业").await;
+    assert_eq!(r.json().as_array().map(Vec::len), Some(2));
+}
