@@ -68,15 +68,6 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn urls_lose_their_password() {
-        assert_eq!(super::redact_url("postgres://tb:secret@localhost/tb"), "postgres://tb:***@localhost/tb");
-        assert_eq!(super::redact_url("sqlite://./data/tongban.db"), "sqlite://./data/tongban.db");
-    }
-}
-
 /// Loads the demo county and, on top of it, the demo service catalogue with its processes. Answers
 /// the demo log-ins when the county was loaded now (an empty database), `None` otherwise.
 pub async fn load_demo(opened: &Opened) -> anyhow::Result<Option<Vec<tongban_identity::demo::DemoLogin>>> {
@@ -86,4 +77,13 @@ pub async fn load_demo(opened: &Opened) -> anyhow::Result<Option<Vec<tongban_ide
     let units: Vec<(i64, String)> = opened.identity.all_units().await?.into_iter().map(|u| (u.id, u.name)).collect();
     tongban_approval::demo::load(&opened.catalogue, &opened.workflow, &principal, &units).await?;
     Ok(logins)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_lose_their_password() {
+        assert_eq!(super::redact_url("postgres://tb:secret@localhost/tb"), "postgres://tb:***@localhost/tb");
+        assert_eq!(super::redact_url("sqlite://./data/tongban.db"), "sqlite://./data/tongban.db");
+    }
 }
