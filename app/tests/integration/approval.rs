@@ -103,3 +103,45 @@ async fn administrators_maintain_items_and_others_cannot() {
     let r = staff.get("/api/v1/catalogue?life_event=开办企业").await;
     assert_eq!(r.json().as_array().map(Vec::len), Some(2));
 }
+
+#[tokio::test]
+async fn citizens_register_with_checked_numbers_and_stay_out_of_staff_pages() {
+    let app = TestApp::demo().await;
+    let mut c = app.client();
+    let form = |cert: &'static str, phone: &'static str| {
+        vec![
+            ("kind", "person"),
+            ("name", "李小龙"),
+            ("cert_no", cert),
+            ("phone", phone),
+            ("email", ""),
+            ("password", "Citizen#2026"),
+            ("password_again", "Citizen#2026"),
+        ]
+    };
+    let r = c.post_form("/public/register", "/public/register", &form("110105194912310021", "13800000001")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("校验位不符"), "the check digit is named");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM public_accounts").await, 0);
+    let r = c.post_form("/public/register", "/public/register", &form("11010519491231002X", "13800000001")).await;
+    assert_eq!(r.location(), "/public?done=registered", "{}", r.body);
+    let r = c.get("/public").await;
+    assert!(r.body.contains("李小龙") && r.body.contains("1101**********002X"), "masked number: {}", r.body);
+    assert_eq!(c.get("/workbench").await.location(), "/login", "a citizen is not staff");
+    assert_eq!(c.get("/api/v1/me").await.status, StatusCode::UNAUTHORIZED);
+
+    let mut other = app.client();
+    let r = other.post_form("/public/register", "/public/register", &form("11010519491231002X", "13800000002")).await;
+    assert!(r.body.contains("已注册"), "one account per certificate");
+    let r = other.post_form("/public/login", "/public/login", &[("login", "13800000001"), ("password", "wrong-password")]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = other.post_form("/public/login", "/public/login", &[("login", "11010519491231002x"), ("password", "Citizen#2026")]).await;
+    assert_eq!(r.location(), "/public");
+    let r = other.post_form("/public", "/public/logout", &[]).await;
+    assert_eq!(r.location(), "/public/login");
+    assert_eq!(other.get("/public").await.location(), "/public/login");
+    assert_eq!(app.audit_count("public.register", "success").await, 1);
+    assert_eq!(app.audit_count("public.login", "failure").await, 1);
+    let mut anon = app.client();
+    assert_eq!(anon.get("/public").await.location(), "/public/login");
+}

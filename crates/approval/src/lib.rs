@@ -5,7 +5,7 @@
 pub mod catalogue;
 pub mod demo;
 pub mod form;
-pub mod idcheck;
+pub use tongban_identity::idcheck;
 pub mod service;
 
 pub use service::CatalogueService;

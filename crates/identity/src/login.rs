@@ -242,7 +242,7 @@ impl IdentityService {
         Ok(locked)
     }
 
-    async fn count_ip_failure(&self, tx: &mut WriteTx, ip: &str, now: i64, window: i64) -> Result<(), sqlx::Error> {
+    pub(crate) async fn count_ip_failure(&self, tx: &mut WriteTx, ip: &str, now: i64, window: i64) -> Result<(), sqlx::Error> {
         let row = sqlx::query("SELECT failures, window_start FROM login_throttle WHERE ip = $1").bind(ip).fetch_optional(tx.conn()).await?;
         let (failures, start) = match row {
             Some(r) if r.get::<i64, _>(1) + window > now => (r.get::<i64, _>(0) + 1, r.get::<i64, _>(1)),

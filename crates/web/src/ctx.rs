@@ -12,7 +12,7 @@ use axum::{
 };
 use tongban_audit::Actor;
 use tongban_authz::Principal;
-use tongban_identity::AuthSession;
+use tongban_identity::{AuthSession, PublicPrincipal};
 use tongban_platform::{DomainError, error::DomainResult};
 
 use crate::{
@@ -23,6 +23,9 @@ use crate::{
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "tb_session";
+/// Name of the public-side session cookie (citizens and enterprises).
+pub const PUBLIC_COOKIE: &str = "tb_pub";
+
 /// Name of the pre-session CSRF cookie (double-submit for the log-in form).
 pub const CSRF_COOKIE: &str = "tb_csrf";
 /// Name of the language cookie.
@@ -48,6 +51,8 @@ pub struct Ctx {
     pub user_agent: String,
     /// The session, when logged in (at any stage) or authenticated by token.
     pub session: Option<AuthSession>,
+    /// The citizen or enterprise logged in on the public side, if any.
+    pub public: Option<PublicPrincipal>,
     /// The CSRF token that forms must carry.
     pub csrf: String,
     /// Whether the request is for the JSON API (errors answer as JSON).
@@ -57,6 +62,9 @@ pub struct Ctx {
 impl Ctx {
     /// The audit actor for this request.
     pub fn actor(&self) -> Actor {
+        if let (None, Some(p)) = (&self.session, &self.public) {
+            return p.actor(&self.ip, &self.user_agent);
+        }
         let (user_id, name, unit) = match &self.session {
             Some(s) => (Some(s.user_id), s.username.clone(), s.principal.as_ref().map(|p| p.unit_name.clone()).unwrap_or_default()),
             None => (None, String::new(), String::new()),
@@ -70,6 +78,11 @@ impl Ctx {
             Some(s) => s.principal(),
             None => Err(DomainError::Unauthenticated("error.login_required")),
         }
+    }
+
+    /// The logged-in citizen or enterprise, or 401 (answered with the public log-in page).
+    pub fn citizen(&self) -> DomainResult<&PublicPrincipal> {
+        self.public.as_ref().ok_or(DomainError::Unauthenticated("public.error.login_required"))
     }
 
     /// The session at any stage, or 401.
@@ -174,11 +187,19 @@ async fn handle(state: AppState, req: Request, next: Next, lang: Lang) -> Respon
         }),
         (None, None) => None,
     };
+    let public = match (&session, cookie(&headers, PUBLIC_COOKIE)) {
+        (None, Some(secret)) => state.identity.public_session(secret).await.unwrap_or_else(|e| {
+            tracing::error!("public session lookup failed: {e}");
+            None
+        }),
+        _ => None,
+    };
     let via_token = session.as_ref().is_some_and(|s| s.api_write.is_some());
     let pre_session = cookie(&headers, CSRF_COOKIE).filter(|c| plausible_token(c)).map(String::from);
     let mut new_csrf_cookie = None;
-    let csrf = match &session {
-        Some(s) if !via_token => s.csrf_token.clone(),
+    let csrf = match (&session, &public) {
+        (Some(s), _) if !via_token => s.csrf_token.clone(),
+        (None, Some(p)) => p.csrf_token.clone(),
         _ => pre_session.clone().unwrap_or_else(|| {
             let t = tongban_crypto::token::random_token();
             new_csrf_cookie = Some(t.clone());
@@ -201,16 +222,17 @@ async fn handle(state: AppState, req: Request, next: Next, lang: Lang) -> Respon
                 return (StatusCode::PAYLOAD_TOO_LARGE, tr.t("error.too_large").to_string()).into_response();
             };
             req = rebuilt;
-            let expected = match &session {
-                Some(s) => s.csrf_token.clone(),
-                None => pre_session.clone().unwrap_or_default(),
+            let expected = match (&session, &public) {
+                (Some(s), _) => s.csrf_token.clone(),
+                (None, Some(p)) => p.csrf_token.clone(),
+                (None, None) => pre_session.clone().unwrap_or_default(),
             };
             if expected.is_empty() || !submitted.is_some_and(|s| constant_time_eq(&s, &expected)) {
                 return refuse(&tr, api, StatusCode::FORBIDDEN, "error.csrf");
             }
         }
     }
-    req.extensions_mut().insert(Ctx { tr, ip, user_agent, session, csrf, api });
+    req.extensions_mut().insert(Ctx { tr, ip, user_agent, session, public, csrf, api });
     let mut resp = next.run(req).await;
     if let Some(token) = new_csrf_cookie {
         let secure = if state.secure_cookies() { "; Secure" } else { "" };

@@ -120,8 +120,10 @@ impl From<sqlx::Error> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        if matches!(self.0, DomainError::Unauthenticated(_)) {
-            return Redirect::to("/login").into_response();
+        match self.0 {
+            DomainError::Unauthenticated("public.error.login_required") => return Redirect::to("/public/login").into_response(),
+            DomainError::Unauthenticated(_) => return Redirect::to("/login").into_response(),
+            _ => {}
         }
         let tr = current_tr();
         let (status, _) = status_and_code(&self.0);

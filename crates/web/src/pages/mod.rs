@@ -9,6 +9,7 @@ mod auth;
 mod calendar;
 mod catalogue;
 mod me;
+mod public;
 mod regions;
 mod workbench;
 mod workflow;
@@ -238,6 +239,10 @@ pub fn routes() -> Router<AppState> {
         .route("/tasks", get(workflow::tasks))
         .route("/workflow/instances/{id}", get(workflow::instance))
         .route("/workflow/tasks/{id}/{action}", post(workflow::act))
+        .route("/public", get(public::home))
+        .route("/public/register", get(public::register_page).post(public::register))
+        .route("/public/login", get(public::login_page).post(public::login))
+        .route("/public/logout", post(public::logout))
         .route("/guide", get(catalogue::guide_list))
         .route("/guide/{id}", get(catalogue::guide))
         .route("/guide/{id}/print", get(catalogue::guide_print))

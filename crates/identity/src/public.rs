@@ -1,0 +1,310 @@
+//! The public realm (公众用户): citizens (自然人, by identity card number) and enterprises (法人, by
+//! unified social credit code) who apply online. Separate from staff accounts: own table, own
+//! sessions and cookie, so a public log-in can never reach a staff page. Log-in by certificate
+//! number or mobile number; lock-out per account and per source IP as for staff.
+
+use serde::Serialize;
+use serde_json::json;
+use sqlx::Row;
+use time::Date;
+use tongban_audit::{Actor, Entry, Outcome};
+use tongban_crypto::{password, sm3_hex, token};
+use tongban_platform::{
+    DomainError,
+    clock::{local_date, now_millis},
+    error::DomainResult,
+};
+
+use crate::{
+    idcheck::{check_credit_code, check_id_number, mask_id_number},
+    service::IdentityService,
+};
+
+/// A citizen or an enterprise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublicKind {
+    /// 自然人.
+    Person,
+    /// 法人.
+    Enterprise,
+}
+
+impl PublicKind {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PublicKind::Person => "person",
+            PublicKind::Enterprise => "enterprise",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<PublicKind> {
+        match s {
+            "person" => Some(PublicKind::Person),
+            "enterprise" => Some(PublicKind::Enterprise),
+            _ => None,
+        }
+    }
+}
+
+/// A registration (实名注册).
+#[derive(Debug, Clone, Default)]
+pub struct PublicRegistration {
+    /// `person` or `enterprise`.
+    pub kind: String,
+    /// Real name, or the enterprise's registered name.
+    pub name: String,
+    /// Identity card number (person) or unified social credit code (enterprise).
+    pub cert_no: String,
+    /// Mobile number (used to log in and for SMS notices).
+    pub phone: String,
+    /// E-mail (optional).
+    pub email: String,
+    /// Password.
+    pub password: String,
+}
+
+/// A logged-in citizen or enterprise.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublicPrincipal {
+    /// Session id.
+    pub session_id: i64,
+    /// Account id.
+    pub account_id: i64,
+    /// Kind.
+    pub kind: PublicKind,
+    /// Name.
+    pub name: String,
+    /// Certificate number, masked for display.
+    pub cert_masked: String,
+    /// Mobile number.
+    pub phone: String,
+    /// E-mail.
+    pub email: String,
+    /// CSRF token of the session.
+    pub csrf_token: String,
+}
+
+impl PublicPrincipal {
+    /// The audit actor for this citizen.
+    pub fn actor(&self, ip: &str, user_agent: &str) -> Actor {
+        Actor {
+            user_id: None,
+            name: format!("public:{}", self.account_id),
+            unit: self.name.clone(),
+            ip: ip.into(),
+            user_agent: user_agent.into(),
+        }
+    }
+}
+
+fn today() -> Date {
+    local_date(now_millis()).unwrap_or(Date::MIN)
+}
+
+impl IdentityService {
+    /// Registers a citizen or enterprise (实名注册): the certificate number is checked by its check
+    /// character, the mobile number and certificate must be new, the password follows the policy.
+    pub async fn register_public(&self, reg: &PublicRegistration, ip: &str, ua: &str) -> DomainResult<i64> {
+        let kind = PublicKind::parse(reg.kind.trim()).ok_or_else(|| DomainError::invalid("kind", "error.invalid_value"))?;
+        let name = reg.name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(DomainError::invalid("name", "error.required"));
+        }
+        let cert = match kind {
+            PublicKind::Person => {
+                check_id_number(&reg.cert_no, today()).map_err(|_| DomainError::invalid("cert_no", "approval.error.id_number"))?
+            }
+            PublicKind::Enterprise => {
+                check_credit_code(&reg.cert_no).map_err(|_| DomainError::invalid("cert_no", "approval.error.credit_code"))?
+            }
+        };
+        let phone = reg.phone.trim();
+        if !(phone.len() == 11 && phone.starts_with('1') && phone.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(DomainError::invalid("phone", "approval.error.phone"));
+        }
+        let email = reg.email.trim();
+        if !email.is_empty() && !email.split_once('@').is_some_and(|(a, d)| !a.is_empty() && d.contains('.')) {
+            return Err(DomainError::invalid("email", "approval.error.email"));
+        }
+        password::check_policy(&reg.password, phone).map_err(|v| DomainError::invalid("password", v.message_key()))?;
+        let hash = password::hash_password(&reg.password).map_err(DomainError::Internal)?;
+        let mut tx = self.db.begin_write().await?;
+        let taken = sqlx::query("SELECT 1 FROM public_accounts WHERE cert_no = $1 OR phone = $2")
+            .bind(&cert)
+            .bind(phone)
+            .fetch_optional(tx.conn())
+            .await?;
+        if taken.is_some() {
+            return Err(DomainError::invalid("cert_no", "public.error.registered"));
+        }
+        let now = now_millis();
+        let id: i64 = sqlx::query(
+            "INSERT INTO public_accounts (kind, name, cert_no, phone, email, password_hash, enabled, failed_logins, created_at) \
+             VALUES ($1,$2,$3,$4,$5,$6,1,0,$7) RETURNING id",
+        )
+        .bind(kind.as_str())
+        .bind(name)
+        .bind(&cert)
+        .bind(phone)
+        .bind(email)
+        .bind(hash)
+        .bind(now)
+        .fetch_one(tx.conn())
+        .await?
+        .get(0);
+        let actor = Actor {
+            user_id: None,
+            name: format!("public:{id}"),
+            unit: name.into(),
+            ip: ip.into(),
+            user_agent: ua.chars().take(256).collect(),
+        };
+        let details = json!({"kind": kind.as_str(), "cert": mask_id_number(&cert)});
+        self.audit.append(&mut tx, &actor, Entry::success("public.register", "public_account", id, details)).await?;
+        tongban_platform::outbox::publish(&mut tx, "identity.public.registered", &json!({"account_id": id})).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Logs a citizen in by certificate number or mobile number; answers the session secret.
+    pub async fn login_public(&self, login: &str, pass: &str, ip: &str, ua: &str) -> DomainResult<String> {
+        let login = login.trim().to_ascii_uppercase();
+        let actor = |id: Option<i64>| Actor {
+            user_id: None,
+            name: id.map(|i| format!("public:{i}")).unwrap_or_else(|| login.chars().take(20).collect()),
+            unit: String::new(),
+            ip: ip.into(),
+            user_agent: ua.chars().take(256).collect(),
+        };
+        let throttled =
+            sqlx::query("SELECT locked_until FROM login_throttle WHERE ip = $1").bind(ip).fetch_optional(self.db.pool()).await?;
+        if throttled.and_then(|r| r.get::<Option<i64>, _>(0)).is_some_and(|t| t > now_millis()) {
+            return Err(DomainError::Locked("error.ip_locked"));
+        }
+        let row = sqlx::query(
+            "SELECT id, password_hash, enabled, failed_logins, locked_until FROM public_accounts WHERE cert_no = $1 OR phone = $1",
+        )
+        .bind(&login)
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(r) = row else {
+            let _ = password::verify_password(pass, &password::hash_password("tongban-dummy").unwrap_or_default());
+            self.public_login_failed(None, &actor(None), "unknown_account").await?;
+            return Err(DomainError::Unauthenticated("error.bad_credentials"));
+        };
+        let id: i64 = r.get(0);
+        let now = now_millis();
+        if r.get::<Option<i64>, _>(4).is_some_and(|t| t > now) {
+            return Err(DomainError::Locked("error.account_locked"));
+        }
+        if !password::verify_password(pass, &r.get::<String, _>(1)) || r.get::<i64, _>(2) == 0 {
+            let locked = self.public_login_failed(Some((id, r.get(3))), &actor(Some(id)), "bad_password").await?;
+            return Err(if locked {
+                DomainError::Locked("error.account_locked")
+            } else {
+                DomainError::Unauthenticated("error.bad_credentials")
+            });
+        }
+        let secret = token::random_token();
+        let mut tx = self.db.begin_write().await?;
+        sqlx::query("UPDATE public_accounts SET failed_logins = 0 WHERE id = $1").bind(id).execute(tx.conn()).await?;
+        sqlx::query(
+            "INSERT INTO public_sessions (token_hash, account_id, csrf_token, created_at, last_seen_at, expires_at, ip) VALUES ($1,$2,$3,$4,$4,$5,$6)",
+        )
+        .bind(sm3_hex(secret.as_bytes()))
+        .bind(id)
+        .bind(token::random_token())
+        .bind(now)
+        .bind(now + self.policy.session_absolute_hours * 3_600_000)
+        .bind(ip)
+        .execute(tx.conn())
+        .await?;
+        self.audit.append(&mut tx, &actor(Some(id)), Entry::success("public.login", "public_account", id, json!({}))).await?;
+        tx.commit().await?;
+        Ok(secret)
+    }
+
+    async fn public_login_failed(&self, account: Option<(i64, i64)>, actor: &Actor, reason: &str) -> DomainResult<bool> {
+        let now = now_millis();
+        let window = self.policy.lockout_minutes * 60_000;
+        let mut tx = self.db.begin_write().await?;
+        let mut locked = false;
+        if let Some((id, failed)) = account {
+            locked = failed + 1 >= self.policy.lockout_threshold;
+            let (failed, until) = if locked { (0, Some(now + window)) } else { (failed + 1, None) };
+            sqlx::query("UPDATE public_accounts SET failed_logins = $2, locked_until = COALESCE($3, locked_until) WHERE id = $1")
+                .bind(id)
+                .bind(failed)
+                .bind(until)
+                .execute(tx.conn())
+                .await?;
+        }
+        self.count_ip_failure(&mut tx, &actor.ip, now, window).await?;
+        let object = account.map(|(id, _)| id.to_string()).unwrap_or_default();
+        let entry = Entry::success("public.login", "public_account", object, json!({"reason": reason, "locked": locked}))
+            .with_outcome(Outcome::Failure);
+        self.audit.append(&mut tx, actor, entry).await?;
+        tx.commit().await?;
+        Ok(locked)
+    }
+
+    /// The citizen behind a public session secret; `None` when unknown, revoked, idle or expired.
+    pub async fn public_session(&self, secret: &str) -> DomainResult<Option<PublicPrincipal>> {
+        if secret.is_empty() || secret.len() > 128 {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT s.id, a.id, a.kind, a.name, a.cert_no, a.phone, a.email, s.csrf_token, s.last_seen_at, s.expires_at, s.revoked_at, a.enabled \
+             FROM public_sessions s JOIN public_accounts a ON a.id = s.account_id WHERE s.token_hash = $1",
+        )
+        .bind(sm3_hex(secret.as_bytes()))
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let now = now_millis();
+        let last_seen: i64 = r.get(8);
+        if r.get::<Option<i64>, _>(10).is_some()
+            || r.get::<i64, _>(9) <= now
+            || last_seen + self.policy.session_idle_minutes * 60_000 <= now
+            || r.get::<i64, _>(11) == 0
+        {
+            return Ok(None);
+        }
+        let session_id: i64 = r.get(0);
+        if now - last_seen > 60_000 {
+            sqlx::query("UPDATE public_sessions SET last_seen_at = $2 WHERE id = $1")
+                .bind(session_id)
+                .bind(now)
+                .execute(self.db.pool())
+                .await?;
+        }
+        let kind = PublicKind::parse(&r.get::<String, _>(2)).unwrap_or(PublicKind::Person);
+        let cert: String = r.get(4);
+        Ok(Some(PublicPrincipal {
+            session_id,
+            account_id: r.get(1),
+            kind,
+            name: r.get(3),
+            cert_masked: mask_id_number(&cert),
+            phone: r.get(5),
+            email: r.get(6),
+            csrf_token: r.get(7),
+        }))
+    }
+
+    /// Ends a public session (退出).
+    pub async fn logout_public(&self, who: &PublicPrincipal, actor: &Actor) -> DomainResult<()> {
+        let mut tx = self.db.begin_write().await?;
+        sqlx::query("UPDATE public_sessions SET revoked_at = $2 WHERE id = $1")
+            .bind(who.session_id)
+            .bind(now_millis())
+            .execute(tx.conn())
+            .await?;
+        self.audit.append(&mut tx, actor, Entry::success("public.logout", "public_account", who.account_id, json!({}))).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
