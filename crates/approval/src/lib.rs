@@ -7,5 +7,7 @@ pub mod demo;
 pub mod form;
 pub use tongban_identity::idcheck;
 pub mod service;
+pub mod upload;
+pub mod zone;
 
 pub use service::CatalogueService;

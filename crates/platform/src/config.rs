@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub tls_key: Option<PathBuf>,
     /// Largest accepted request body in bytes (larger bodies get 413).
     pub max_body_bytes: usize,
+    /// Largest accepted file upload (application materials) in bytes; applies to upload routes only.
+    pub max_upload_bytes: usize,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted reverse proxy).
     pub trust_forwarded_for: bool,
 }
@@ -109,6 +111,7 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             max_body_bytes: 2 * 1024 * 1024,
+            max_upload_bytes: 10 * 1024 * 1024,
             trust_forwarded_for: false,
         }
     }
@@ -232,6 +235,14 @@ impl Config {
     /// Path of the signed checkpoint file.
     pub fn audit_checkpoint_path(&self) -> PathBuf {
         self.audit.checkpoint_file.clone().unwrap_or_else(|| self.data_dir.join("audit-checkpoints.log"))
+    }
+}
+
+impl ServerConfig {
+    /// The body limit for a request path: uploads (paths ending in `/materials`) get
+    /// `max_upload_bytes`, everything else `max_body_bytes`.
+    pub fn body_limit(&self, path: &str) -> usize {
+        if path.ends_with("/materials") { self.max_upload_bytes.max(self.max_body_bytes) } else { self.max_body_bytes }
     }
 }
 

@@ -2,6 +2,7 @@
 //! (SQLite or PostgreSQL behind one pool), migrations, write transactions, the transactional
 //! outbox (事务性发件箱), background jobs, the clock and the shared error type.
 
+pub mod blobs;
 pub mod clock;
 pub mod config;
 pub mod db;

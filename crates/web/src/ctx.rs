@@ -217,7 +217,8 @@ async fn handle(state: AppState, req: Request, next: Next, lang: Lang) -> Respon
             if cross_site(&headers) {
                 return refuse(&tr, api, StatusCode::FORBIDDEN, "error.csrf");
             }
-            let (submitted, rebuilt) = submitted_csrf(req, state.config.server.max_body_bytes).await;
+            let limit = state.config.server.body_limit(req.uri().path());
+            let (submitted, rebuilt) = submitted_csrf(req, limit).await;
             let Some(rebuilt) = rebuilt else {
                 return (StatusCode::PAYLOAD_TOO_LARGE, tr.t("error.too_large").to_string()).into_response();
             };

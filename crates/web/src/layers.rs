@@ -10,7 +10,7 @@ use axum::{
     middleware::{self, Next},
     response::Response,
 };
-use tower_http::{catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer};
+use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer};
 
 use crate::state::AppState;
 
@@ -20,11 +20,10 @@ const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; s
 /// Wraps the router in the middleware stack.
 pub fn apply(app: Router<AppState>, state: AppState) -> Router {
     let hsts = state.config.tls_enabled();
-    let limit = state.config.server.max_body_bytes;
     let mut app = app
         .layer(middleware::from_fn_with_state(state.clone(), crate::ctx::context_layer))
         .layer(middleware::from_fn(record_metrics))
-        .layer(RequestBodyLimitLayer::new(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), body_limit))
         .layer(CatchPanicLayer::new())
         .layer(header_layer(header::CONTENT_SECURITY_POLICY, CSP))
         .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
@@ -36,6 +35,20 @@ pub fn apply(app: Router<AppState>, state: AppState) -> Router {
         app = app.layer(header_layer(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains"));
     }
     app.with_state(state)
+}
+
+/// Refuses bodies over the path's limit with 413: by `Content-Length` up front, and while reading
+/// for chunked bodies (the body is wrapped in a limit that fails the read).
+async fn body_limit(axum::extract::State(state): axum::extract::State<AppState>, req: Request, next: Next) -> Response {
+    use axum::response::IntoResponse;
+    let limit = state.config.server.body_limit(req.uri().path());
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return (axum::http::StatusCode::PAYLOAD_TOO_LARGE, crate::ctx::current_tr().t("error.too_large").to_string()).into_response();
+    }
+    let (parts, body) = req.into_parts();
+    let body = axum::body::Body::new(http_body_util::Limited::new(body, limit));
+    next.run(Request::from_parts(parts, body)).await
 }
 
 fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {

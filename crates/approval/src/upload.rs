@@ -1,0 +1,123 @@
+//! Upload checks (材料上传): size, the declared type (file extension) against the type sniffed from
+//! the first bytes, and a sanitised file name. Accepted: PDF, OFD (the national fixed-layout
+//! format, a ZIP container), JPEG and PNG — what scanners and e-licence systems produce.
+
+/// Why an upload was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UploadError {
+    /// Empty file.
+    #[error("the file is empty")]
+    Empty,
+    /// Over the size limit.
+    #[error("the file is too large")]
+    TooLarge,
+    /// Extension not accepted.
+    #[error("this file type is not accepted")]
+    Type,
+    /// The content is not what the extension says.
+    #[error("the content does not match the file type")]
+    Mismatch,
+}
+
+impl UploadError {
+    /// The i18n key.
+    pub fn message_key(self) -> &'static str {
+        match self {
+            UploadError::Empty => "approval.error.upload_empty",
+            UploadError::TooLarge => "approval.error.upload_too_large",
+            UploadError::Type => "approval.error.upload_type",
+            UploadError::Mismatch => "approval.error.upload_mismatch",
+        }
+    }
+}
+
+/// A checked upload: sanitised name and content type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedFile {
+    /// Safe file name.
+    pub file_name: String,
+    /// Content type from the content.
+    pub content_type: &'static str,
+}
+
+fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"%PDF-") {
+        Some("application/pdf")
+    } else if bytes.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
+        Some("image/png")
+    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if bytes.starts_with(b"PK\x03\x04") {
+        Some("application/ofd")
+    } else {
+        None
+    }
+}
+
+/// Keeps the last path component, drops control and reserved characters, caps the length.
+pub fn sanitise_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let clean: String = base.chars().filter(|c| !c.is_control() && !matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*')).collect();
+    let clean = clean.trim().trim_start_matches('.').to_string();
+    let (stem, ext) = match clean.rsplit_once('.') {
+        Some((s, e)) => (s.to_string(), format!(".{}", e.to_ascii_lowercase())),
+        None => (clean.clone(), String::new()),
+    };
+    let stem: String = stem.chars().take(80).collect();
+    let stem = if stem.is_empty() { "file".to_string() } else { stem };
+    format!("{stem}{}", ext.chars().take(10).collect::<String>())
+}
+
+/// Checks an upload of `bytes` named `name` against `limit` bytes.
+pub fn check(name: &str, bytes: &[u8], limit: usize) -> Result<CheckedFile, UploadError> {
+    if bytes.is_empty() {
+        return Err(UploadError::Empty);
+    }
+    if bytes.len() > limit {
+        return Err(UploadError::TooLarge);
+    }
+    let file_name = sanitise_name(name);
+    let declared = match file_name.rsplit_once('.').map(|(_, e)| e) {
+        Some("pdf") => "application/pdf",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("ofd") => "application/ofd",
+        _ => return Err(UploadError::Type),
+    };
+    match sniff(bytes) {
+        Some(t) if t == declared => Ok(CheckedFile { file_name, content_type: declared }),
+        _ => Err(UploadError::Mismatch),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn declared_and_sniffed_types_must_agree() {
+        assert_eq!(check("营业执照.PDF", b"%PDF-1.7 x", 100).map(|f| f.content_type), Ok("application/pdf"));
+        assert_eq!(check("photo.jpg", b"%PDF-1.7 x", 100), Err(UploadError::Mismatch));
+        assert_eq!(check("run.exe", b"MZ...", 100), Err(UploadError::Type));
+        assert_eq!(check("a.pdf", b"", 100), Err(UploadError::Empty));
+        assert_eq!(check("a.pdf", &[b'%'; 200], 100), Err(UploadError::TooLarge));
+    }
+
+    #[test]
+    fn names_lose_paths_and_odd_characters() {
+        assert_eq!(sanitise_name("..\\..\\windows/system32/申请书.pdf"), "申请书.pdf");
+        assert_eq!(sanitise_name("../../.hidden"), "hidden");
+        assert_eq!(sanitise_name("a<b>|c?.PNG"), "abc.png");
+        assert_eq!(sanitise_name(""), "file");
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(name in "\\PC{0,60}", bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = check(&name, &bytes, 32);
+            let n = sanitise_name(&name);
+            prop_assert!(!n.contains('/') && !n.contains('\\') && !n.starts_with('.'));
+        }
+    }
+}
