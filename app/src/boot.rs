@@ -27,6 +27,8 @@ pub struct Opened {
     pub workflow: tongban_workflow::WorkflowService,
     /// The service catalogue (事项目录).
     pub catalogue: tongban_approval::CatalogueService,
+    /// Public intake of applications (网上申报).
+    pub intake: tongban_approval::intake::IntakeService,
 }
 
 /// Connects to the database, applies migrations, and loads (or creates) the audit key.
@@ -53,7 +55,10 @@ pub async fn open(config: Config) -> anyhow::Result<Opened> {
     calendar.ensure_official().await.context("storing the official holiday schedules")?;
     let workflow = tongban_workflow::WorkflowService::new(db.clone(), audit.clone(), calendar.clone());
     let catalogue = tongban_approval::CatalogueService::new(db.clone(), audit.clone());
-    Ok(Opened { config: Arc::new(config), db, audit, identity, calendar, workflow, catalogue })
+    let blobs = tongban_platform::blobs::BlobStore::new(config.data_dir.join("blobs"));
+    let intake =
+        tongban_approval::intake::IntakeService::new(db.clone(), audit.clone(), blobs, catalogue.clone(), config.server.max_upload_bytes);
+    Ok(Opened { config: Arc::new(config), db, audit, identity, calendar, workflow, catalogue, intake })
 }
 
 /// A database URL without its password, for messages.
@@ -66,6 +71,11 @@ pub fn redact_url(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// The outbox handlers of every slice (zone messages between intake and processing …).
+pub fn outbox_handlers(opened: &Opened) -> Vec<Arc<dyn tongban_platform::outbox::OutboxHandler>> {
+    vec![Arc::new(tongban_approval::intake::PublicReceiver(opened.intake.clone()))]
 }
 
 /// Loads the demo county and, on top of it, the demo service catalogue with its processes. Answers

@@ -22,14 +22,16 @@ pub async fn serve(config: tongban_platform::Config, demo: bool) -> anyhow::Resu
     let state = AppState::new(opened.identity.clone(), opened.config.clone(), metrics)
         .with_calendar(opened.calendar.clone())
         .with_workflow(opened.workflow.clone())
-        .with_catalogue(opened.catalogue.clone());
+        .with_catalogue(opened.catalogue.clone())
+        .with_intake(opened.intake.clone());
     let app = tongban_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut runner = JobRunner::new(opened.db.clone());
     runner.register(tongban_workflow::service::TICK_JOB, std::sync::Arc::new(tongban_workflow::service::TickJob(opened.workflow.clone())));
     opened.workflow.ensure_tick_scheduled().await.context("scheduling the workflow timer job")?;
-    let background = tokio::spawn(run_background(Dispatcher::new(opened.db.clone(), Vec::new()), runner, stop_rx.clone()));
+    let background =
+        tokio::spawn(run_background(Dispatcher::new(opened.db.clone(), crate::boot::outbox_handlers(&opened)), runner, stop_rx.clone()));
     let checkpoints = tokio::spawn(checkpoint_loop(opened.clone(), stop_rx));
 
     let addr: SocketAddr =

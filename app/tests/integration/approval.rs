@@ -145,3 +145,131 @@ async fn citizens_register_with_checked_numbers_and_stay_out_of_staff_pages() {
     let mut anon = app.client();
     assert_eq!(anon.get("/public").await.location(), "/public/login");
 }
+
+/// A valid credit code for the demo enterprise (GB 32100 check character computed).
+fn credit_code() -> String {
+    let prefix = "91431024MA4L0TB2X";
+    format!("{prefix}{}", tongban_identity::idcheck::credit_code_check(prefix).unwrap_or('0'))
+}
+
+async fn citizen(app: &TestApp, cert: &str, phone: &str, kind: &str) -> crate::support::Client {
+    let mut c = app.client();
+    let fields = [
+        ("kind", kind),
+        ("name", "嘉禾县好味道餐饮有限公司"),
+        ("cert_no", cert),
+        ("phone", phone),
+        ("email", ""),
+        ("password", "Citizen#2026"),
+        ("password_again", "Citizen#2026"),
+    ];
+    let r = c.post_form("/public/register", "/public/register", &fields).await;
+    assert_eq!(r.location(), "/public?done=registered", "{}", r.body);
+    c
+}
+
+#[tokio::test]
+async fn a_citizen_applies_online_gets_a_receipt_and_follows_the_status() {
+    let app = TestApp::demo().await;
+    let code = credit_code();
+    let mut ent = citizen(&app, &code, "13900000001", "enterprise").await;
+    let item = app.scalar("SELECT id FROM approval_items WHERE code = '431024-XK-SJ-001'").await.to_string();
+    let person_item = app.scalar("SELECT id FROM approval_items WHERE code = '431024-GG-RS-001'").await.to_string();
+    let r = ent.post_form(&format!("/guide/{person_item}"), "/public/applications", &[("item_id", &person_item)]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "pension enrolment is for persons only");
+    let r = ent.post_form(&format!("/guide/{item}"), "/public/applications", &[("item_id", &item)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = r.location().to_string();
+
+    let form = [
+        ("f.business_name", "嘉禾县好味道餐饮有限公司"),
+        ("f.credit_code", "91431024MA4L0TB2X0"),
+        ("f.category", "餐饮服务"),
+        ("f.area", "120"),
+        ("f.contact_phone", "13900000001"),
+    ];
+    let r = ent.post_form(&page, &page, &form).await;
+    assert_eq!(r.location(), format!("{page}?done=draft_saved"), "drafts save unchecked");
+    let mut submit = form.to_vec();
+    submit.push(("submit", "1"));
+    let r = ent.post_form(&page, &page, &submit).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("校验码不符"), "the credit code is checked on submit");
+    submit[1] = ("f.credit_code", &code);
+    let r = ent.post_form(&page, &page, &submit).await;
+    assert!(r.body.contains("缺少必需的申请材料"), "materials are required");
+
+    let uploads = format!("{page}/materials");
+    let r = ent.post_multipart(&page, &uploads, &[("material_index", "0")], ("file", "申请书.exe", "MZ\u{90}")).await;
+    assert!(r.body.contains("不接受此类文件"));
+    let r = ent.post_multipart(&page, &uploads, &[("material_index", "0")], ("file", "申请书.jpg", "%PDF-1.7 fake")).await;
+    assert!(r.body.contains("文件内容与扩展名不符"), "declared vs sniffed type");
+    for i in 0..4 {
+        let r = ent.post_multipart(&page, &uploads, &[("material_index", &i.to_string())], ("file", "材料.pdf", "%PDF-1.7 material")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    }
+    let r = ent.post_form(&page, &page, &submit).await;
+    assert_eq!(r.location(), format!("{page}/receipt"), "{}", r.body);
+    let r = ent.get(&format!("{page}/receipt")).await;
+    let number = r.element_text("receipt-number");
+    let qcode = r.element_text("receipt-code");
+    assert!(number.starts_with("JH") && number.len() == 15, "{number}");
+    assert_eq!(qcode.len(), 8);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM outbox WHERE topic = 'zone.to_internal'").await, 1, "the submission crosses as a message");
+
+    let mut anon = app.client();
+    let r = anon.get(&format!("/status?number={number}&code={qcode}")).await;
+    assert!(r.body.contains("已提交，待受理") && r.body.contains("食品经营许可"), "{}", r.body);
+    assert_eq!(anon.get(&format!("/status?number={number}&code=WRONG123")).await.status, StatusCode::NOT_FOUND);
+    let mut other = citizen(&app, "11010519491231002X", "13900000002", "person").await;
+    assert_eq!(other.get(&page).await.status, StatusCode::NOT_FOUND, "only the applicant sees it");
+    let r = ent.post_form(&page, &page, &submit).await;
+    assert!(r.status == StatusCode::UNPROCESSABLE_ENTITY && r.body.contains("不能再修改"), "submitted applications cannot be edited");
+
+    // Internal processing answers through the zone channel.
+    let msg = tongban_approval::zone::ZoneMessage::StatusChanged {
+        number: number.clone(),
+        status: "processing".into(),
+        note: "已受理".into(),
+        due_on: Some("2026-12-14".into()),
+        at: tongban_platform::clock::now_millis(),
+    };
+    let mut tx = app.opened.db.begin_write().await.expect("tx");
+    tongban_approval::zone::send(&mut tx, &msg).await.expect("send");
+    tx.commit().await.expect("commit");
+    let dispatcher = tongban_platform::outbox::Dispatcher::new(app.opened.db.clone(), tongban::boot::outbox_handlers(&app.opened));
+    dispatcher.dispatch_once(100).await.expect("dispatch");
+    let r = ent.get("/public").await;
+    assert!(r.body.contains("办理中") && r.body.contains(&number), "{}", r.body);
+    let r = ent.post_form(&page, &format!("{page}/withdraw"), &[]).await;
+    assert!(r.body.contains("只有待受理的申请可以撤回"), "no withdrawal after acceptance");
+    assert_eq!(app.audit_count("approval.application.submit", "success").await, 1);
+    assert_eq!(app.audit_count("approval.application.upload", "success").await, 4);
+}
+
+#[tokio::test]
+async fn a_submitted_application_can_be_withdrawn_before_acceptance() {
+    let app = TestApp::demo().await;
+    let mut p = citizen(&app, "11010519491231002X", "13900000003", "person").await;
+    let item = app.scalar("SELECT id FROM approval_items WHERE code = '431024-GG-RS-001'").await.to_string();
+    let r = p.post_form(&format!("/guide/{item}"), "/public/applications", &[("item_id", &item)]).await;
+    let page = r.location().to_string();
+    let uploads = format!("{page}/materials");
+    for i in 0..2 {
+        let r = p.post_multipart(&page, &uploads, &[("material_index", &i.to_string())], ("file", "证件.pdf", "%PDF-1.4 scan")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    }
+    let form = [
+        ("f.full_name", "李小龙"),
+        ("f.id_number", "11010519491231002X"),
+        ("f.contribution_level", "500"),
+        ("f.contact_phone", "13900000003"),
+        ("submit", "1"),
+    ];
+    let r = p.post_form(&page, &page, &form).await;
+    assert_eq!(r.location(), format!("{page}/receipt"), "{}", r.body);
+    let r = p.post_form(&page, &format!("{page}/withdraw"), &[]).await;
+    assert_eq!(r.location(), format!("{page}?done=withdrawn"));
+    assert!(p.get(&page).await.body.contains("已撤回"));
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM outbox WHERE topic = 'zone.to_internal'").await, 2, "submission and withdrawal");
+}

@@ -54,7 +54,8 @@ impl TestApp {
         let state = tongban_web::AppState::new(opened.identity.clone(), opened.config.clone(), None)
             .with_calendar(opened.calendar.clone())
             .with_workflow(opened.workflow.clone())
-            .with_catalogue(opened.catalogue.clone());
+            .with_catalogue(opened.catalogue.clone())
+            .with_intake(opened.intake.clone());
         TestApp { router: tongban_web::router(state), opened, _dir: dir }
     }
 

@@ -5,6 +5,7 @@
 pub mod catalogue;
 pub mod demo;
 pub mod form;
+pub mod intake;
 pub use tongban_identity::idcheck;
 pub mod service;
 pub mod upload;

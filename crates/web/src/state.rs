@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use tongban_approval::CatalogueService;
+use tongban_approval::{CatalogueService, intake::IntakeService};
 use tongban_calendar::CalendarService;
 use tongban_identity::IdentityService;
 use tongban_platform::{Config, Db};
@@ -24,6 +24,8 @@ pub struct AppState {
     pub workflow: WorkflowService,
     /// The service catalogue (事项目录).
     pub catalogue: CatalogueService,
+    /// Public intake (网上申报).
+    pub intake: IntakeService,
 }
 
 impl AppState {
@@ -34,7 +36,10 @@ impl AppState {
         let calendar = CalendarService::new(identity.db().clone(), identity.audit().clone());
         let workflow = WorkflowService::new(identity.db().clone(), identity.audit().clone(), calendar.clone());
         let catalogue = CatalogueService::new(identity.db().clone(), identity.audit().clone());
-        AppState { identity, config, metrics, calendar, workflow, catalogue }
+        let blobs = tongban_platform::blobs::BlobStore::new(config.data_dir.join("blobs"));
+        let intake =
+            IntakeService::new(identity.db().clone(), identity.audit().clone(), blobs, catalogue.clone(), config.server.max_upload_bytes);
+        AppState { identity, config, metrics, calendar, workflow, catalogue, intake }
     }
 
     /// The same state with this calendar service.
@@ -46,6 +51,12 @@ impl AppState {
     /// The same state with this catalogue service.
     pub fn with_catalogue(mut self, catalogue: CatalogueService) -> Self {
         self.catalogue = catalogue;
+        self
+    }
+
+    /// The same state with this intake service.
+    pub fn with_intake(mut self, intake: IntakeService) -> Self {
+        self.intake = intake;
         self
     }
 

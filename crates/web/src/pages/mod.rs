@@ -8,6 +8,7 @@ pub(crate) mod audit;
 mod auth;
 mod calendar;
 mod catalogue;
+mod intake;
 mod me;
 mod public;
 mod regions;
@@ -239,7 +240,14 @@ pub fn routes() -> Router<AppState> {
         .route("/tasks", get(workflow::tasks))
         .route("/workflow/instances/{id}", get(workflow::instance))
         .route("/workflow/tasks/{id}/{action}", post(workflow::act))
-        .route("/public", get(public::home))
+        .route("/public", get(intake::home))
+        .route("/public/applications", post(intake::start))
+        .route("/public/applications/{id}", get(intake::application).post(intake::save))
+        .route("/public/applications/{id}/materials", post(intake::upload))
+        .route("/public/applications/{id}/materials/{mid}/remove", post(intake::remove_material))
+        .route("/public/applications/{id}/withdraw", post(intake::withdraw))
+        .route("/public/applications/{id}/receipt", get(intake::receipt))
+        .route("/status", get(intake::status_query))
         .route("/public/register", get(public::register_page).post(public::register))
         .route("/public/login", get(public::login_page).post(public::login))
         .route("/public/logout", post(public::logout))

@@ -8,12 +8,12 @@ use axum::{
     response::{IntoResponse, Redirect},
 };
 use serde::Deserialize;
-use tongban_identity::{PublicPrincipal, PublicRegistration};
+use tongban_identity::PublicRegistration;
 
-use super::{Layout, PageResult, admin_units::Done, form_error, render, render_status};
+use super::{Layout, PageResult, form_error, render, render_status};
 use crate::{
     ctx::{Ctx, PUBLIC_COOKIE},
-    parse::{PageForm, QueryOf},
+    parse::PageForm,
     state::AppState,
 };
 
@@ -131,17 +131,4 @@ pub async fn logout(State(state): State<AppState>, ctx: Ctx) -> PageResult {
     }
     let clear = format!("{PUBLIC_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
     Ok(([(header::SET_COOKIE, clear)], Redirect::to("/public/login")).into_response())
-}
-
-#[derive(Template)]
-#[template(path = "public_home.html")]
-struct HomePage {
-    l: Layout,
-    me: PublicPrincipal,
-}
-
-/// `GET /public`: the citizen's home (我的办事).
-pub async fn home(ctx: Ctx, QueryOf(q): QueryOf<Done>) -> PageResult {
-    let me = ctx.citizen()?.clone();
-    render(&HomePage { l: Layout::new(&ctx, "public.home", "public").with_flash(q.done.as_deref()), me })
 }

@@ -1,0 +1,580 @@
+//! Public intake (网上申报): a citizen or enterprise fills in an item's form, uploads materials,
+//! saves a draft, submits and gets a receipt (application number and query code), follows the
+//! status, withdraws before acceptance. Everything leaves for internal processing as a
+//! [`ZoneMessage`]; status comes back the same way ([`IntakeService::receive`]).
+
+use rand::Rng;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use sqlx::Row;
+use tongban_audit::{Actor, AuditTrail, Entry};
+use tongban_identity::PublicPrincipal;
+use tongban_platform::{
+    Db, DomainError, WriteTx,
+    blobs::BlobStore,
+    clock::{local_date, now_millis},
+    error::DomainResult,
+};
+
+use crate::{
+    catalogue::{Audience, ServiceItem},
+    form::validate,
+    service::CatalogueService,
+    upload,
+    zone::{self, Applicant, MaterialRef, ZoneMessage},
+};
+
+/// Where an application stands, as the applicant sees it.
+pub mod status {
+    /// Being filled in (草稿).
+    pub const DRAFT: &str = "draft";
+    /// Submitted, waiting for acceptance (待受理).
+    pub const SUBMITTED: &str = "submitted";
+    /// Materials to supplement (待补正).
+    pub const SUPPLEMENT: &str = "supplement";
+    /// Accepted and being processed (办理中).
+    pub const PROCESSING: &str = "processing";
+    /// Not accepted (不予受理).
+    pub const REFUSED: &str = "refused";
+    /// Completed, granted (办结·准予).
+    pub const APPROVED: &str = "approved";
+    /// Completed, denied (办结·不予).
+    pub const DENIED: &str = "denied";
+    /// Withdrawn by the applicant (已撤回).
+    pub const WITHDRAWN: &str = "withdrawn";
+}
+
+/// An uploaded material.
+#[derive(Debug, Clone, Serialize)]
+pub struct MaterialRow {
+    /// Row id.
+    pub id: i64,
+    /// Position in the item's list.
+    pub index: u32,
+    /// File name.
+    pub file_name: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Uploaded (ms).
+    pub uploaded_at: i64,
+}
+
+/// One step of the status history.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusEvent {
+    /// When (ms).
+    pub at: i64,
+    /// Status.
+    pub status: String,
+    /// Note.
+    pub note: String,
+}
+
+/// An application as its applicant sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplicationView {
+    /// Id.
+    pub id: i64,
+    /// Application number, once submitted.
+    pub number: Option<String>,
+    /// Query code, once submitted.
+    pub query_code: Option<String>,
+    /// The item.
+    pub item: ServiceItem,
+    /// Form values.
+    pub form: Map<String, Value>,
+    /// Status.
+    pub status: String,
+    /// Latest note from the processing side.
+    pub status_note: String,
+    /// Deadline while processing.
+    pub due_on: Option<String>,
+    /// Uploaded materials.
+    pub materials: Vec<MaterialRow>,
+    /// History.
+    pub events: Vec<StatusEvent>,
+    /// Created (ms).
+    pub created_at: i64,
+    /// Submitted (ms).
+    pub submitted_at: Option<i64>,
+}
+
+/// The receipt (受理回执 / 申报回执) of a submission.
+#[derive(Debug, Clone, Serialize)]
+pub struct Receipt {
+    /// Application number.
+    pub number: String,
+    /// Query code for looking it up without logging in.
+    pub query_code: String,
+    /// Submitted (ms).
+    pub submitted_at: i64,
+}
+
+/// A line of "my applications".
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplicationSummary {
+    /// Id.
+    pub id: i64,
+    /// Number.
+    pub number: Option<String>,
+    /// Item name.
+    pub item_name: String,
+    /// Status.
+    pub status: String,
+    /// Deadline.
+    pub due_on: Option<String>,
+    /// Last change (ms).
+    pub updated_at: i64,
+}
+
+/// What the status query without log-in shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublicStatus {
+    /// Number.
+    pub number: String,
+    /// Item name.
+    pub item_name: String,
+    /// Status.
+    pub status: String,
+    /// Note.
+    pub note: String,
+    /// Deadline.
+    pub due_on: Option<String>,
+    /// History.
+    pub events: Vec<StatusEvent>,
+}
+
+/// The intake service.
+#[derive(Clone)]
+pub struct IntakeService {
+    db: Db,
+    audit: AuditTrail,
+    blobs: BlobStore,
+    catalogue: CatalogueService,
+    upload_limit: usize,
+}
+
+const CODE_CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+const NOT_FOUND: DomainError = DomainError::NotFound("error.not_found");
+
+fn query_code() -> String {
+    let mut rng = rand::thread_rng();
+    (0..8).map(|_| CODE_CHARS[rng.gen_range(0..CODE_CHARS.len())] as char).collect()
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+struct Row0 {
+    item_id: i64,
+    account_id: i64,
+    status: String,
+    form: Map<String, Value>,
+    number: Option<String>,
+}
+
+impl IntakeService {
+    /// A service storing uploads in `blobs`, refusing files over `upload_limit` bytes.
+    pub fn new(db: Db, audit: AuditTrail, blobs: BlobStore, catalogue: CatalogueService, upload_limit: usize) -> Self {
+        IntakeService { db, audit, blobs, catalogue, upload_limit }
+    }
+
+    async fn own(&self, who: &PublicPrincipal, id: i64) -> DomainResult<Row0> {
+        let r = sqlx::query("SELECT item_id, account_id, status, form, number FROM intake_applications WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or(NOT_FOUND)?;
+        let row = Row0 {
+            item_id: r.get(0),
+            account_id: r.get(1),
+            status: r.get(2),
+            form: serde_json::from_str(&r.get::<String, _>(3)).unwrap_or_default(),
+            number: r.get(4),
+        };
+        if row.account_id != who.account_id {
+            return Err(NOT_FOUND);
+        }
+        Ok(row)
+    }
+
+    async fn event(&self, tx: &mut WriteTx, id: i64, status: &str, note: &str) -> DomainResult<()> {
+        sqlx::query("INSERT INTO intake_events (application_id, at, status, note) VALUES ($1,$2,$3,$4)")
+            .bind(id)
+            .bind(now_millis())
+            .bind(status)
+            .bind(note)
+            .execute(tx.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Starts a draft application for an item (在线申请).
+    pub async fn start(&self, who: &PublicPrincipal, actor: &Actor, item_id: i64) -> DomainResult<i64> {
+        let item = self.catalogue.item(item_id, false).await?;
+        let fits = match item.spec.audience {
+            Audience::Both => true,
+            Audience::Person => who.kind == tongban_identity::PublicKind::Person,
+            Audience::Enterprise => who.kind == tongban_identity::PublicKind::Enterprise,
+        };
+        if !fits {
+            return Err(DomainError::invalid("item_id", "approval.error.audience"));
+        }
+        let now = now_millis();
+        let mut tx = self.db.begin_write().await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO intake_applications (item_id, account_id, form, status, created_at, updated_at) VALUES ($1,$2,'{}',$3,$4,$4) RETURNING id",
+        )
+        .bind(item_id)
+        .bind(who.account_id)
+        .bind(status::DRAFT)
+        .bind(now)
+        .fetch_one(tx.conn())
+        .await?
+        .get(0);
+        self.event(&mut tx, id, status::DRAFT, "").await?;
+        self.audit
+            .append(&mut tx, actor, Entry::success("approval.application.start", "intake_application", id, json!({"item_id": item_id})))
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// The applicant's view of one of their applications.
+    pub async fn application(&self, who: &PublicPrincipal, id: i64) -> DomainResult<ApplicationView> {
+        self.own(who, id).await?;
+        self.view(id).await
+    }
+
+    async fn view(&self, id: i64) -> DomainResult<ApplicationView> {
+        let r = sqlx::query(
+            "SELECT item_id, number, query_code, form, status, status_note, due_on, created_at, submitted_at FROM intake_applications WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await?
+        .ok_or(NOT_FOUND)?;
+        let item = self.catalogue.item(r.get(0), true).await?;
+        let materials = sqlx::query("SELECT id, material_index, file_name, size, uploaded_at FROM intake_materials WHERE application_id = $1 ORDER BY material_index, id")
+            .bind(id)
+            .fetch_all(self.db.pool())
+            .await?
+            .iter()
+            .map(|m| MaterialRow { id: m.get(0), index: u32::try_from(m.get::<i64, _>(1)).unwrap_or(0), file_name: m.get(2), size: m.get(3), uploaded_at: m.get(4) })
+            .collect();
+        Ok(ApplicationView {
+            id,
+            number: r.get(1),
+            query_code: r.get(2),
+            item,
+            form: serde_json::from_str(&r.get::<String, _>(3)).unwrap_or_default(),
+            status: r.get(4),
+            status_note: r.get(5),
+            due_on: r.get(6),
+            materials,
+            events: self.events(id).await?,
+            created_at: r.get(7),
+            submitted_at: r.get(8),
+        })
+    }
+
+    async fn events(&self, id: i64) -> DomainResult<Vec<StatusEvent>> {
+        Ok(sqlx::query("SELECT at, status, note FROM intake_events WHERE application_id = $1 ORDER BY at, id")
+            .bind(id)
+            .fetch_all(self.db.pool())
+            .await?
+            .iter()
+            .map(|e| StatusEvent { at: e.get(0), status: e.get(1), note: e.get(2) })
+            .collect())
+    }
+
+    /// Saves the form of a draft (保存草稿). Values are kept as entered; they are checked on submit.
+    pub async fn save_form(&self, who: &PublicPrincipal, id: i64, values: Map<String, Value>) -> DomainResult<()> {
+        let row = self.own(who, id).await?;
+        if row.status != status::DRAFT {
+            return Err(DomainError::Conflict("approval.error.not_draft"));
+        }
+        let item = self.catalogue.item(row.item_id, true).await?;
+        if let Some(unknown) = values.keys().find(|k| !item.spec.form.iter().any(|f| &f.name == *k)) {
+            return Err(DomainError::invalid(unknown, "approval.error.unknown_field"));
+        }
+        if values.values().any(|v| v.as_str().is_some_and(|s| s.chars().count() > 4000)) {
+            return Err(DomainError::invalid("form", "approval.error.too_long"));
+        }
+        let text = serde_json::to_string(&values).map_err(|e| DomainError::Internal(e.to_string()))?;
+        let mut tx = self.db.begin_write().await?;
+        sqlx::query("UPDATE intake_applications SET form = $1, updated_at = $2 WHERE id = $3")
+            .bind(text)
+            .bind(now_millis())
+            .bind(id)
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Uploads one material (上传材料) to a draft, or to an application waiting for supplements.
+    pub async fn upload(
+        &self,
+        who: &PublicPrincipal,
+        actor: &Actor,
+        id: i64,
+        index: u32,
+        file_name: &str,
+        bytes: &[u8],
+    ) -> DomainResult<i64> {
+        let row = self.own(who, id).await?;
+        if row.status != status::DRAFT && row.status != status::SUPPLEMENT {
+            return Err(DomainError::Conflict("approval.error.not_draft"));
+        }
+        let item = self.catalogue.item(row.item_id, true).await?;
+        if index as usize >= item.spec.materials.len() {
+            return Err(DomainError::invalid("material_index", "approval.error.invalid"));
+        }
+        let checked = upload::check(file_name, bytes, self.upload_limit).map_err(|e| DomainError::invalid("file", e.message_key()))?;
+        let key = self.blobs.put(bytes).await.map_err(|e| DomainError::Internal(format!("storing upload: {e}")))?;
+        let mut tx = self.db.begin_write().await?;
+        let mid: i64 = sqlx::query(
+            "INSERT INTO intake_materials (application_id, material_index, file_name, content_type, size, sm3, uploaded_at, sent) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,0) RETURNING id",
+        )
+        .bind(id)
+        .bind(i64::from(index))
+        .bind(&checked.file_name)
+        .bind(checked.content_type)
+        .bind(bytes.len() as i64)
+        .bind(&key)
+        .bind(now_millis())
+        .fetch_one(tx.conn())
+        .await?
+        .get(0);
+        let details =
+            json!({"application_id": id, "material": item.spec.materials[index as usize].name, "file": checked.file_name, "sm3": key});
+        self.audit.append(&mut tx, actor, Entry::success("approval.application.upload", "intake_material", mid, details)).await?;
+        tx.commit().await?;
+        Ok(mid)
+    }
+
+    /// Removes an uploaded material that has not been sent yet.
+    pub async fn remove_material(&self, who: &PublicPrincipal, actor: &Actor, id: i64, material_id: i64) -> DomainResult<()> {
+        self.own(who, id).await?;
+        let mut tx = self.db.begin_write().await?;
+        let n = sqlx::query("DELETE FROM intake_materials WHERE id = $1 AND application_id = $2 AND sent = 0")
+            .bind(material_id)
+            .bind(id)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(NOT_FOUND);
+        }
+        self.audit
+            .append(&mut tx, actor, Entry::success("approval.application.remove_material", "intake_material", material_id, json!({})))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn unsent_materials(&self, tx: &mut WriteTx, id: i64, item: &ServiceItem) -> DomainResult<Vec<MaterialRef>> {
+        let rows = sqlx::query("SELECT material_index, file_name, content_type, size, sm3 FROM intake_materials WHERE application_id = $1 AND sent = 0 ORDER BY material_index, id")
+            .bind(id)
+            .fetch_all(tx.conn())
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|m| {
+                let index = u32::try_from(m.get::<i64, _>(0)).unwrap_or(0);
+                MaterialRef {
+                    index,
+                    name: item.spec.materials.get(index as usize).map(|x| x.name.clone()).unwrap_or_default(),
+                    file_name: m.get(1),
+                    content_type: m.get(2),
+                    size: u64::try_from(m.get::<i64, _>(3)).unwrap_or(0),
+                    sm3: m.get(4),
+                }
+            })
+            .collect())
+    }
+
+    /// Submits a draft (提交申请): the form is checked field by field, every required material must
+    /// be there; answers the receipt. The application leaves for processing as a zone message.
+    pub async fn submit(&self, who: &PublicPrincipal, actor: &Actor, id: i64) -> DomainResult<Receipt> {
+        let row = self.own(who, id).await?;
+        if row.status != status::DRAFT {
+            return Err(DomainError::Conflict("approval.error.not_draft"));
+        }
+        let item = self.catalogue.item(row.item_id, false).await?;
+        let today = local_date(now_millis()).unwrap_or(time::Date::MIN);
+        let form = validate(&item.spec.form, &row.form, today).map_err(|problems| match problems.first() {
+            Some(p) => DomainError::invalid(&format!("form.{}", p.field), p.key),
+            None => DomainError::invalid("form", "approval.error.invalid"),
+        })?;
+        let now = now_millis();
+        let mut tx = self.db.begin_write().await?;
+        let materials = self.unsent_materials(&mut tx, id, &item).await?;
+        if let Some((i, _)) =
+            item.spec.materials.iter().enumerate().find(|(i, m)| m.required && !materials.iter().any(|x| x.index as usize == *i))
+        {
+            return Err(DomainError::invalid(&format!("materials[{i}]"), "approval.error.material_missing"));
+        }
+        let day = local_date(now).map(|d| format!("{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day())).unwrap_or_default();
+        let seq: i64 = sqlx::query(
+            "INSERT INTO application_numbers (day, last) VALUES ($1, 1) ON CONFLICT (day) DO UPDATE SET last = application_numbers.last + 1 RETURNING last",
+        )
+        .bind(&day)
+        .fetch_one(tx.conn())
+        .await?
+        .get(0);
+        let number = format!("JH{day}{seq:05}");
+        let code = query_code();
+        let text = serde_json::to_string(&form).map_err(|e| DomainError::Internal(e.to_string()))?;
+        sqlx::query("UPDATE intake_applications SET number = $1, query_code = $2, form = $3, status = $4, submitted_at = $5, updated_at = $5 WHERE id = $6")
+            .bind(&number)
+            .bind(&code)
+            .bind(text)
+            .bind(status::SUBMITTED)
+            .bind(now)
+            .bind(id)
+            .execute(tx.conn())
+            .await?;
+        sqlx::query("UPDATE intake_materials SET sent = 1 WHERE application_id = $1").bind(id).execute(tx.conn()).await?;
+        self.event(&mut tx, id, status::SUBMITTED, "").await?;
+        let a = sqlx::query("SELECT kind, name, cert_no, phone, email FROM public_accounts WHERE id = $1")
+            .bind(who.account_id)
+            .fetch_one(tx.conn())
+            .await?;
+        let applicant =
+            Applicant { account_id: who.account_id, kind: a.get(0), name: a.get(1), cert_no: a.get(2), phone: a.get(3), email: a.get(4) };
+        zone::send(&mut tx, &ZoneMessage::Submission { number: number.clone(), item_id: item.id, applicant, form, materials, at: now })
+            .await?;
+        let details = json!({"number": number, "item": item.spec.name});
+        self.audit.append(&mut tx, actor, Entry::success("approval.application.submit", "intake_application", id, details)).await?;
+        tx.commit().await?;
+        Ok(Receipt { number, query_code: code, submitted_at: now })
+    }
+
+    /// Withdraws a submitted application before it is accepted (撤回申请).
+    pub async fn withdraw(&self, who: &PublicPrincipal, actor: &Actor, id: i64) -> DomainResult<()> {
+        let row = self.own(who, id).await?;
+        let Some(number) = row.number.filter(|_| row.status == status::SUBMITTED) else {
+            return Err(DomainError::Conflict("approval.error.cannot_withdraw"));
+        };
+        let now = now_millis();
+        let mut tx = self.db.begin_write().await?;
+        let n = sqlx::query("UPDATE intake_applications SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4")
+            .bind(status::WITHDRAWN)
+            .bind(now)
+            .bind(id)
+            .bind(status::SUBMITTED)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+        if n != 1 {
+            return Err(DomainError::Conflict("approval.error.cannot_withdraw"));
+        }
+        self.event(&mut tx, id, status::WITHDRAWN, "").await?;
+        zone::send(&mut tx, &ZoneMessage::Withdrawal { number: number.clone(), at: now }).await?;
+        self.audit
+            .append(&mut tx, actor, Entry::success("approval.application.withdraw", "intake_application", id, json!({"number": number})))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// "My applications" (我的办件), newest first.
+    pub async fn mine(&self, who: &PublicPrincipal) -> DomainResult<Vec<ApplicationSummary>> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.number, i.name, a.status, a.due_on, a.updated_at FROM intake_applications a JOIN approval_items i ON i.id = a.item_id \
+             WHERE a.account_id = $1 ORDER BY a.updated_at DESC, a.id DESC",
+        )
+        .bind(who.account_id)
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ApplicationSummary {
+                id: r.get(0),
+                number: r.get(1),
+                item_name: r.get(2),
+                status: r.get(3),
+                due_on: r.get(4),
+                updated_at: r.get(5),
+            })
+            .collect())
+    }
+
+    /// Status by number and query code, without logging in (办件查询). Unknown number and wrong
+    /// code answer the same.
+    pub async fn status_by_code(&self, number: &str, code: &str) -> DomainResult<PublicStatus> {
+        let r = sqlx::query(
+            "SELECT a.id, a.query_code, i.name, a.status, a.status_note, a.due_on FROM intake_applications a JOIN approval_items i ON i.id = a.item_id WHERE a.number = $1",
+        )
+        .bind(number.trim().to_ascii_uppercase())
+        .fetch_optional(self.db.pool())
+        .await?
+        .ok_or(DomainError::NotFound("approval.error.no_such_application"))?;
+        let stored: String = r.get::<Option<String>, _>(1).unwrap_or_default();
+        if !constant_time_eq(&stored, &code.trim().to_ascii_uppercase()) {
+            return Err(DomainError::NotFound("approval.error.no_such_application"));
+        }
+        let id: i64 = r.get(0);
+        Ok(PublicStatus {
+            number: number.trim().to_ascii_uppercase(),
+            item_name: r.get(2),
+            status: r.get(3),
+            note: r.get(4),
+            due_on: r.get(5),
+            events: self.events(id).await?,
+        })
+    }
+
+    /// Applies a message from internal processing, in the delivering transaction.
+    pub async fn receive(&self, tx: &mut WriteTx, msg: &ZoneMessage) -> Result<(), String> {
+        let ZoneMessage::StatusChanged { number, status, note, due_on, at } = msg else { return Ok(()) };
+        let row = sqlx::query("SELECT id FROM intake_applications WHERE number = $1")
+            .bind(number)
+            .fetch_optional(tx.conn())
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(row) = row else { return Err(format!("no application {number} on the public side")) };
+        let id: i64 = row.get(0);
+        sqlx::query("UPDATE intake_applications SET status = $1, status_note = $2, due_on = $3, updated_at = $4 WHERE id = $5")
+            .bind(status)
+            .bind(note)
+            .bind(due_on)
+            .bind(at)
+            .bind(id)
+            .execute(tx.conn())
+            .await
+            .map_err(|e| e.to_string())?;
+        sqlx::query("INSERT INTO intake_events (application_id, at, status, note) VALUES ($1,$2,$3,$4)")
+            .bind(id)
+            .bind(at)
+            .bind(status)
+            .bind(note)
+            .execute(tx.conn())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// Delivers status messages from internal processing to the public side.
+pub struct PublicReceiver(pub IntakeService);
+
+#[async_trait::async_trait]
+impl tongban_platform::outbox::OutboxHandler for PublicReceiver {
+    fn name(&self) -> &'static str {
+        "approval.intake"
+    }
+
+    fn accepts(&self, topic: &str) -> bool {
+        topic == zone::TO_PUBLIC
+    }
+
+    async fn handle(&self, tx: &mut WriteTx, event: &tongban_platform::outbox::OutboxEvent) -> Result<(), String> {
+        let msg: ZoneMessage = serde_json::from_value(event.payload.clone()).map_err(|e| format!("bad zone message: {e}"))?;
+        self.0.receive(tx, &msg).await
+    }
+}
