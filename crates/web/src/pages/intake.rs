@@ -45,13 +45,16 @@ struct FieldView {
     value: String,
 }
 
+/// One line of the materials list: (index, name, required, uploaded files as (id, name, size)).
+type MaterialSlot = (u32, String, bool, Vec<(i64, String, i64)>);
+
 #[derive(Template)]
 #[template(path = "intake_application.html")]
 struct ApplicationPage {
     l: Layout,
     a: ApplicationView,
     fields: Vec<FieldView>,
-    materials: Vec<(u32, String, bool, Vec<(i64, String, i64)>)>,
+    materials: Vec<MaterialSlot>,
     status_key: String,
     editable: bool,
     events: Vec<(String, String, String)>,
