@@ -29,6 +29,8 @@ pub struct Opened {
     pub catalogue: tongban_approval::CatalogueService,
     /// Public intake of applications (网上申报).
     pub intake: tongban_approval::intake::IntakeService,
+    /// Internal processing of applications (内网办理).
+    pub cases: tongban_approval::cases::CaseService,
 }
 
 /// Connects to the database, applies migrations, and loads (or creates) the audit key.
@@ -58,7 +60,8 @@ pub async fn open(config: Config) -> anyhow::Result<Opened> {
     let blobs = tongban_platform::blobs::BlobStore::new(config.data_dir.join("blobs"));
     let intake =
         tongban_approval::intake::IntakeService::new(db.clone(), audit.clone(), blobs, catalogue.clone(), config.server.max_upload_bytes);
-    Ok(Opened { config: Arc::new(config), db, audit, identity, calendar, workflow, catalogue, intake })
+    let cases = tongban_approval::cases::CaseService::new(db.clone(), audit.clone(), calendar.clone(), workflow.clone(), catalogue.clone());
+    Ok(Opened { config: Arc::new(config), db, audit, identity, calendar, workflow, catalogue, intake, cases })
 }
 
 /// A database URL without its password, for messages.
@@ -75,7 +78,10 @@ pub fn redact_url(url: &str) -> String {
 
 /// The outbox handlers of every slice (zone messages between intake and processing …).
 pub fn outbox_handlers(opened: &Opened) -> Vec<Arc<dyn tongban_platform::outbox::OutboxHandler>> {
-    vec![Arc::new(tongban_approval::intake::PublicReceiver(opened.intake.clone()))]
+    vec![
+        Arc::new(tongban_approval::intake::PublicReceiver(opened.intake.clone())),
+        Arc::new(tongban_approval::cases::InternalReceiver(opened.cases.clone())),
+    ]
 }
 
 /// Loads the demo county and, on top of it, the demo service catalogue with its processes. Answers

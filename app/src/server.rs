@@ -23,7 +23,8 @@ pub async fn serve(config: tongban_platform::Config, demo: bool) -> anyhow::Resu
         .with_calendar(opened.calendar.clone())
         .with_workflow(opened.workflow.clone())
         .with_catalogue(opened.catalogue.clone())
-        .with_intake(opened.intake.clone());
+        .with_intake(opened.intake.clone())
+        .with_cases(opened.cases.clone());
     let app = tongban_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -273,3 +273,118 @@ async fn a_submitted_application_can_be_withdrawn_before_acceptance() {
     assert!(p.get(&page).await.body.contains("已撤回"));
     assert_eq!(app.scalar("SELECT COUNT(*) FROM outbox WHERE topic = 'zone.to_internal'").await, 2, "submission and withdrawal");
 }
+
+/// Delivers outbox events until none are left (zone messages, process completion …).
+async fn settle(app: &TestApp) {
+    let dispatcher = tongban_platform::outbox::Dispatcher::new(app.opened.db.clone(), tongban::boot::outbox_handlers(&app.opened));
+    for _ in 0..10 {
+        if dispatcher.dispatch_once(100).await.expect("dispatch") == 0 {
+            return;
+        }
+    }
+}
+
+async fn task_for(c: &mut crate::support::Client, title_part: &str, step: &str) -> i64 {
+    let r = c.get("/api/v1/workflow/tasks").await;
+    let list = r.json().as_array().cloned().unwrap_or_default();
+    list.iter()
+        .find(|t| t["title"].as_str().is_some_and(|s| s.contains(title_part)) && t["step"] == step)
+        .and_then(|t| t["id"].as_i64())
+        .unwrap_or_else(|| panic!("no {step} task: {list:?}"))
+}
+
+#[tokio::test]
+async fn the_whole_story_supplement_acceptance_three_departments_and_the_result() {
+    let app = TestApp::demo().await;
+    let code = credit_code();
+    let mut ent = citizen(&app, &code, "13900000009", "enterprise").await;
+    let item = app.scalar("SELECT id FROM approval_items WHERE code = '431024-XK-ZR-001'").await.to_string();
+    let r = ent.post_form(&format!("/guide/{item}"), "/public/applications", &[("item_id", &item)]).await;
+    let page = r.location().to_string();
+    for i in 0..4 {
+        let r = ent
+            .post_multipart(&page, &format!("{page}/materials"), &[("material_index", &i.to_string())], ("file", "材料.pdf", "%PDF-1.7 m"))
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+    }
+    let form = [
+        ("f.project_name", "嘉禾县城南商住楼"),
+        ("f.applicant_name", "嘉禾县好味道餐饮有限公司"),
+        ("f.credit_code", code.as_str()),
+        ("f.land_area", "3200"),
+        ("f.building_area", "12800"),
+        ("f.contact_phone", "13900000009"),
+        ("submit", "1"),
+    ];
+    let r = ent.post_form(&page, &page, &form).await;
+    assert_eq!(r.location(), format!("{page}/receipt"), "{}", r.body);
+    let number = ent.get(&format!("{page}/receipt")).await.element_text("receipt-number");
+    settle(&app).await;
+
+    let mut clerk = app.staff("liuyang").await;
+    let r = clerk.get("/cases").await;
+    assert!(r.body.contains(&number), "the case reached the window");
+    let case = app.scalar(&format!("SELECT id FROM approval_cases WHERE number = '{number}'")).await;
+    let r = clerk.get(&format!("/cases/{case}")).await;
+    assert!(r.body.contains("嘉禾县城南商住楼") && r.body.contains("材料.pdf"));
+    let mid = app.scalar(&format!("SELECT MIN(id) FROM case_materials WHERE case_id = {case}")).await;
+    let r = clerk.get(&format!("/cases/{case}/materials/{mid}")).await;
+    assert_eq!(r.body, "%PDF-1.7 m", "the clerk downloads the file");
+    let mut outsider = app.staff("heping").await;
+    assert_eq!(outsider.get(&format!("/cases/{case}")).await.status, StatusCode::NOT_FOUND, "others do not see the case");
+    assert_eq!(outsider.post_form("/me/tokens", &format!("/cases/{case}/accept"), &[]).await.status, StatusCode::FORBIDDEN);
+
+    let r = clerk
+        .post_form(
+            &format!("/cases/{case}"),
+            &format!("/cases/{case}/supplement"),
+            &[("items", "建设工程设计方案缺少建筑立面图\n授权委托书未签字")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    settle(&app).await;
+    let r = ent.get(&page).await;
+    assert!(r.body.contains("待补正") && r.body.contains("建筑立面图"), "one notice lists every missing item");
+    let r = ent
+        .post_multipart(&page, &format!("{page}/materials"), &[("material_index", "3")], ("file", "立面图.pdf", "%PDF-1.7 elevation"))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "uploads are open while supplementing");
+    let r = ent.post_form(&page, &format!("{page}/supplement"), &[]).await;
+    assert_eq!(r.location(), format!("{page}?done=supplement_sent"));
+    settle(&app).await;
+    assert_eq!(app.scalar(&format!("SELECT COUNT(*) FROM case_materials WHERE case_id = {case}")).await, 5);
+
+    let r = clerk.post_form(&format!("/cases/{case}"), &format!("/cases/{case}/accept"), &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let r = clerk.post_form(&format!("/cases/{case}"), &format!("/cases/{case}/accept"), &[]).await;
+    assert!(r.body.contains("不在待受理状态"), "accepting twice is refused");
+    settle(&app).await;
+    assert!(ent.get(&page).await.body.contains("办理中"));
+
+    for (user, step) in [("zhoujun", "review_land"), ("xuhui", "review_housing"), ("fangyuan", "review_fire")] {
+        let mut c = app.staff(user).await;
+        let t = task_for(&mut c, &number, step).await;
+        assert_eq!(c.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/claim"), json!({})).await.status, StatusCode::NO_CONTENT);
+        let r = c.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/complete"), json!({"opinion": "同意"})).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+        if user == "xuhui" {
+            assert_eq!(c.get(&format!("/cases/{case}")).await.status, StatusCode::OK, "a handler sees the case and its materials");
+        }
+    }
+    let mut land = app.staff("zhoujun").await;
+    let t = task_for(&mut land, &number, "decide").await;
+    land.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/claim"), json!({})).await;
+    let r = land
+        .json(
+            Method::POST,
+            &format!("/api/v1/workflow/tasks/{t}/complete"),
+            json!({"opinion": "准予许可", "variables": {"approved": true}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    settle(&app).await;
+    let r = ent.get(&page).await;
+    assert!(r.body.contains("已办结（准予）") && r.body.contains("嘉审批〔"), "the applicant sees the result: {}", r.body);
+    assert_eq!(app.audit_count("approval.case.accept", "success").await, 1);
+    assert_eq!(app.audit_count("approval.case.supplement", "success").await, 1);
+}

@@ -55,7 +55,8 @@ impl TestApp {
             .with_calendar(opened.calendar.clone())
             .with_workflow(opened.workflow.clone())
             .with_catalogue(opened.catalogue.clone())
-            .with_intake(opened.intake.clone());
+            .with_intake(opened.intake.clone())
+            .with_cases(opened.cases.clone());
         TestApp { router: tongban_web::router(state), opened, _dir: dir }
     }
 

@@ -482,6 +482,36 @@ impl IntakeService {
         Ok(())
     }
 
+    /// Sends the materials uploaded in answer to a supplement request (提交补正材料); the
+    /// application waits for acceptance again.
+    pub async fn answer_supplement(&self, who: &PublicPrincipal, actor: &Actor, id: i64) -> DomainResult<()> {
+        let row = self.own(who, id).await?;
+        let Some(number) = row.number.filter(|_| row.status == status::SUPPLEMENT) else {
+            return Err(DomainError::Conflict("approval.error.no_supplement"));
+        };
+        let item = self.catalogue.item(row.item_id, true).await?;
+        let now = now_millis();
+        let mut tx = self.db.begin_write().await?;
+        let materials = self.unsent_materials(&mut tx, id, &item).await?;
+        if materials.is_empty() {
+            return Err(DomainError::invalid("materials", "approval.error.material_missing"));
+        }
+        sqlx::query("UPDATE intake_materials SET sent = 1 WHERE application_id = $1").bind(id).execute(tx.conn()).await?;
+        sqlx::query("UPDATE intake_applications SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(status::SUBMITTED)
+            .bind(now)
+            .bind(id)
+            .execute(tx.conn())
+            .await?;
+        self.event(&mut tx, id, status::SUBMITTED, "已补正").await?;
+        zone::send(&mut tx, &ZoneMessage::SupplementAnswered { number: number.clone(), materials, at: now }).await?;
+        self.audit
+            .append(&mut tx, actor, Entry::success("approval.application.supplement", "intake_application", id, json!({"number": number})))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// "My applications" (我的办件), newest first.
     pub async fn mine(&self, who: &PublicPrincipal) -> DomainResult<Vec<ApplicationSummary>> {
         let rows = sqlx::query(

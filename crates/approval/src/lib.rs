@@ -2,6 +2,7 @@
 //! (事项目录) with its public service guides (办事指南), the application form definitions and their
 //! validation, and the check characters of identity numbers and credit codes.
 
+pub mod cases;
 pub mod catalogue;
 pub mod demo;
 pub mod form;

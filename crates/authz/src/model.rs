@@ -44,11 +44,14 @@ pub enum Permission {
     /// Manage the service catalogue (事项管理).
     #[serde(rename = "catalogue.write")]
     CatalogueWrite,
+    /// Receive applications at the window: accept, refuse, request supplements (窗口受理).
+    #[serde(rename = "approval.accept")]
+    ApprovalAccept,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 14] = [
         Permission::UnitRead,
         Permission::UnitWrite,
         Permission::UserRead,
@@ -62,6 +65,7 @@ impl Permission {
         Permission::WorkflowDefine,
         Permission::WorkflowStart,
         Permission::CatalogueWrite,
+        Permission::ApprovalAccept,
     ];
 
     /// The stored name, e.g. `user.write`.
@@ -80,6 +84,7 @@ impl Permission {
             Permission::WorkflowDefine => "workflow.define",
             Permission::WorkflowStart => "workflow.start",
             Permission::CatalogueWrite => "catalogue.write",
+            Permission::ApprovalAccept => "approval.accept",
         }
     }
 

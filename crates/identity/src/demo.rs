@@ -62,7 +62,7 @@ const STAFF: [(&str, &str, &str, &str, &str, &str); 13] = [
     ("auditor", "陈志强", "县纪委监委", "安全审计员", "auditor", "all"),
     ("zhangwei", "张伟", "县政府办公室", "主任", "staff", "unit"),
     ("zhaomin", "赵敏", "行政审批服务局（政务服务中心）", "办公室主任（单位管理员）", "unit_admin", "subtree"),
-    ("liuyang", "刘洋", "综合受理窗口", "窗口受理员", "staff", "self"),
+    ("liuyang", "刘洋", "综合受理窗口", "窗口受理员", "window_clerk", "self"),
     ("huangli", "黄丽", "市场监督管理局", "登记注册科科员", "staff", "self"),
     ("zhoujun", "周军", "自然资源局", "副局长", "staff", "unit"),
     ("xuhui", "徐辉", "住房和城乡建设局", "审批科科长", "staff", "unit"),

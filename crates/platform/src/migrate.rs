@@ -28,6 +28,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "approval", shared: include_str!("../migrations/0004_approval.sql"), sqlite: "", postgres: "" },
     Migration { version: 5, name: "public", shared: include_str!("../migrations/0005_public.sql"), sqlite: "", postgres: "" },
     Migration { version: 6, name: "intake", shared: include_str!("../migrations/0006_intake.sql"), sqlite: "", postgres: "" },
+    Migration { version: 7, name: "cases", shared: include_str!("../migrations/0007_cases.sql"), sqlite: "", postgres: "" },
 ];
 
 fn render(m: &Migration, kind: DbKind) -> String {

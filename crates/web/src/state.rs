@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use tongban_approval::{CatalogueService, intake::IntakeService};
+use tongban_approval::{CatalogueService, cases::CaseService, intake::IntakeService};
 use tongban_calendar::CalendarService;
 use tongban_identity::IdentityService;
 use tongban_platform::{Config, Db};
@@ -26,6 +26,10 @@ pub struct AppState {
     pub catalogue: CatalogueService,
     /// Public intake (网上申报).
     pub intake: IntakeService,
+    /// Internal processing (内网办理).
+    pub cases: CaseService,
+    /// Uploaded files.
+    pub blobs: tongban_platform::blobs::BlobStore,
 }
 
 impl AppState {
@@ -37,9 +41,16 @@ impl AppState {
         let workflow = WorkflowService::new(identity.db().clone(), identity.audit().clone(), calendar.clone());
         let catalogue = CatalogueService::new(identity.db().clone(), identity.audit().clone());
         let blobs = tongban_platform::blobs::BlobStore::new(config.data_dir.join("blobs"));
-        let intake =
-            IntakeService::new(identity.db().clone(), identity.audit().clone(), blobs, catalogue.clone(), config.server.max_upload_bytes);
-        AppState { identity, config, metrics, calendar, workflow, catalogue, intake }
+        let intake = IntakeService::new(
+            identity.db().clone(),
+            identity.audit().clone(),
+            blobs.clone(),
+            catalogue.clone(),
+            config.server.max_upload_bytes,
+        );
+        let cases =
+            CaseService::new(identity.db().clone(), identity.audit().clone(), calendar.clone(), workflow.clone(), catalogue.clone());
+        AppState { identity, config, metrics, calendar, workflow, catalogue, intake, cases, blobs }
     }
 
     /// The same state with this calendar service.
@@ -51,6 +62,12 @@ impl AppState {
     /// The same state with this catalogue service.
     pub fn with_catalogue(mut self, catalogue: CatalogueService) -> Self {
         self.catalogue = catalogue;
+        self
+    }
+
+    /// The same state with this case service.
+    pub fn with_cases(mut self, cases: CaseService) -> Self {
+        self.cases = cases;
         self
     }
 

@@ -386,6 +386,40 @@ impl WorkflowService {
         self.store.insert_instance(&NewInstance { definition_id: def_id, title, business_key: business_key.trim() }, change).await
     }
 
+    /// Starts the newest version of `key` inside the caller's transaction, for a slice that has
+    /// authorised the action itself (e.g. a window clerk accepting an application starts its
+    /// approval process). `started_by` is recorded as the starter.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start_in(
+        &self,
+        tx: &mut tongban_platform::WriteTx,
+        started_by: i64,
+        actor: &AuditActor,
+        key: &str,
+        title: &str,
+        business_key: &str,
+        variables: Map<String, Value>,
+    ) -> DomainResult<i64> {
+        let (def_id, _, _) = self
+            .store
+            .latest_version(key.trim())
+            .await?
+            .ok_or_else(|| DomainError::invalid("process_key", "workflow.error.unknown_process"))?;
+        let def = self.load_definition(def_id).await?;
+        let (inst, effects) = Instance::start(&def, variables, started_by, now_millis()).map_err(engine_error)?;
+        let calendar = self.calendar.calendar().await?;
+        let details = json!({"process": def.key, "definition_id": def_id, "title": title, "business_key": business_key});
+        let change = Change {
+            def: &def,
+            inst: &inst,
+            effects: &effects,
+            calendar: &calendar,
+            record: Record { actor, entry: Entry::success("workflow.instance.start", "wf_instance", "", details) },
+            events: vec![("workflow.instance.started", json!({"process": def.key}))],
+        };
+        self.store.insert_instance_in(tx, &NewInstance { definition_id: def_id, title, business_key }, change).await
+    }
+
     async fn load(&self, id: i64) -> DomainResult<StoredInstance> {
         self.store.load_instance(id).await?.ok_or(NOT_FOUND)
     }

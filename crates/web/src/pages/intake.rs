@@ -207,6 +207,19 @@ pub async fn remove_material(State(state): State<AppState>, ctx: Ctx, params: Pa
     see_other(&format!("/public/applications/{id}"))
 }
 
+/// `POST /public/applications/{id}/supplement`: sends the supplemented materials.
+pub async fn answer_supplement(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
+    let who = ctx.citizen()?;
+    let id = params.id("id")?;
+    match state.intake.answer_supplement(who, &ctx.actor(), id).await {
+        Ok(()) => see_other(&format!("/public/applications/{id}?done=supplement_sent")),
+        Err(e) => {
+            let err = page_error(&ctx, e)?;
+            application_page(&state, &ctx, id, err, None).await
+        }
+    }
+}
+
 /// `POST /public/applications/{id}/withdraw`.
 pub async fn withdraw(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
     let who = ctx.citizen()?;

@@ -7,6 +7,7 @@ mod admin_users;
 pub(crate) mod audit;
 mod auth;
 mod calendar;
+mod cases;
 mod catalogue;
 mod intake;
 mod me;
@@ -51,6 +52,8 @@ pub struct NavUser {
     pub can_workflows: bool,
     /// Show the catalogue administration.
     pub can_catalogue: bool,
+    /// Show the window's case list.
+    pub can_cases: bool,
 }
 
 /// What the base layout needs.
@@ -96,6 +99,7 @@ fn nav_user(p: &Principal) -> NavUser {
         can_calendar: true,
         can_workflows: p.has(Permission::WorkflowDefine) || p.has(Permission::WorkflowStart),
         can_catalogue: p.has(Permission::CatalogueWrite),
+        can_cases: p.has(Permission::ApprovalAccept),
     }
 }
 
@@ -246,11 +250,16 @@ pub fn routes() -> Router<AppState> {
         .route("/public/applications/{id}/materials", post(intake::upload))
         .route("/public/applications/{id}/materials/{mid}/remove", post(intake::remove_material))
         .route("/public/applications/{id}/withdraw", post(intake::withdraw))
+        .route("/public/applications/{id}/supplement", post(intake::answer_supplement))
         .route("/public/applications/{id}/receipt", get(intake::receipt))
         .route("/status", get(intake::status_query))
         .route("/public/register", get(public::register_page).post(public::register))
         .route("/public/login", get(public::login_page).post(public::login))
         .route("/public/logout", post(public::logout))
+        .route("/cases", get(cases::list))
+        .route("/cases/{id}", get(cases::show))
+        .route("/cases/{id}/materials/{mid}", get(cases::material))
+        .route("/cases/{id}/{action}", post(cases::act))
         .route("/guide", get(catalogue::guide_list))
         .route("/guide/{id}", get(catalogue::guide))
         .route("/guide/{id}/print", get(catalogue::guide_print))

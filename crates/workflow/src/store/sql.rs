@@ -154,8 +154,14 @@ impl WorkflowStore for SqlStore {
     }
 
     async fn insert_instance(&self, new: &NewInstance<'_>, change: Change<'_>) -> DomainResult<i64> {
-        let inst = change.inst;
         let mut tx = self.db.begin_write().await?;
+        let id = self.insert_instance_in(&mut tx, new, change).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn insert_instance_in(&self, tx: &mut WriteTx, new: &NewInstance<'_>, change: Change<'_>) -> DomainResult<i64> {
+        let inst = change.inst;
         let id: i64 = sqlx::query(
             "INSERT INTO wf_instances (definition_id, business_key, title, status, state, revision, started_by, started_at, ended_at) \
              VALUES ($1,$2,$3,$4,$5,1,$6,$7,$8) RETURNING id",
@@ -171,8 +177,7 @@ impl WorkflowStore for SqlStore {
         .fetch_one(tx.conn())
         .await?
         .get(0);
-        self.apply(&mut tx, id, change).await?;
-        tx.commit().await?;
+        self.apply(tx, id, change).await?;
         Ok(id)
     }
 
@@ -446,7 +451,8 @@ async fn publish_effects(
                 outbox::publish(tx, "workflow.task.created", &payload).await?;
             }
             Effect::InstanceCompleted => {
-                outbox::publish(tx, "workflow.instance.completed", &json!({"instance_id": instance_id, "process": def.key})).await?;
+                let payload = json!({"instance_id": instance_id, "process": def.key, "variables": inst.variables});
+                outbox::publish(tx, "workflow.instance.completed", &payload).await?;
             }
             Effect::InstanceCancelled => {
                 outbox::publish(tx, "workflow.instance.cancelled", &json!({"instance_id": instance_id, "process": def.key})).await?;

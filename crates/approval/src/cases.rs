@@ -1,0 +1,517 @@
+//! Internal processing (内网办理): cases arrive from public intake as zone messages; the window
+//! clerk accepts (受理: the time limit starts and the item's process runs), refuses (不予受理) or
+//! asks for every missing item at once (一次性告知补正); when the process ends, the decision comes
+//! back as the case result (办结) and the applicant is told through the zone channel.
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use sqlx::Row;
+use tongban_audit::{Actor, AuditTrail, Entry};
+use tongban_authz::{Permission, Principal};
+use tongban_calendar::{CalendarService, DeadlineClock};
+use tongban_platform::{
+    Db, DomainError, WriteTx,
+    clock::{local_date, now_millis},
+    error::DomainResult,
+};
+use tongban_workflow::WorkflowService;
+
+use crate::{
+    intake::status,
+    service::CatalogueService,
+    zone::{self, Applicant, MaterialRef, ZoneMessage},
+};
+
+/// A case in a list.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseSummary {
+    /// Id.
+    pub id: i64,
+    /// Application number.
+    pub number: String,
+    /// Item name.
+    pub item_name: String,
+    /// Applicant's name.
+    pub applicant: String,
+    /// Status.
+    pub status: String,
+    /// Received (ms).
+    pub received_at: i64,
+    /// Deadline.
+    pub due_on: Option<String>,
+}
+
+/// A received material.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseMaterial {
+    /// Row id.
+    pub id: i64,
+    /// Position in the list.
+    pub index: i64,
+    /// Material name.
+    pub name: String,
+    /// File name.
+    pub file_name: String,
+    /// Content type.
+    pub content_type: String,
+    /// Size.
+    pub size: i64,
+    /// SM3 (blob key).
+    pub sm3: String,
+}
+
+/// One line of a case's history.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseEvent {
+    /// When (ms).
+    pub at: i64,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// Note.
+    pub note: String,
+}
+
+/// A case in full.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseView {
+    /// Summary.
+    pub summary: CaseSummary,
+    /// Item id.
+    pub item_id: i64,
+    /// Applicant as registered.
+    pub applicant: Applicant,
+    /// The form.
+    pub form: Map<String, Value>,
+    /// Materials.
+    pub materials: Vec<CaseMaterial>,
+    /// History.
+    pub events: Vec<CaseEvent>,
+    /// Workflow instance, once accepted.
+    pub instance_id: Option<i64>,
+    /// Result number (准予许可决定书文号) when approved.
+    pub result_no: Option<String>,
+    /// Note (refusal reason, supplement list, decision).
+    pub note: String,
+}
+
+/// The case service.
+#[derive(Clone)]
+pub struct CaseService {
+    db: Db,
+    audit: AuditTrail,
+    calendar: CalendarService,
+    workflow: WorkflowService,
+    catalogue: CatalogueService,
+}
+
+const NOT_FOUND: DomainError = DomainError::NotFound("error.not_found");
+
+fn date_text(d: time::Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+impl CaseService {
+    /// A service over `db`.
+    pub fn new(db: Db, audit: AuditTrail, calendar: CalendarService, workflow: WorkflowService, catalogue: CatalogueService) -> Self {
+        CaseService { db, audit, calendar, workflow, catalogue }
+    }
+
+    async fn require_window(&self, caller: &Principal, actor: &Actor, action: &str, id: i64) -> DomainResult<()> {
+        if caller.has(Permission::ApprovalAccept) {
+            return Ok(());
+        }
+        self.audit.record_denied(&self.db, actor, action, "approval_case", id, "missing_permission").await;
+        Err(DomainError::Forbidden("error.forbidden"))
+    }
+
+    async fn event(&self, tx: &mut WriteTx, case_id: i64, actor: &str, action: &str, note: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO case_events (case_id, at, actor, action, note) VALUES ($1,$2,$3,$4,$5)")
+            .bind(case_id)
+            .bind(now_millis())
+            .bind(actor)
+            .bind(action)
+            .bind(note)
+            .execute(tx.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn add_materials(&self, tx: &mut WriteTx, case_id: i64, materials: &[MaterialRef], at: i64) -> Result<(), sqlx::Error> {
+        for m in materials {
+            sqlx::query(
+                "INSERT INTO case_materials (case_id, material_index, name, file_name, content_type, size, sm3, received_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+            )
+            .bind(case_id)
+            .bind(i64::from(m.index))
+            .bind(&m.name)
+            .bind(&m.file_name)
+            .bind(&m.content_type)
+            .bind(i64::try_from(m.size).unwrap_or(i64::MAX))
+            .bind(&m.sm3)
+            .bind(at)
+            .execute(tx.conn())
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Applies a message from public intake, in the delivering transaction. Repeated deliveries
+    /// of a submission are ignored.
+    pub async fn receive(&self, tx: &mut WriteTx, msg: &ZoneMessage) -> Result<(), String> {
+        let db = |e: sqlx::Error| e.to_string();
+        match msg {
+            ZoneMessage::Submission { number, item_id, applicant, form, materials, at } => {
+                if sqlx::query("SELECT 1 FROM approval_cases WHERE number = $1")
+                    .bind(number)
+                    .fetch_optional(tx.conn())
+                    .await
+                    .map_err(db)?
+                    .is_some()
+                {
+                    return Ok(());
+                }
+                let applicant_json = serde_json::to_string(applicant).map_err(|e| e.to_string())?;
+                let form_json = serde_json::to_string(form).map_err(|e| e.to_string())?;
+                let id: i64 = sqlx::query(
+                    "INSERT INTO approval_cases (number, item_id, applicant, form, status, received_at, updated_at) VALUES ($1,$2,$3,$4,'pending',$5,$5) RETURNING id",
+                )
+                .bind(number)
+                .bind(item_id)
+                .bind(applicant_json)
+                .bind(form_json)
+                .bind(at)
+                .fetch_one(tx.conn())
+                .await
+                .map_err(db)?
+                .get(0);
+                self.add_materials(tx, id, materials, *at).await.map_err(db)?;
+                self.event(tx, id, &applicant.name, "received", "").await.map_err(db)?;
+                tongban_platform::outbox::publish(tx, "approval.case.received", &json!({"case_id": id, "number": number}))
+                    .await
+                    .map_err(db)?;
+                Ok(())
+            }
+            ZoneMessage::Withdrawal { number, .. } => {
+                let row = sqlx::query("SELECT id FROM approval_cases WHERE number = $1 AND status IN ('pending', 'supplement')")
+                    .bind(number)
+                    .fetch_optional(tx.conn())
+                    .await
+                    .map_err(db)?;
+                if let Some(r) = row {
+                    let id: i64 = r.get(0);
+                    sqlx::query("UPDATE approval_cases SET status = 'withdrawn', updated_at = $1 WHERE id = $2")
+                        .bind(now_millis())
+                        .bind(id)
+                        .execute(tx.conn())
+                        .await
+                        .map_err(db)?;
+                    self.event(tx, id, "applicant", "withdrawn", "").await.map_err(db)?;
+                }
+                Ok(())
+            }
+            ZoneMessage::SupplementAnswered { number, materials, at } => {
+                let row = sqlx::query("SELECT id FROM approval_cases WHERE number = $1 AND status = 'supplement'")
+                    .bind(number)
+                    .fetch_optional(tx.conn())
+                    .await
+                    .map_err(db)?;
+                let Some(r) = row else { return Ok(()) };
+                let id: i64 = r.get(0);
+                self.add_materials(tx, id, materials, *at).await.map_err(db)?;
+                sqlx::query("UPDATE approval_cases SET status = 'pending', updated_at = $1 WHERE id = $2")
+                    .bind(at)
+                    .bind(id)
+                    .execute(tx.conn())
+                    .await
+                    .map_err(db)?;
+                self.event(tx, id, "applicant", "supplemented", "").await.map_err(db)?;
+                Ok(())
+            }
+            ZoneMessage::StatusChanged { .. } => Ok(()),
+        }
+    }
+
+    /// Cases for the window (受理台), newest first; `pending_only` for the queue to act on.
+    pub async fn cases(&self, caller: &Principal, pending_only: bool) -> DomainResult<Vec<CaseSummary>> {
+        caller.require(Permission::ApprovalAccept)?;
+        let filter = if pending_only { "WHERE c.status = 'pending'" } else { "" };
+        let rows = sqlx::query(&format!(
+            "SELECT c.id, c.number, i.name, c.applicant, c.status, c.received_at, c.due_on FROM approval_cases c JOIN approval_items i ON i.id = c.item_id \
+             {filter} ORDER BY c.received_at DESC, c.id DESC LIMIT 500"
+        ))
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(rows.iter().map(summary_of).collect())
+    }
+
+    /// One case, for the window or for a handler of its process.
+    pub async fn case(&self, caller: &Principal, actor: &Actor, id: i64) -> DomainResult<CaseView> {
+        let r = sqlx::query(
+            "SELECT c.id, c.number, i.name, c.applicant, c.status, c.received_at, c.due_on, c.item_id, c.form, c.instance_id, c.result_no, c.note \
+             FROM approval_cases c JOIN approval_items i ON i.id = c.item_id WHERE c.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await?
+        .ok_or(NOT_FOUND)?;
+        let instance_id: Option<i64> = r.get(9);
+        let allowed = caller.has(Permission::ApprovalAccept)
+            || match instance_id {
+                Some(iid) => self.workflow.instance(caller, actor, iid).await.is_ok(),
+                None => false,
+            };
+        if !allowed {
+            self.audit.record_denied(&self.db, actor, "approval.case.read", "approval_case", id, "not_handler").await;
+            return Err(NOT_FOUND);
+        }
+        let materials = sqlx::query("SELECT id, material_index, name, file_name, content_type, size, sm3 FROM case_materials WHERE case_id = $1 ORDER BY material_index, id")
+            .bind(id)
+            .fetch_all(self.db.pool())
+            .await?
+            .iter()
+            .map(|m| CaseMaterial { id: m.get(0), index: m.get(1), name: m.get(2), file_name: m.get(3), content_type: m.get(4), size: m.get(5), sm3: m.get(6) })
+            .collect();
+        let events = sqlx::query("SELECT at, actor, action, note FROM case_events WHERE case_id = $1 ORDER BY at, id")
+            .bind(id)
+            .fetch_all(self.db.pool())
+            .await?
+            .iter()
+            .map(|e| CaseEvent { at: e.get(0), actor: e.get(1), action: e.get(2), note: e.get(3) })
+            .collect();
+        Ok(CaseView {
+            summary: summary_of(&r),
+            item_id: r.get(7),
+            applicant: serde_json::from_str(&r.get::<String, _>(3)).map_err(|e| DomainError::Internal(e.to_string()))?,
+            form: serde_json::from_str(&r.get::<String, _>(8)).unwrap_or_default(),
+            materials,
+            events,
+            instance_id,
+            result_no: r.get(10),
+            note: r.get(11),
+        })
+    }
+
+    /// A material's blob key, for download by those who may see the case.
+    pub async fn material(&self, caller: &Principal, actor: &Actor, case_id: i64, material_id: i64) -> DomainResult<CaseMaterial> {
+        let view = self.case(caller, actor, case_id).await?;
+        view.materials.into_iter().find(|m| m.id == material_id).ok_or(NOT_FOUND)
+    }
+
+    async fn pending(&self, tx: &mut WriteTx, id: i64) -> DomainResult<(String, i64, Map<String, Value>)> {
+        let r = sqlx::query("SELECT number, item_id, form, status FROM approval_cases WHERE id = $1")
+            .bind(id)
+            .fetch_optional(tx.conn())
+            .await?
+            .ok_or(NOT_FOUND)?;
+        if r.get::<String, _>(3) != "pending" {
+            return Err(DomainError::Conflict("approval.error.not_pending"));
+        }
+        Ok((r.get(0), r.get(1), serde_json::from_str(&r.get::<String, _>(2)).unwrap_or_default()))
+    }
+
+    /// Accepts a case (受理): the promised time limit starts tomorrow, the item's process starts,
+    /// and the applicant is told — one transaction.
+    pub async fn accept(&self, caller: &Principal, actor: &Actor, id: i64) -> DomainResult<()> {
+        self.require_window(caller, actor, "approval.case.accept", id).await?;
+        let now = now_millis();
+        let calendar = self.calendar.calendar().await?;
+        let mut tx = self.db.begin_write().await?;
+        let (number, item_id, form) = self.pending(&mut tx, id).await?;
+        let item = self.catalogue.item(item_id, true).await?;
+        let today = local_date(now).ok_or_else(|| DomainError::Internal("clock".into()))?;
+        let clock = DeadlineClock::new(today, item.spec.promised_days);
+        let due = clock.due_date(&calendar).map(date_text);
+        let title = format!("{} {}", item.spec.name, number);
+        let instance = self.workflow.start_in(&mut tx, caller.user_id, actor, &item.spec.process_key, &title, &number, form).await?;
+        let clock_json = serde_json::to_string(&clock).map_err(|e| DomainError::Internal(e.to_string()))?;
+        sqlx::query(
+            "UPDATE approval_cases SET status = 'processing', accepted_at = $1, accepted_by = $2, clock = $3, due_on = $4, instance_id = $5, updated_at = $1 WHERE id = $6",
+        )
+        .bind(now)
+        .bind(caller.user_id)
+        .bind(clock_json)
+        .bind(&due)
+        .bind(instance)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+        self.event(&mut tx, id, &actor.name, "accepted", "").await?;
+        let note = format!("已受理，承诺{}个工作日内办结", item.spec.promised_days);
+        zone::send(
+            &mut tx,
+            &ZoneMessage::StatusChanged { number: number.clone(), status: status::PROCESSING.into(), note, due_on: due.clone(), at: now },
+        )
+        .await?;
+        self.audit
+            .append(
+                &mut tx,
+                actor,
+                Entry::success(
+                    "approval.case.accept",
+                    "approval_case",
+                    id,
+                    json!({"number": number, "due_on": due, "instance_id": instance}),
+                ),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Refuses to accept (不予受理) with a reason.
+    pub async fn refuse(&self, caller: &Principal, actor: &Actor, id: i64, reason: &str) -> DomainResult<()> {
+        self.require_window(caller, actor, "approval.case.refuse", id).await?;
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 2000 {
+            return Err(DomainError::invalid("reason", "error.required"));
+        }
+        let now = now_millis();
+        let mut tx = self.db.begin_write().await?;
+        let (number, ..) = self.pending(&mut tx, id).await?;
+        sqlx::query("UPDATE approval_cases SET status = 'refused', note = $1, completed_at = $2, updated_at = $2 WHERE id = $3")
+            .bind(reason)
+            .bind(now)
+            .bind(id)
+            .execute(tx.conn())
+            .await?;
+        self.event(&mut tx, id, &actor.name, "refused", reason).await?;
+        zone::send(
+            &mut tx,
+            &ZoneMessage::StatusChanged {
+                number: number.clone(),
+                status: status::REFUSED.into(),
+                note: reason.into(),
+                due_on: None,
+                at: now,
+            },
+        )
+        .await?;
+        self.audit
+            .append(
+                &mut tx,
+                actor,
+                Entry::success("approval.case.refuse", "approval_case", id, json!({"number": number, "reason": reason})),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Asks for every missing item at once (一次性告知补正); the applicant uploads and resubmits.
+    pub async fn request_supplement(&self, caller: &Principal, actor: &Actor, id: i64, items: &[String]) -> DomainResult<()> {
+        self.require_window(caller, actor, "approval.case.supplement", id).await?;
+        let items: Vec<&str> = items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
+        if items.is_empty() || items.iter().any(|s| s.chars().count() > 500) {
+            return Err(DomainError::invalid("items", "error.required"));
+        }
+        let list = items.iter().enumerate().map(|(i, s)| format!("{}. {s}", i + 1)).collect::<Vec<_>>().join("；");
+        let now = now_millis();
+        let mut tx = self.db.begin_write().await?;
+        let (number, ..) = self.pending(&mut tx, id).await?;
+        sqlx::query("UPDATE approval_cases SET status = 'supplement', note = $1, updated_at = $2 WHERE id = $3")
+            .bind(&list)
+            .bind(now)
+            .bind(id)
+            .execute(tx.conn())
+            .await?;
+        self.event(&mut tx, id, &actor.name, "supplement_requested", &list).await?;
+        let note = format!("请一次性补正以下材料：{list}");
+        zone::send(
+            &mut tx,
+            &ZoneMessage::StatusChanged { number: number.clone(), status: status::SUPPLEMENT.into(), note, due_on: None, at: now },
+        )
+        .await?;
+        self.audit
+            .append(
+                &mut tx,
+                actor,
+                Entry::success("approval.case.supplement", "approval_case", id, json!({"number": number, "items": items})),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Closes the case of a finished process (办结): `approved` from the process data (absent
+    /// means granted, for processes without a decision step); a result number for approvals.
+    pub async fn complete_from_process(&self, tx: &mut WriteTx, instance_id: i64, variables: &Map<String, Value>) -> Result<(), String> {
+        let db = |e: sqlx::Error| e.to_string();
+        let row = sqlx::query("SELECT id, number FROM approval_cases WHERE instance_id = $1 AND status = 'processing'")
+            .bind(instance_id)
+            .fetch_optional(tx.conn())
+            .await
+            .map_err(db)?;
+        let Some(r) = row else { return Ok(()) };
+        let (id, number): (i64, String) = (r.get(0), r.get(1));
+        let approved = variables.get("approved").and_then(Value::as_bool).unwrap_or(true);
+        let now = now_millis();
+        let year = local_date(now).map(|d| i64::from(d.year())).unwrap_or(0);
+        let (status_name, public_status, result_no, note) = if approved {
+            let seq: i64 = sqlx::query("INSERT INTO result_numbers (year, last) VALUES ($1, 1) ON CONFLICT (year) DO UPDATE SET last = result_numbers.last + 1 RETURNING last")
+                .bind(year)
+                .fetch_one(tx.conn())
+                .await
+                .map_err(db)?
+                .get(0);
+            let no = format!("嘉审批〔{year}〕{seq}号");
+            let note = format!("准予许可，决定书文号 {no}");
+            ("approved", status::APPROVED, Some(no), note)
+        } else {
+            ("denied", status::DENIED, None, "不予许可".to_string())
+        };
+        sqlx::query("UPDATE approval_cases SET status = $1, decision = $1, result_no = $2, note = $3, completed_at = $4, updated_at = $4 WHERE id = $5")
+            .bind(status_name)
+            .bind(&result_no)
+            .bind(&note)
+            .bind(now)
+            .bind(id)
+            .execute(tx.conn())
+            .await
+            .map_err(db)?;
+        self.event(tx, id, "workflow", status_name, &note).await.map_err(db)?;
+        zone::send(tx, &ZoneMessage::StatusChanged { number, status: public_status.into(), note, due_on: None, at: now })
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}
+
+fn summary_of(r: &sqlx::any::AnyRow) -> CaseSummary {
+    let applicant: String = r.get(3);
+    let name = serde_json::from_str::<Applicant>(&applicant).map(|a| a.name).unwrap_or_default();
+    CaseSummary {
+        id: r.get(0),
+        number: r.get(1),
+        item_name: r.get(2),
+        applicant: name,
+        status: r.get(4),
+        received_at: r.get(5),
+        due_on: r.get(6),
+    }
+}
+
+/// Receives zone messages for internal processing, and closes cases whose process ended.
+pub struct InternalReceiver(pub CaseService);
+
+#[async_trait::async_trait]
+impl tongban_platform::outbox::OutboxHandler for InternalReceiver {
+    fn name(&self) -> &'static str {
+        "approval.cases"
+    }
+
+    fn accepts(&self, topic: &str) -> bool {
+        topic == zone::TO_INTERNAL || topic == "workflow.instance.completed"
+    }
+
+    async fn handle(&self, tx: &mut WriteTx, event: &tongban_platform::outbox::OutboxEvent) -> Result<(), String> {
+        if event.topic == "workflow.instance.completed" {
+            let id = event.payload["instance_id"].as_i64().ok_or("event without instance_id")?;
+            let vars = event.payload["variables"].as_object().cloned().unwrap_or_default();
+            return self.0.complete_from_process(tx, id, &vars).await;
+        }
+        let msg: ZoneMessage = serde_json::from_value(event.payload.clone()).map_err(|e| format!("bad zone message: {e}"))?;
+        self.0.receive(tx, &msg).await
+    }
+}

@@ -1,0 +1,160 @@
+//! The window (受理台): received applications, each with the applicant, form and materials, and
+//! the clerk's actions: accept (受理), refuse (不予受理), request supplements (一次性告知).
+//! Department handlers reach a case from their task.
+
+use askama::Template;
+use axum::{
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+};
+use serde::Deserialize;
+use tongban_approval::cases::{CaseSummary, CaseView};
+use tongban_authz::Permission;
+use tongban_platform::{DomainError, clock::format_local};
+
+use super::{Layout, PageResult, admin_units::Done, form_error, render, render_status, see_other};
+use crate::{
+    ctx::Ctx,
+    parse::{PageForm, PathParams, QueryOf},
+    state::AppState,
+};
+
+#[derive(Template)]
+#[template(path = "cases.html")]
+struct CasesPage {
+    l: Layout,
+    all: bool,
+    cases: Vec<(CaseSummary, String, String)>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct CasesQuery {
+    #[serde(default)]
+    all: Option<String>,
+}
+
+/// `GET /cases`: the queue of applications waiting for acceptance (or all with `?all=1`).
+pub async fn list(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<CasesQuery>) -> PageResult {
+    let p = ctx.principal()?;
+    let all = q.all.is_some();
+    let cases = state
+        .cases
+        .cases(p, !all)
+        .await?
+        .into_iter()
+        .map(|c| {
+            let k = format!("cases.status_{}", c.status);
+            let t = format_local(c.received_at);
+            (c, k, t)
+        })
+        .collect();
+    render(&CasesPage { l: Layout::new(&ctx, "cases.title", "cases"), all, cases })
+}
+
+#[derive(Template)]
+#[template(path = "case.html")]
+struct CasePage {
+    l: Layout,
+    c: CaseView,
+    status_key: String,
+    received: String,
+    form: Vec<(String, String)>,
+    events: Vec<(String, String, String, String)>,
+    window: bool,
+    error: String,
+}
+
+async fn case_page(state: &AppState, ctx: &Ctx, id: i64, error: String, done: Option<&str>) -> PageResult {
+    let p = ctx.principal()?;
+    let c = state.cases.case(p, &ctx.actor(), id).await?;
+    let item = state.catalogue.item(c.item_id, true).await?;
+    let form = item
+        .spec
+        .form
+        .iter()
+        .map(|f| {
+            let v = match c.form.get(&f.name) {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(serde_json::Value::Bool(b)) => {
+                    if *b {
+                        "✓".into()
+                    } else {
+                        "✗".into()
+                    }
+                }
+                Some(v) => v.to_string(),
+                None => String::new(),
+            };
+            (f.label.clone(), v)
+        })
+        .collect();
+    let events =
+        c.events.iter().map(|e| (format_local(e.at), e.actor.clone(), format!("cases.event_{}", e.action), e.note.clone())).collect();
+    let code = if error.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let view = CasePage {
+        l: Layout::new(ctx, "cases.case", "cases").with_flash(done),
+        status_key: format!("cases.status_{}", c.summary.status),
+        received: format_local(c.summary.received_at),
+        form,
+        events,
+        window: p.has(Permission::ApprovalAccept),
+        c,
+        error,
+    };
+    render_status(code, &view)
+}
+
+/// `GET /cases/{id}`.
+pub async fn show(State(state): State<AppState>, ctx: Ctx, params: PathParams, QueryOf(q): QueryOf<Done>) -> PageResult {
+    let id = params.id("id")?;
+    case_page(&state, &ctx, id, String::new(), q.done.as_deref()).await
+}
+
+/// The action form: a reason or the supplement list (one item per line).
+#[derive(Deserialize, Default)]
+pub struct ActionForm {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    items: String,
+}
+
+/// `POST /cases/{id}/{accept|refuse|supplement}`.
+pub async fn act(State(state): State<AppState>, ctx: Ctx, params: PathParams, PageForm(f): PageForm<ActionForm>) -> PageResult {
+    let p = ctx.principal()?;
+    let id = params.id("id")?;
+    let actor = ctx.actor();
+    let result = match params.text("action") {
+        "accept" => state.cases.accept(p, &actor, id).await,
+        "refuse" => state.cases.refuse(p, &actor, id, &f.reason).await,
+        "supplement" => {
+            let items: Vec<String> = f.items.lines().map(str::to_string).collect();
+            state.cases.request_supplement(p, &actor, id, &items).await
+        }
+        _ => Err(DomainError::NotFound("error.not_found")),
+    };
+    match result {
+        Ok(()) => see_other(&format!("/cases/{id}?done=case_updated")),
+        Err(e @ (DomainError::Invalid(_) | DomainError::Conflict(_))) => {
+            let (_, message) = form_error(&ctx.tr, e)?;
+            case_page(&state, &ctx, id, message, None).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /cases/{id}/materials/{mid}`: downloads a material (for those who may see the case).
+pub async fn material(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
+    let p = ctx.principal()?;
+    let m = state.cases.material(p, &ctx.actor(), params.id("id")?, params.id("mid")?).await?;
+    let bytes = state
+        .blobs
+        .get(&m.sm3)
+        .await
+        .map_err(|e| DomainError::Internal(format!("reading blob: {e}")))?
+        .ok_or(DomainError::NotFound("error.not_found"))?;
+    let ascii: String = m.file_name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
+    let disposition = format!("attachment; filename=\"{ascii}\"");
+    Ok(([(header::CONTENT_TYPE, m.content_type), (header::CONTENT_DISPOSITION, disposition)], bytes).into_response())
+}
