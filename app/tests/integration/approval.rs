@@ -373,6 +373,20 @@ async fn the_whole_story_supplement_acceptance_three_departments_and_the_result(
     }
     let mut land = app.staff("zhoujun").await;
     let t = task_for(&mut land, &number, "decide").await;
+    // Supervision: the decision is overdue; the supervisor sees it by department and urges.
+    app.sql(&format!("UPDATE wf_tasks SET due_on = '2000-01-04' WHERE id = {t}")).await;
+    let mut sup = app.staff("jiangwei").await;
+    let r = sup.get("/supervision").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("自然资源局") && r.body.contains("审批决定") && r.body.contains(&number), "overdue list: {}", r.body);
+    let r = sup.post_form("/supervision", &format!("/supervision/tasks/{t}/urge"), &[("note", "请于今日办结")]).await;
+    assert_eq!(r.location(), "/supervision?done=urged");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM outbox WHERE topic = 'supervision.urge'").await, 1);
+    let r = sup.get("/supervision/export.csv").await;
+    assert!(r.body.contains("审批决定") && r.body.contains("超期"), "CSV: {}", r.body);
+    let mut office = app.staff("zhangwei").await;
+    assert_eq!(office.get("/supervision").await.status, StatusCode::FORBIDDEN, "only supervisors");
+    assert_eq!(app.audit_count("supervision.read", "denied").await, 1);
     land.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/claim"), json!({})).await;
     let r = land
         .json(
@@ -387,4 +401,7 @@ async fn the_whole_story_supplement_acceptance_three_departments_and_the_result(
     assert!(r.body.contains("已办结（准予）") && r.body.contains("嘉审批〔"), "the applicant sees the result: {}", r.body);
     assert_eq!(app.audit_count("approval.case.accept", "success").await, 1);
     assert_eq!(app.audit_count("approval.case.supplement", "success").await, 1);
+    let r = sup.get("/supervision").await;
+    assert_eq!(r.element_text("fig-completed"), "1");
+    assert_eq!(r.element_text("fig-rate"), "100.0%", "completed within the promised days");
 }

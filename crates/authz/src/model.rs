@@ -47,11 +47,14 @@ pub enum Permission {
     /// Receive applications at the window: accept, refuse, request supplements (窗口受理).
     #[serde(rename = "approval.accept")]
     ApprovalAccept,
+    /// Electronic supervision: every deadline, urge holders, export (电子监察).
+    #[serde(rename = "supervision.read")]
+    SupervisionRead,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 14] = [
+    pub const ALL: [Permission; 15] = [
         Permission::UnitRead,
         Permission::UnitWrite,
         Permission::UserRead,
@@ -66,6 +69,7 @@ impl Permission {
         Permission::WorkflowStart,
         Permission::CatalogueWrite,
         Permission::ApprovalAccept,
+        Permission::SupervisionRead,
     ];
 
     /// The stored name, e.g. `user.write`.
@@ -85,6 +89,7 @@ impl Permission {
             Permission::WorkflowStart => "workflow.start",
             Permission::CatalogueWrite => "catalogue.write",
             Permission::ApprovalAccept => "approval.accept",
+            Permission::SupervisionRead => "supervision.read",
         }
     }
 

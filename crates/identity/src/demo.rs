@@ -56,10 +56,11 @@ const SUB_UNITS: [(&str, &str); 3] =
     [("行政审批服务局（政务服务中心）", "综合受理窗口"), ("公安局", "珠泉派出所"), ("市场监督管理局", "塘村市场监督管理所")];
 
 /// (user name, real name, unit, position, role, scope)
-const STAFF: [(&str, &str, &str, &str, &str, &str); 13] = [
+const STAFF: [(&str, &str, &str, &str, &str, &str); 14] = [
     ("sysadmin", "王建国", "信息中心", "系统管理员", "sys_admin", "all"),
     ("secadmin", "李红梅", "信息中心", "安全管理员", "sec_admin", "all"),
     ("auditor", "陈志强", "县纪委监委", "安全审计员", "auditor", "all"),
+    ("jiangwei", "蒋巍", "县纪委监委", "电子监察员", "supervisor", "all"),
     ("zhangwei", "张伟", "县政府办公室", "主任", "staff", "unit"),
     ("zhaomin", "赵敏", "行政审批服务局（政务服务中心）", "办公室主任（单位管理员）", "unit_admin", "subtree"),
     ("liuyang", "刘洋", "综合受理窗口", "窗口受理员", "window_clerk", "self"),

@@ -57,3 +57,18 @@ INSERT INTO roles (code, name, description, admin_class, builtin, created_at, up
 INSERT INTO role_permissions (role_id, permission) SELECT id, 'approval.accept' FROM roles WHERE code = 'window_clerk';
 INSERT INTO role_permissions (role_id, permission) SELECT id, 'workbench.use' FROM roles WHERE code = 'window_clerk';
 INSERT INTO role_permissions (role_id, permission) SELECT id, 'workflow.start' FROM roles WHERE code = 'window_clerk';
+
+INSERT INTO roles (code, name, description, admin_class, builtin, created_at, updated_at)
+    SELECT 'supervisor', '电子监察员', '电子监察：查看全部办件与任务的时限状态，催办，导出', 'none', 1, 0, 0
+    WHERE NOT EXISTS (SELECT 1 FROM roles WHERE code = 'supervisor');
+INSERT INTO role_permissions (role_id, permission) SELECT id, 'supervision.read' FROM roles WHERE code = 'supervisor';
+INSERT INTO role_permissions (role_id, permission) SELECT id, 'workbench.use' FROM roles WHERE code = 'supervisor';
+
+CREATE TABLE urges (
+    id {{ID}},
+    task_id BIGINT NOT NULL REFERENCES wf_tasks(id),
+    by_user BIGINT NOT NULL REFERENCES users(id),
+    at BIGINT NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE INDEX urges_task ON urges(task_id);

@@ -580,6 +580,38 @@ impl WorkflowService {
         })
     }
 
+    // ---- supervision (电子监察) ------------------------------------------------------------------
+
+    /// Every open task with its department and deadline colour (`supervision.read`).
+    pub async fn supervised_tasks(&self, caller: &Principal, actor: &AuditActor) -> DomainResult<Vec<(TaskRow, String)>> {
+        self.require(caller, actor, Permission::SupervisionRead, "supervision.read").await?;
+        let calendar = self.calendar.calendar().await?;
+        let today = local_date(now_millis());
+        Ok(self
+            .store
+            .open_tasks_by_unit()
+            .await?
+            .into_iter()
+            .map(|(r, u)| (with_deadline(r, &calendar, today, self.warn_days), u))
+            .collect())
+    }
+
+    /// Urges the holder of an open task (催办): recorded, audited and sent as a notification event.
+    pub async fn urge(&self, caller: &Principal, actor: &AuditActor, task_id: i64, note: &str) -> DomainResult<()> {
+        self.require(caller, actor, Permission::SupervisionRead, "supervision.urge").await?;
+        let note = note.trim();
+        if note.chars().count() > 500 {
+            return Err(DomainError::invalid("note", "error.too_long"));
+        }
+        let note = if note.is_empty() { "请抓紧办理" } else { note };
+        let record = Record { actor, entry: Entry::success("supervision.urge", "wf_task", task_id, json!({"note": note})) };
+        if self.store.urge(task_id, caller.user_id, note, record).await? {
+            Ok(())
+        } else {
+            Err(DomainError::Conflict("workflow.error.task_closed"))
+        }
+    }
+
     // ---- timers and deadlines ----------------------------------------------------------------
 
     /// Fires boundary timers whose day has passed and moves tasks to warning or overdue,

@@ -149,6 +149,12 @@ pub trait WorkflowStore: Send + Sync {
     async fn open_deadlines(&self) -> DomainResult<Vec<DeadlineRecord>>;
     /// Marks a task warned (1) or overdue (2), with its audit record and outbox event.
     async fn set_alert(&self, task_id: i64, level: i64, record: Record<'_>, topic: &str, payload: &Value) -> DomainResult<()>;
+    /// Every open task with the department holding it (the holder's unit, else the first
+    /// candidate unit), for supervision.
+    async fn open_tasks_by_unit(&self) -> DomainResult<Vec<(TaskRow, String)>>;
+    /// Records an urge (催办) of an open task with its audit record and notification event;
+    /// `false` when the task is not open.
+    async fn urge(&self, task_id: i64, by_user: i64, note: &str, record: Record<'_>) -> DomainResult<bool>;
     /// Queues job `kind` now unless one is queued or running.
     async fn ensure_job(&self, kind: &str) -> DomainResult<()>;
     /// Queues job `kind` at `run_at` (ms).

@@ -13,6 +13,7 @@ mod intake;
 mod me;
 mod public;
 mod regions;
+mod supervision;
 mod workbench;
 mod workflow;
 
@@ -54,6 +55,8 @@ pub struct NavUser {
     pub can_catalogue: bool,
     /// Show the window's case list.
     pub can_cases: bool,
+    /// Show the supervision dashboard.
+    pub can_supervise: bool,
 }
 
 /// What the base layout needs.
@@ -100,6 +103,7 @@ fn nav_user(p: &Principal) -> NavUser {
         can_workflows: p.has(Permission::WorkflowDefine) || p.has(Permission::WorkflowStart),
         can_catalogue: p.has(Permission::CatalogueWrite),
         can_cases: p.has(Permission::ApprovalAccept),
+        can_supervise: p.has(Permission::SupervisionRead),
     }
 }
 
@@ -260,6 +264,9 @@ pub fn routes() -> Router<AppState> {
         .route("/cases/{id}", get(cases::show))
         .route("/cases/{id}/materials/{mid}", get(cases::material))
         .route("/cases/{id}/{action}", post(cases::act))
+        .route("/supervision", get(supervision::dashboard))
+        .route("/supervision/export.csv", get(supervision::export))
+        .route("/supervision/tasks/{id}/urge", post(supervision::urge))
         .route("/guide", get(catalogue::guide_list))
         .route("/guide/{id}", get(catalogue::guide))
         .route("/guide/{id}/print", get(catalogue::guide_print))

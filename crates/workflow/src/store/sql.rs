@@ -325,6 +325,54 @@ impl WorkflowStore for SqlStore {
         Ok(())
     }
 
+    async fn open_tasks_by_unit(&self) -> DomainResult<Vec<(TaskRow, String)>> {
+        let sql = format!(
+            "{TASK_COLUMNS} LEFT JOIN users u ON u.id = t.assignee_id LEFT JOIN units hu ON hu.id = u.unit_id WHERE t.status = 'open' ORDER BY t.due_on, t.id"
+        );
+        let rows = sqlx::query(&sql).fetch_all(self.db.pool()).await?;
+        let holders = sqlx::query(
+            "SELECT t.id, hu.name, (SELECT MIN(COALESCE(cu.name, c.value)) FROM wf_task_candidates c LEFT JOIN units cu ON CAST(cu.id AS TEXT) = c.value              WHERE c.task_id = t.id AND c.kind = 'unit') FROM wf_tasks t LEFT JOIN users u ON u.id = t.assignee_id LEFT JOIN units hu ON hu.id = u.unit_id              WHERE t.status = 'open'",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        let unit_of = |id: i64| {
+            holders
+                .iter()
+                .find(|h| h.get::<i64, _>(0) == id)
+                .and_then(|h| h.get::<Option<String>, _>(1).or_else(|| h.get::<Option<String>, _>(2)))
+                .unwrap_or_default()
+        };
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let row = task_row(r);
+                let unit = unit_of(row.id);
+                (row, unit)
+            })
+            .collect())
+    }
+
+    async fn urge(&self, task_id: i64, by_user: i64, note: &str, record: Record<'_>) -> DomainResult<bool> {
+        let mut tx = self.db.begin_write().await?;
+        let task = sqlx::query("SELECT assignee_id, name, instance_id FROM wf_tasks WHERE id = $1 AND status = 'open'")
+            .bind(task_id)
+            .fetch_optional(tx.conn())
+            .await?;
+        let Some(task) = task else { return Ok(false) };
+        sqlx::query("INSERT INTO urges (task_id, by_user, at, note) VALUES ($1,$2,$3,$4)")
+            .bind(task_id)
+            .bind(by_user)
+            .bind(tongban_platform::clock::now_millis())
+            .bind(note)
+            .execute(tx.conn())
+            .await?;
+        self.write_record(&mut tx, record, task_id).await?;
+        let payload = json!({"task_id": task_id, "assignee_id": task.get::<Option<i64>, _>(0), "name": task.get::<String, _>(1), "instance_id": task.get::<i64, _>(2), "note": note});
+        outbox::publish(&mut tx, "supervision.urge", &payload).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn ensure_job(&self, kind: &str) -> DomainResult<()> {
         let mut tx = self.db.begin_write().await?;
         let queued = sqlx::query("SELECT 1 FROM jobs WHERE kind = $1 AND status IN ('queued', 'running')")

@@ -1,0 +1,120 @@
+//! Electronic supervision (电子监察): open, warning and overdue tasks by department; case
+//! figures (on-time completion rate, average working days per item); the overdue list with who
+//! holds each task; urge (催办) a holder; CSV export. Read-only apart from urging.
+
+use askama::Template;
+use axum::{extract::State, http::header, response::IntoResponse};
+use serde::Deserialize;
+use tongban_approval::cases::CaseStats;
+use tongban_workflow::service::TaskRow;
+
+use super::{Layout, PageResult, admin_units::Done, render, see_other};
+use crate::{
+    ctx::Ctx,
+    parse::{PageForm, PathParams, QueryOf},
+    state::AppState,
+};
+
+/// Open, warning and overdue counts of one department.
+pub struct DepartmentLine {
+    name: String,
+    open: usize,
+    warning: usize,
+    overdue: usize,
+}
+
+#[derive(Template)]
+#[template(path = "supervision.html")]
+struct Dashboard {
+    l: Layout,
+    departments: Vec<DepartmentLine>,
+    stats: CaseStats,
+    rate: String,
+    attention: Vec<(TaskRow, String)>,
+}
+
+fn departments(tasks: &[(TaskRow, String)]) -> Vec<DepartmentLine> {
+    let mut out: Vec<DepartmentLine> = Vec::new();
+    for (t, unit) in tasks {
+        let name = if unit.is_empty() { "—".to_string() } else { unit.clone() };
+        let i = match out.iter().position(|d| d.name == name) {
+            Some(i) => i,
+            None => {
+                out.push(DepartmentLine { name, open: 0, warning: 0, overdue: 0 });
+                out.len() - 1
+            }
+        };
+        out[i].open += 1;
+        match t.alert {
+            "warning" => out[i].warning += 1,
+            "overdue" => out[i].overdue += 1,
+            _ => {}
+        }
+    }
+    out.sort_by(|a, b| b.overdue.cmp(&a.overdue).then(b.warning.cmp(&a.warning)).then(a.name.cmp(&b.name)));
+    out
+}
+
+/// `GET /supervision`.
+pub async fn dashboard(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<Done>) -> PageResult {
+    let p = ctx.principal()?;
+    let actor = ctx.actor();
+    let tasks = state.workflow.supervised_tasks(p, &actor).await?;
+    let stats = state.cases.stats(p, &actor).await?;
+    let rate = stats.on_time_rate.map(|r| format!("{:.1}%", r * 100.0)).unwrap_or_else(|| "—".into());
+    let attention = tasks.iter().filter(|(t, _)| t.alert != "normal").cloned().collect();
+    render(&Dashboard {
+        l: Layout::new(&ctx, "supervision.title", "supervision").with_flash(q.done.as_deref()),
+        departments: departments(&tasks),
+        stats,
+        rate,
+        attention,
+    })
+}
+
+/// The urge form.
+#[derive(Deserialize, Default)]
+pub struct UrgeForm {
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /supervision/tasks/{id}/urge`.
+pub async fn urge(State(state): State<AppState>, ctx: Ctx, params: PathParams, PageForm(f): PageForm<UrgeForm>) -> PageResult {
+    let p = ctx.principal()?;
+    state.workflow.urge(p, &ctx.actor(), params.id("id")?, &f.note).await?;
+    see_other("/supervision?done=urged")
+}
+
+/// `GET /supervision/export.csv`: every open task with department, holder, deadline and state.
+pub async fn export(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+    let p = ctx.principal()?;
+    let tasks = state.workflow.supervised_tasks(p, &ctx.actor()).await?;
+    let mut w = csv::Writer::from_writer(vec![0xEF, 0xBB, 0xBF]);
+    let header_row = ["部门", "环节", "办件", "流程", "办理人", "办理期限", "剩余工作日", "状态"];
+    w.write_record(header_row).map_err(|e| tongban_platform::DomainError::Internal(e.to_string()))?;
+    for (t, unit) in &tasks {
+        let state_label = match t.alert {
+            "overdue" => "超期",
+            "warning" => "预警",
+            _ => "正常",
+        };
+        let row = [
+            unit.clone(),
+            t.name.clone(),
+            t.title.clone(),
+            t.process.clone(),
+            t.assignee_name.clone().unwrap_or_else(|| "待签收".into()),
+            t.due_on.clone().unwrap_or_default(),
+            t.remaining.map(|r| r.to_string()).unwrap_or_default(),
+            state_label.to_string(),
+        ];
+        w.write_record(&row).map_err(|e| tongban_platform::DomainError::Internal(e.to_string()))?;
+    }
+    let bytes = w.into_inner().map_err(|e| tongban_platform::DomainError::Internal(e.to_string()))?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"supervision.csv\"")],
+        bytes,
+    )
+        .into_response())
+}
