@@ -358,6 +358,11 @@ async fn the_whole_story_supplement_acceptance_three_departments_and_the_result(
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let r = clerk.post_form(&format!("/cases/{case}"), &format!("/cases/{case}/accept"), &[]).await;
     assert!(r.body.contains("不在待受理状态"), "accepting twice is refused");
+    let r = clerk.get(&format!("/cases/{case}/notice/acceptance")).await;
+    assert!(r.body.contains("受理通知书") && r.body.contains("决定予以受理") && r.body.contains("10个工作日"), "{}", r.body);
+    let r = clerk.get(&format!("/cases/{case}/notice/supplement")).await;
+    assert!(r.body.contains("建筑立面图") && r.body.contains("授权委托书未签字"));
+    assert_eq!(clerk.get(&format!("/cases/{case}/notice/decision")).await.status, StatusCode::NOT_FOUND, "no decision yet");
     settle(&app).await;
     assert!(ent.get(&page).await.body.contains("办理中"));
 
@@ -401,6 +406,8 @@ async fn the_whole_story_supplement_acceptance_three_departments_and_the_result(
     assert!(r.body.contains("已办结（准予）") && r.body.contains("嘉审批〔"), "the applicant sees the result: {}", r.body);
     assert_eq!(app.audit_count("approval.case.accept", "success").await, 1);
     assert_eq!(app.audit_count("approval.case.supplement", "success").await, 1);
+    let r = clerk.get(&format!("/cases/{case}/notice/decision")).await;
+    assert!(r.body.contains("准予行政许可决定书") && r.body.contains("嘉审批〔"), "{}", r.body);
     let r = sup.get("/supervision").await;
     assert_eq!(r.element_text("fig-completed"), "1");
     assert_eq!(r.element_text("fig-rate"), "100.0%", "completed within the promised days");

@@ -62,6 +62,8 @@ struct CasePage {
     form: Vec<(String, String)>,
     events: Vec<(String, String, String, String)>,
     window: bool,
+    has_accepted: bool,
+    has_supplement: bool,
     error: String,
 }
 
@@ -99,6 +101,8 @@ async fn case_page(state: &AppState, ctx: &Ctx, id: i64, error: String, done: Op
         form,
         events,
         window: p.has(Permission::ApprovalAccept),
+        has_accepted: c.events.iter().any(|e| e.action == "accepted"),
+        has_supplement: c.events.iter().any(|e| e.action == "supplement_requested"),
         c,
         error,
     };
@@ -157,4 +161,64 @@ pub async fn material(State(state): State<AppState>, ctx: Ctx, params: PathParam
     let ascii: String = m.file_name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
     let disposition = format!("attachment; filename=\"{ascii}\"");
     Ok(([(header::CONTENT_TYPE, m.content_type), (header::CONTENT_DISPOSITION, disposition)], bytes).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "notice.html")]
+struct NoticePage {
+    l: Layout,
+    kind: &'static str,
+    title_key: &'static str,
+    unit: String,
+    c: CaseView,
+    item_name: String,
+    legal_basis: String,
+    promised_days: u32,
+    date: String,
+    accepted: String,
+    received: String,
+    items: Vec<String>,
+}
+
+/// `GET /cases/{id}/notice/{kind}`: a printable notice generated from the case — `acceptance`
+/// (受理通知书), `supplement` (补正告知书), `refusal` (不予受理决定书) or `decision`
+/// (准予/不予许可决定书). Only notices that fit the case's state exist.
+pub async fn notice(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
+    let p = ctx.principal()?;
+    let c = state.cases.case(p, &ctx.actor(), params.id("id")?).await?;
+    let item = state.catalogue.item(c.item_id, true).await?;
+    let happened = |action: &str| c.events.iter().rev().find(|e| e.action == action).map(|e| e.at);
+    let (kind, title_key, at) = match params.text("kind") {
+        "acceptance" => ("acceptance", "notice.acceptance", happened("accepted")),
+        "supplement" => ("supplement", "notice.supplement", happened("supplement_requested")),
+        "refusal" => ("refusal", "notice.refusal", happened("refused")),
+        "decision" if c.summary.status == "approved" => ("approved", "notice.approved", happened("approved")),
+        "decision" if c.summary.status == "denied" => ("denied", "notice.denied", happened("denied")),
+        _ => ("", "", None),
+    };
+    let Some(at) = at else { return Err(DomainError::NotFound("error.not_found").into()) };
+    let items = c
+        .events
+        .iter()
+        .rev()
+        .find(|e| e.action == "supplement_requested")
+        .map(|e| e.note.split('；').map(str::to_string).collect())
+        .unwrap_or_default();
+    let date = format_local(at).chars().take(10).collect();
+    let accepted = happened("accepted").map(|a| format_local(a).chars().take(10).collect()).unwrap_or_default();
+    let view = NoticePage {
+        l: Layout::new(&ctx, title_key, "cases"),
+        kind,
+        title_key,
+        unit: format!("嘉禾县{}", item.lead_unit_name),
+        item_name: item.spec.name.clone(),
+        legal_basis: item.spec.legal_basis.clone(),
+        promised_days: item.spec.promised_days,
+        date,
+        accepted,
+        received: format_local(c.summary.received_at).chars().take(10).collect(),
+        items,
+        c,
+    };
+    render(&view)
 }

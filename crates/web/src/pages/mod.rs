@@ -263,6 +263,7 @@ pub fn routes() -> Router<AppState> {
         .route("/cases", get(cases::list))
         .route("/cases/{id}", get(cases::show))
         .route("/cases/{id}/materials/{mid}", get(cases::material))
+        .route("/cases/{id}/notice/{kind}", get(cases::notice))
         .route("/cases/{id}/{action}", post(cases::act))
         .route("/supervision", get(supervision::dashboard))
         .route("/supervision/export.csv", get(supervision::export))
