@@ -95,6 +95,20 @@ pub async fn load_demo(opened: &Opened) -> anyhow::Result<Option<Vec<tongban_ide
     Ok(logins)
 }
 
+/// Adds demo applicants and applications in every state (for `serve --demo`; the test harness
+/// loads the county and catalogue only, so that tests start from an empty window).
+pub async fn load_demo_applications(opened: &Opened) -> anyhow::Result<usize> {
+    let dispatcher = tongban_platform::outbox::Dispatcher::new(opened.db.clone(), outbox_handlers(opened));
+    let services = tongban_approval::demo::DemoServices {
+        identity: &opened.identity,
+        intake: &opened.intake,
+        cases: &opened.cases,
+        workflow: &opened.workflow,
+        dispatcher: &dispatcher,
+    };
+    Ok(tongban_approval::demo::load_applications(&services, &opened.catalogue).await?)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

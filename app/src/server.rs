@@ -70,7 +70,14 @@ pub async fn serve(config: tongban_platform::Config, demo: bool) -> anyhow::Resu
 /// On an empty database: the demo county with `--demo`, otherwise the three administrators.
 async fn first_start(opened: &Opened, demo: bool) -> anyhow::Result<()> {
     if demo {
-        if let Some(logins) = crate::boot::load_demo(opened).await? {
+        let loaded = crate::boot::load_demo(opened).await?;
+        if crate::boot::load_demo_applications(opened).await? > 0 {
+            println!(
+                "\nDemo applications loaded. Demo applicants (password {}): 13807351234 (李嘉禾), 13907355678 (嘉禾县珠泉建设开发有限公司).",
+                tongban_approval::demo::DEMO_CITIZEN_PASSWORD
+            );
+        }
+        if let Some(logins) = loaded {
             println!("\nDemo county 嘉禾县 (431024) loaded. Demo log-ins (password {} for all):", tongban_identity::demo::DEMO_PASSWORD);
             for l in logins {
                 println!("  {:<10} {}  {}  [{}]", l.username, l.display_name, l.unit, l.role);

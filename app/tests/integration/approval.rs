@@ -412,3 +412,31 @@ async fn the_whole_story_supplement_acceptance_three_departments_and_the_result(
     assert_eq!(r.element_text("fig-completed"), "1");
     assert_eq!(r.element_text("fig-rate"), "100.0%", "completed within the promised days");
 }
+
+#[tokio::test]
+async fn demo_applications_fill_the_window_the_to_do_lists_and_the_dashboard() {
+    let app = TestApp::demo().await;
+    assert_eq!(tongban::boot::load_demo_applications(&app.opened).await.expect("demo applications"), 4);
+    assert_eq!(tongban::boot::load_demo_applications(&app.opened).await.expect("again"), 0, "loaded once");
+    let mut clerk = app.staff("liuyang").await;
+    assert!(clerk.get("/cases").await.body.contains("个体工商户设立登记"), "one waits at the window");
+    let mut fire = app.staff("fangyuan").await;
+    assert!(fire.get("/tasks").await.body.contains("消防设计审查"), "the fire brigade's review is open");
+    let mut sup = app.staff("jiangwei").await;
+    let r = sup.get("/supervision").await;
+    assert_eq!(
+        (r.element_text("fig-pending"), r.element_text("fig-open"), r.element_text("fig-completed")),
+        ("2".into(), "1".into(), "1".into())
+    );
+    let mut citizen = app.client();
+    let r = citizen
+        .post_form(
+            "/public/login",
+            "/public/login",
+            &[("login", "13807351234"), ("password", tongban_approval::demo::DEMO_CITIZEN_PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.location(), "/public");
+    let r = citizen.get("/public").await;
+    assert!(r.body.contains("待补正") && r.body.contains("已提交，待受理"), "{}", r.body);
+}

@@ -122,3 +122,152 @@ mod tests {
         assert_eq!(parallel.blocks.len(), 1, "three departments in parallel");
     }
 }
+
+/// The services the demo applications go through, as a citizen and as staff would.
+pub struct DemoServices<'a> {
+    /// Accounts and staff principals.
+    pub identity: &'a tongban_identity::IdentityService,
+    /// Public intake.
+    pub intake: &'a crate::intake::IntakeService,
+    /// Internal processing.
+    pub cases: &'a crate::cases::CaseService,
+    /// The process engine.
+    pub workflow: &'a WorkflowService,
+    /// Delivers zone messages between the two sides.
+    pub dispatcher: &'a tongban_platform::outbox::Dispatcher,
+}
+
+/// The demo applicants' password.
+pub const DEMO_CITIZEN_PASSWORD: &str = "Jiahe@2026";
+
+impl DemoServices<'_> {
+    async fn settle(&self) -> DomainResult<()> {
+        for _ in 0..10 {
+            if self.dispatcher.dispatch_once(100).await? == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn staff(&self, username: &str) -> DomainResult<(Principal, Actor)> {
+        let u = self.identity.user_by_username(username).await?.ok_or_else(|| DomainError::Internal(format!("demo user {username}")))?;
+        let p = self.identity.authz().principal(u.id).await?.ok_or_else(|| DomainError::Internal(format!("demo principal {username}")))?;
+        let actor = Actor {
+            user_id: Some(u.id),
+            name: username.into(),
+            unit: p.unit_name.clone(),
+            ip: "127.0.0.1".into(),
+            user_agent: "demo".into(),
+        };
+        Ok((p, actor))
+    }
+
+    async fn citizen(&self, reg: tongban_identity::PublicRegistration) -> DomainResult<tongban_identity::PublicPrincipal> {
+        self.identity.register_public(&reg, "127.0.0.1", "demo").await?;
+        let secret = self.identity.login_public(&reg.phone, &reg.password, "127.0.0.1", "demo").await?;
+        self.identity.public_session(&secret).await?.ok_or_else(|| DomainError::Internal("demo citizen session".into()))
+    }
+
+    /// Fills, uploads and submits one application; answers (intake id, number).
+    async fn apply(
+        &self,
+        who: &tongban_identity::PublicPrincipal,
+        item: &crate::catalogue::ServiceItem,
+        form: serde_json::Value,
+    ) -> DomainResult<(i64, String)> {
+        let actor = who.actor("127.0.0.1", "demo");
+        let id = self.intake.start(who, &actor, item.id).await?;
+        self.intake.save_form(who, id, form.as_object().cloned().unwrap_or_default()).await?;
+        for (i, m) in item.spec.materials.iter().enumerate().filter(|(_, m)| m.required) {
+            let body = format!("%PDF-1.4\n% 演示材料：{}\n", m.name);
+            self.intake.upload(who, &actor, id, i as u32, &format!("{}.pdf", m.name), body.as_bytes()).await?;
+        }
+        let receipt = self.intake.submit(who, &actor, id).await?;
+        self.settle().await?;
+        Ok((id, receipt.number))
+    }
+
+    async fn case_id(&self, clerk: &Principal, number: &str) -> DomainResult<i64> {
+        self.cases
+            .cases(clerk, false)
+            .await?
+            .into_iter()
+            .find(|c| c.number == number)
+            .map(|c| c.id)
+            .ok_or_else(|| DomainError::Internal(format!("demo case {number}")))
+    }
+
+    async fn do_task(&self, username: &str, number: &str, step: &str, approved: bool) -> DomainResult<()> {
+        let (p, a) = self.staff(username).await?;
+        let tasks = self.workflow.tasks(&p, tongban_workflow::TaskList::Todo).await?;
+        let Some(t) = tasks.iter().find(|t| t.title.contains(number) && t.node_id == step) else {
+            return Err(DomainError::Internal(format!("demo task {step} of {number}")));
+        };
+        self.workflow.act(&p, &a, t.id, tongban_workflow::TaskAction::Claim).await?;
+        let mut vars = serde_json::Map::new();
+        vars.insert("approved".into(), serde_json::Value::Bool(approved));
+        self.workflow.act(&p, &a, t.id, tongban_workflow::TaskAction::Complete { opinion: Some("同意".into()), variables: vars }).await?;
+        self.settle().await
+    }
+}
+
+/// Adds demo applicants and applications in every state (waiting at the window, supplements
+/// requested, being processed across three departments, completed) so that the window, the
+/// to-do lists and the supervision dashboard show something. Skipped when applications exist.
+pub async fn load_applications(s: &DemoServices<'_>, catalogue: &CatalogueService) -> DomainResult<usize> {
+    if !s.intake.is_empty().await? {
+        return Ok(0);
+    }
+    let person = s
+        .citizen(tongban_identity::PublicRegistration {
+            kind: "person".into(),
+            name: "李嘉禾".into(),
+            cert_no: "431024199003150016".into(),
+            phone: "13807351234".into(),
+            email: String::new(),
+            password: DEMO_CITIZEN_PASSWORD.into(),
+        })
+        .await?;
+    let firm = s
+        .citizen(tongban_identity::PublicRegistration {
+            kind: "enterprise".into(),
+            name: "嘉禾县珠泉建设开发有限公司".into(),
+            cert_no: "91431024MA4L0TB2XM".into(),
+            phone: "13907355678".into(),
+            email: String::new(),
+            password: DEMO_CITIZEN_PASSWORD.into(),
+        })
+        .await?;
+    let items = catalogue.items(false).await?;
+    let item =
+        |code: &str| items.iter().find(|i| i.spec.code == code).cloned().ok_or_else(|| DomainError::Internal(format!("demo item {code}")));
+    let (clerk, clerk_actor) = s.staff("liuyang").await?;
+
+    // 1. Waiting at the window.
+    let shop = serde_json::json!({"operator_name": "李嘉禾", "id_number": "431024199003150016", "shop_name": "嘉禾县李记米粉店", "address": "嘉禾县珠泉镇塘坊路18号", "contact_phone": "13807351234"});
+    s.apply(&person, &item("431024-QT-SJ-002")?, shop).await?;
+    // 2. Supplements requested.
+    let pension = serde_json::json!({"full_name": "李嘉禾", "id_number": "431024199003150016", "contribution_level": "500", "contact_phone": "13807351234"});
+    let (_, n2) = s.apply(&person, &item("431024-GG-RS-001")?, pension).await?;
+    let c2 = s.case_id(&clerk, &n2).await?;
+    s.cases.request_supplement(&clerk, &clerk_actor, c2, &["户口簿首页及本人页复印件不清晰，请重新上传".to_string()]).await?;
+    // 3. Building permit: accepted, two of three departments done.
+    let permit = serde_json::json!({"project_name": "珠泉镇城南安置小区二期", "applicant_name": "嘉禾县珠泉建设开发有限公司", "credit_code": "91431024MA4L0TB2XM",
+        "land_area": "18600", "building_area": "52300", "contact_phone": "13907355678"});
+    let (_, n3) = s.apply(&firm, &item("431024-XK-ZR-001")?, permit).await?;
+    let c3 = s.case_id(&clerk, &n3).await?;
+    s.cases.accept(&clerk, &clerk_actor, c3).await?;
+    s.settle().await?;
+    s.do_task("zhoujun", &n3, "review_land", true).await?;
+    s.do_task("xuhui", &n3, "review_housing", true).await?;
+    // 4. Food licence: completed and granted.
+    let food = serde_json::json!({"business_name": "嘉禾县珠泉建设开发有限公司职工食堂", "credit_code": "91431024MA4L0TB2XM", "category": "单位食堂", "area": "180", "contact_phone": "13907355678"});
+    let (_, n4) = s.apply(&firm, &item("431024-XK-SJ-001")?, food).await?;
+    let c4 = s.case_id(&clerk, &n4).await?;
+    s.cases.accept(&clerk, &clerk_actor, c4).await?;
+    s.settle().await?;
+    s.do_task("huangli", &n4, "review", true).await?;
+    s.do_task("huangli", &n4, "decide", true).await?;
+    Ok(4)
+}

@@ -512,6 +512,11 @@ impl IntakeService {
         Ok(())
     }
 
+    /// Whether no application has been started yet (for loading demo data once).
+    pub async fn is_empty(&self) -> DomainResult<bool> {
+        Ok(sqlx::query("SELECT 1 FROM intake_applications LIMIT 1").fetch_optional(self.db.pool()).await?.is_none())
+    }
+
     /// "My applications" (我的办件), newest first.
     pub async fn mine(&self, who: &PublicPrincipal) -> DomainResult<Vec<ApplicationSummary>> {
         let rows = sqlx::query(
