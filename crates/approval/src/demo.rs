@@ -102,27 +102,6 @@ pub async fn load(
     Ok(added)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn demo_files_parse_and_validate() {
-        let file: DemoFile = toml::from_str(ITEMS).unwrap();
-        assert_eq!(file.item.len(), 5);
-        for (key, xml) in PROCESSES {
-            let def = tongban_workflow::parse_bpmn(xml).unwrap_or_else(|e| panic!("{key}: {e}"));
-            assert_eq!(def.key, key);
-        }
-        for d in &file.item {
-            assert!(PROCESSES.iter().any(|(k, _)| *k == d.process), "{} has a process", d.name);
-            assert!(crate::form::check_definition(&d.form).is_ok(), "{} form", d.name);
-        }
-        let parallel = tongban_workflow::parse_bpmn(PROCESSES[0].1).unwrap();
-        assert_eq!(parallel.blocks.len(), 1, "three departments in parallel");
-    }
-}
-
 /// The services the demo applications go through, as a citizen and as staff would.
 pub struct DemoServices<'a> {
     /// Accounts and staff principals.
@@ -270,4 +249,25 @@ pub async fn load_applications(s: &DemoServices<'_>, catalogue: &CatalogueServic
     s.do_task("huangli", &n4, "review", true).await?;
     s.do_task("huangli", &n4, "decide", true).await?;
     Ok(4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_files_parse_and_validate() {
+        let file: DemoFile = toml::from_str(ITEMS).unwrap();
+        assert_eq!(file.item.len(), 5);
+        for (key, xml) in PROCESSES {
+            let def = tongban_workflow::parse_bpmn(xml).unwrap_or_else(|e| panic!("{key}: {e}"));
+            assert_eq!(def.key, key);
+        }
+        for d in &file.item {
+            assert!(PROCESSES.iter().any(|(k, _)| *k == d.process), "{} has a process", d.name);
+            assert!(crate::form::check_definition(&d.form).is_ok(), "{} form", d.name);
+        }
+        let parallel = tongban_workflow::parse_bpmn(PROCESSES[0].1).unwrap();
+        assert_eq!(parallel.blocks.len(), 1, "three departments in parallel");
+    }
 }
