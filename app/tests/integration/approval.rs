@@ -411,6 +411,23 @@ async fn the_whole_story_supplement_acceptance_three_departments_and_the_result(
     let r = sup.get("/supervision").await;
     assert_eq!(r.element_text("fig-completed"), "1");
     assert_eq!(r.element_text("fig-rate"), "100.0%", "completed within the promised days");
+
+    // 好差评: a bad rating needs a reason and opens a follow-up for the supervisor.
+    let r = ent.post_form(&page, &format!("{page}/rate"), &[("level", "5"), ("comment", "")]).await;
+    assert!(r.body.contains("不满意时请写明原因"));
+    let r = ent.post_form(&page, &format!("{page}/rate"), &[("level", "5"), ("comment", "补正要求反复，跑了两次")]).await;
+    assert_eq!(r.location(), format!("{page}?done=rated"));
+    let r = ent.post_form(&page, &format!("{page}/rate"), &[("level", "1"), ("comment", "")]).await;
+    assert!(r.body.contains("已经评价过了"), "rated once");
+    settle(&app).await;
+    let r = sup.get("/supervision").await;
+    assert!(r.body.contains("补正要求反复"), "the follow-up is listed");
+    let f = app.scalar("SELECT id FROM rating_followups").await;
+    let r = sup
+        .post_form("/supervision", &format!("/supervision/followups/{f}/close"), &[("resolution", "已回访，约谈窗口负责人，优化补正告知")])
+        .await;
+    assert_eq!(r.location(), "/supervision?done=followup_closed");
+    assert!(!sup.get("/supervision").await.body.contains("补正要求反复"));
 }
 
 #[tokio::test]

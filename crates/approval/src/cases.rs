@@ -229,6 +229,41 @@ impl CaseService {
                 self.event(tx, id, "applicant", "supplemented", "").await.map_err(db)?;
                 Ok(())
             }
+            ZoneMessage::Rating { number, level, comment, at } => {
+                let row = sqlx::query("SELECT id FROM approval_cases WHERE number = $1")
+                    .bind(number)
+                    .fetch_optional(tx.conn())
+                    .await
+                    .map_err(db)?;
+                let Some(r) = row else { return Ok(()) };
+                let id: i64 = r.get(0);
+                sqlx::query("UPDATE approval_cases SET rating = $1, rating_comment = $2 WHERE id = $3")
+                    .bind(i64::from(*level))
+                    .bind(comment)
+                    .bind(id)
+                    .execute(tx.conn())
+                    .await
+                    .map_err(db)?;
+                self.event(tx, id, "applicant", "rated", &format!("{level} {comment}")).await.map_err(db)?;
+                if *level >= 4 {
+                    sqlx::query("INSERT INTO rating_followups (case_id, level, comment, opened_at) VALUES ($1,$2,$3,$4)")
+                        .bind(id)
+                        .bind(i64::from(*level))
+                        .bind(comment)
+                        .bind(at)
+                        .execute(tx.conn())
+                        .await
+                        .map_err(db)?;
+                    tongban_platform::outbox::publish(
+                        tx,
+                        "supervision.bad_rating",
+                        &json!({"case_id": id, "number": number, "level": level}),
+                    )
+                    .await
+                    .map_err(db)?;
+                }
+                Ok(())
+            }
             ZoneMessage::StatusChanged { .. } => Ok(()),
         }
     }
@@ -474,6 +509,79 @@ impl CaseService {
         zone::send(tx, &ZoneMessage::StatusChanged { number, status: public_status.into(), note, due_on: None, at: now })
             .await
             .map_err(db)?;
+        Ok(())
+    }
+}
+
+/// A bad rating waiting for the supervisor's follow-up (差评回访).
+#[derive(Debug, Clone, Serialize)]
+pub struct Followup {
+    /// Id.
+    pub id: i64,
+    /// Case.
+    pub case_id: i64,
+    /// Application number.
+    pub number: String,
+    /// Item.
+    pub item_name: String,
+    /// 4 不满意, 5 非常不满意.
+    pub level: i64,
+    /// The applicant's comment.
+    pub comment: String,
+    /// Opened (ms).
+    pub opened_at: i64,
+}
+
+impl CaseService {
+    /// Open follow-ups of bad ratings (`supervision.read`).
+    pub async fn followups(&self, caller: &Principal) -> DomainResult<Vec<Followup>> {
+        caller.require(Permission::SupervisionRead)?;
+        let rows = sqlx::query(
+            "SELECT f.id, f.case_id, c.number, i.name, f.level, f.comment, f.opened_at FROM rating_followups f JOIN approval_cases c ON c.id = f.case_id              JOIN approval_items i ON i.id = c.item_id WHERE f.closed_at IS NULL ORDER BY f.opened_at",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Followup {
+                id: r.get(0),
+                case_id: r.get(1),
+                number: r.get(2),
+                item_name: r.get(3),
+                level: r.get(4),
+                comment: r.get(5),
+                opened_at: r.get(6),
+            })
+            .collect())
+    }
+
+    /// Closes a follow-up with what was done (回访整改情况).
+    pub async fn close_followup(&self, caller: &Principal, actor: &Actor, id: i64, resolution: &str) -> DomainResult<()> {
+        if !caller.has(Permission::SupervisionRead) {
+            self.audit.record_denied(&self.db, actor, "supervision.followup", "rating_followup", id, "missing_permission").await;
+            return Err(DomainError::Forbidden("error.forbidden"));
+        }
+        let resolution = resolution.trim();
+        if resolution.is_empty() || resolution.chars().count() > 2000 {
+            return Err(DomainError::invalid("resolution", "error.required"));
+        }
+        let mut tx = self.db.begin_write().await?;
+        let n =
+            sqlx::query("UPDATE rating_followups SET closed_at = $1, closed_by = $2, resolution = $3 WHERE id = $4 AND closed_at IS NULL")
+                .bind(now_millis())
+                .bind(caller.user_id)
+                .bind(resolution)
+                .bind(id)
+                .execute(tx.conn())
+                .await?
+                .rows_affected();
+        if n != 1 {
+            return Err(NOT_FOUND);
+        }
+        self.audit
+            .append(&mut tx, actor, Entry::success("supervision.followup", "rating_followup", id, json!({"resolution": resolution})))
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -512,6 +512,56 @@ impl IntakeService {
         Ok(())
     }
 
+    /// Rates a completed application (好差评), once: 1 very satisfied … 5 very dissatisfied.
+    pub async fn rate(&self, who: &PublicPrincipal, actor: &Actor, id: i64, level: u8, comment: &str) -> DomainResult<()> {
+        let row = self.own(who, id).await?;
+        let finished = [status::APPROVED, status::DENIED, status::REFUSED].contains(&row.status.as_str());
+        let Some(number) = row.number.filter(|_| finished) else { return Err(DomainError::Conflict("approval.error.not_finished")) };
+        if !(1..=5).contains(&level) {
+            return Err(DomainError::invalid("level", "approval.error.option"));
+        }
+        let comment = comment.trim();
+        if comment.chars().count() > 500 {
+            return Err(DomainError::invalid("comment", "approval.error.too_long"));
+        }
+        if level >= 4 && comment.is_empty() {
+            return Err(DomainError::invalid("comment", "approval.error.comment_needed"));
+        }
+        let now = now_millis();
+        let mut tx = self.db.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE intake_applications SET rating = $1, rating_comment = $2, updated_at = $3 WHERE id = $4 AND rating IS NULL",
+        )
+        .bind(i64::from(level))
+        .bind(comment)
+        .bind(now)
+        .bind(id)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        if n != 1 {
+            return Err(DomainError::Conflict("approval.error.rated"));
+        }
+        zone::send(&mut tx, &ZoneMessage::Rating { number: number.clone(), level, comment: comment.into(), at: now }).await?;
+        self.audit
+            .append(
+                &mut tx,
+                actor,
+                Entry::success("approval.application.rate", "intake_application", id, json!({"number": number, "level": level})),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The rating given, if any.
+    pub async fn rating(&self, who: &PublicPrincipal, id: i64) -> DomainResult<Option<(i64, String)>> {
+        self.own(who, id).await?;
+        let r =
+            sqlx::query("SELECT rating, rating_comment FROM intake_applications WHERE id = $1").bind(id).fetch_one(self.db.pool()).await?;
+        Ok(r.get::<Option<i64>, _>(0).map(|l| (l, r.get::<Option<String>, _>(1).unwrap_or_default())))
+    }
+
     /// Whether no application has been started yet (for loading demo data once).
     pub async fn is_empty(&self) -> DomainResult<bool> {
         Ok(sqlx::query("SELECT 1 FROM intake_applications LIMIT 1").fetch_optional(self.db.pool()).await?.is_none())

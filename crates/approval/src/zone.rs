@@ -82,6 +82,17 @@ pub enum ZoneMessage {
         /// When (ms).
         at: i64,
     },
+    /// The applicant rated the service (好差评): 1 very satisfied … 5 very dissatisfied.
+    Rating {
+        /// Application number.
+        number: String,
+        /// 1 非常满意, 2 满意, 3 基本满意, 4 不满意, 5 非常不满意.
+        level: u8,
+        /// Comment.
+        comment: String,
+        /// When (ms).
+        at: i64,
+    },
     /// The internal side changed the status (状态反馈).
     StatusChanged {
         /// Application number.
@@ -104,6 +115,7 @@ impl ZoneMessage {
             ZoneMessage::Submission { number, .. }
             | ZoneMessage::Withdrawal { number, .. }
             | ZoneMessage::SupplementAnswered { number, .. }
+            | ZoneMessage::Rating { number, .. }
             | ZoneMessage::StatusChanged { number, .. } => number,
         }
     }

@@ -12,6 +12,8 @@ CREATE TABLE intake_applications (
     status TEXT NOT NULL,
     status_note TEXT NOT NULL DEFAULT '',
     due_on TEXT,
+    rating BIGINT,
+    rating_comment TEXT,
     created_at BIGINT NOT NULL,
     submitted_at BIGINT,
     updated_at BIGINT NOT NULL

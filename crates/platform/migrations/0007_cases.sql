@@ -18,6 +18,8 @@ CREATE TABLE approval_cases (
     result_no TEXT,
     note TEXT NOT NULL DEFAULT '',
     completed_at BIGINT,
+    rating BIGINT,
+    rating_comment TEXT,
     updated_at BIGINT NOT NULL
 );
 CREATE INDEX approval_cases_status ON approval_cases(status, received_at);
@@ -72,3 +74,15 @@ CREATE TABLE urges (
     note TEXT NOT NULL
 );
 CREATE INDEX urges_task ON urges(task_id);
+
+-- A bad rating (不满意 / 非常不满意) opens a follow-up for the supervisor (差评回访整改).
+CREATE TABLE rating_followups (
+    id {{ID}},
+    case_id BIGINT NOT NULL REFERENCES approval_cases(id),
+    level BIGINT NOT NULL,
+    comment TEXT NOT NULL,
+    opened_at BIGINT NOT NULL,
+    closed_at BIGINT,
+    closed_by BIGINT,
+    resolution TEXT
+);

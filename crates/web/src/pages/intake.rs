@@ -58,6 +58,8 @@ struct ApplicationPage {
     status_key: String,
     editable: bool,
     events: Vec<(String, String, String)>,
+    can_rate: bool,
+    rating: Option<(i64, String)>,
     error: String,
     error_field: String,
 }
@@ -103,6 +105,8 @@ async fn application_page(state: &AppState, ctx: &Ctx, id: i64, error: (String, 
         })
         .collect();
     let editable = a.status == status::DRAFT;
+    let rating = state.intake.rating(who, id).await?;
+    let can_rate = rating.is_none() && [status::APPROVED, status::DENIED, status::REFUSED].contains(&a.status.as_str());
     let events = a.events.iter().map(|e| (format_local(e.at), status_key(&e.status), e.note.clone())).collect();
     let code = if error.1.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let view = ApplicationPage {
@@ -112,6 +116,8 @@ async fn application_page(state: &AppState, ctx: &Ctx, id: i64, error: (String, 
         materials,
         editable,
         events,
+        can_rate,
+        rating,
         a,
         error_field: error.0,
         error: error.1,
@@ -213,6 +219,29 @@ pub async fn answer_supplement(State(state): State<AppState>, ctx: Ctx, params: 
     let id = params.id("id")?;
     match state.intake.answer_supplement(who, &ctx.actor(), id).await {
         Ok(()) => see_other(&format!("/public/applications/{id}?done=supplement_sent")),
+        Err(e) => {
+            let err = page_error(&ctx, e)?;
+            application_page(&state, &ctx, id, err, None).await
+        }
+    }
+}
+
+/// The rating form.
+#[derive(Deserialize, Default)]
+pub struct RateForm {
+    #[serde(default)]
+    level: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST /public/applications/{id}/rate` (好差评).
+pub async fn rate(State(state): State<AppState>, ctx: Ctx, params: PathParams, PageForm(f): PageForm<RateForm>) -> PageResult {
+    let who = ctx.citizen()?;
+    let id = params.id("id")?;
+    let level = f.level.trim().parse::<u8>().unwrap_or(0);
+    match state.intake.rate(who, &ctx.actor(), id, level, &f.comment).await {
+        Ok(()) => see_other(&format!("/public/applications/{id}?done=rated")),
         Err(e) => {
             let err = page_error(&ctx, e)?;
             application_page(&state, &ctx, id, err, None).await

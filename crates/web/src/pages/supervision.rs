@@ -5,7 +5,7 @@
 use askama::Template;
 use axum::{extract::State, http::header, response::IntoResponse};
 use serde::Deserialize;
-use tongban_approval::cases::CaseStats;
+use tongban_approval::cases::{CaseStats, Followup};
 use tongban_workflow::service::TaskRow;
 
 use super::{Layout, PageResult, admin_units::Done, render, see_other};
@@ -31,6 +31,7 @@ struct Dashboard {
     stats: CaseStats,
     rate: String,
     attention: Vec<(TaskRow, String)>,
+    followups: Vec<Followup>,
 }
 
 fn departments(tasks: &[(TaskRow, String)]) -> Vec<DepartmentLine> {
@@ -63,12 +64,14 @@ pub async fn dashboard(State(state): State<AppState>, ctx: Ctx, QueryOf(q): Quer
     let stats = state.cases.stats(p, &actor).await?;
     let rate = stats.on_time_rate.map(|r| format!("{:.1}%", r * 100.0)).unwrap_or_else(|| "—".into());
     let attention = tasks.iter().filter(|(t, _)| t.alert != "normal").cloned().collect();
+    let followups = state.cases.followups(p).await?;
     render(&Dashboard {
         l: Layout::new(&ctx, "supervision.title", "supervision").with_flash(q.done.as_deref()),
         departments: departments(&tasks),
         stats,
         rate,
         attention,
+        followups,
     })
 }
 
@@ -84,6 +87,25 @@ pub async fn urge(State(state): State<AppState>, ctx: Ctx, params: PathParams, P
     let p = ctx.principal()?;
     state.workflow.urge(p, &ctx.actor(), params.id("id")?, &f.note).await?;
     see_other("/supervision?done=urged")
+}
+
+/// The follow-up form.
+#[derive(Deserialize, Default)]
+pub struct FollowupForm {
+    #[serde(default)]
+    resolution: String,
+}
+
+/// `POST /supervision/followups/{id}/close`: records how a bad rating was followed up.
+pub async fn close_followup(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: PathParams,
+    PageForm(f): PageForm<FollowupForm>,
+) -> PageResult {
+    let p = ctx.principal()?;
+    state.cases.close_followup(p, &ctx.actor(), params.id("id")?, &f.resolution).await?;
+    see_other("/supervision?done=followup_closed")
 }
 
 /// `GET /supervision/export.csv`: every open task with department, holder, deadline and state.
