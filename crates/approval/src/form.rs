@@ -187,6 +187,7 @@ pub fn validate(fields: &[FormField], input: &Map<String, Value>, today: Date) -
         let value = match f.kind {
             FieldKind::Number => match text.parse::<f64>().ok().filter(|n| n.is_finite()) {
                 Some(n) if f.min.is_some_and(|m| n < m) || f.max.is_some_and(|m| n > m) => Err("approval.error.out_of_range"),
+                Some(n) if n.fract() == 0.0 && n.abs() < 1e15 => Ok(Value::from(n as i64)),
                 Some(n) => serde_json::Number::from_f64(n).map(Value::Number).ok_or("approval.error.invalid"),
                 None => Err("approval.error.number"),
             },
