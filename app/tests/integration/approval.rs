@@ -437,13 +437,26 @@ async fn demo_applications_fill_the_window_the_to_do_lists_and_the_dashboard() {
     assert_eq!(tongban::boot::load_demo_applications(&app.opened).await.expect("again"), 0, "loaded once");
     let mut clerk = app.staff("liuyang").await;
     assert!(clerk.get("/cases").await.body.contains("个体工商户设立登记"), "one waits at the window");
+    let r = clerk.get("/api/v1/cases").await;
+    let pending = r.json().as_array().cloned().unwrap_or_default();
+    assert_eq!(pending.len(), 1, "{}", r.body);
+    let id = pending[0]["id"].as_i64().unwrap_or_default();
+    let r = clerk.json(Method::POST, &format!("/api/v1/cases/{id}/refuse"), json!({})).await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("reason")));
+    let r = clerk.json(Method::POST, &format!("/api/v1/cases/{id}/refuse"), json!({"reason": "经营场所位于规划道路红线内"})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = clerk.json(Method::POST, &format!("/api/v1/cases/{id}/accept"), json!({})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "a refused case cannot be accepted");
+    let mut office = app.staff("zhangwei").await;
+    assert_eq!(office.get("/api/v1/cases").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(office.get("/api/v1/supervision").await.status, StatusCode::FORBIDDEN);
     let mut fire = app.staff("fangyuan").await;
     assert!(fire.get("/tasks").await.body.contains("消防设计审查"), "the fire brigade's review is open");
     let mut sup = app.staff("jiangwei").await;
     let r = sup.get("/supervision").await;
     assert_eq!(
         (r.element_text("fig-pending"), r.element_text("fig-open"), r.element_text("fig-completed")),
-        ("2".into(), "1".into(), "1".into())
+        ("1".into(), "1".into(), "1".into())
     );
     let mut citizen = app.client();
     let r = citizen

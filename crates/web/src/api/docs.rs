@@ -7,7 +7,7 @@ use utoipa::{
     openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{calendar, catalogue, dto::*, handlers, workflow};
+use super::{calendar, cases, catalogue, dto::*, handlers, workflow};
 use crate::{ctx::Ctx, error::ErrorBody, pages::Layout};
 
 struct Security;
@@ -33,14 +33,15 @@ impl Modify for Security {
         calendar::working_days, calendar::deadline, calendar::is_working_day, calendar::year, calendar::import,
         workflow::upload, workflow::definitions, workflow::definition, workflow::start, workflow::instance, workflow::cancel,
         workflow::tasks, workflow::act,
-        catalogue::list, catalogue::get, catalogue::create, catalogue::update
+        catalogue::list, catalogue::get, catalogue::create, catalogue::update,
+        cases::list, cases::get, cases::act, cases::supervision
     ),
     components(schemas(ErrorBody, MeDto, RegionDto, UnitDto, UnitBody, UserDto, NewUserBody, UserBody, OneTimePasswordDto, RoleDto, RoleBody,
         GrantDto, GrantBody, AuditRecordDto, AuditPageDto, SessionDto, TokenDto, TokenBody, NewTokenDto,
         calendar::DayKindDto, calendar::WorkingDaysDto, calendar::DeadlineDto, calendar::DayDto, calendar::PeriodDto,
         calendar::ScheduleDayDto, calendar::YearScheduleDto,
         workflow::DefinitionDto, workflow::StepDto, workflow::DefinitionDetailDto, workflow::TaskDto, workflow::InstanceDto,
-        workflow::StartDto, workflow::CreatedDto, workflow::ActionDto, catalogue::ItemDto, catalogue::ItemCreatedDto)),
+        workflow::StartDto, workflow::CreatedDto, workflow::ActionDto, catalogue::ItemDto, catalogue::ItemCreatedDto, cases::CaseActionDto)),
     modifiers(&Security),
     security(("bearer" = []), ("session" = []))
 )]

@@ -3,6 +3,7 @@
 //! (`Authorization: Bearer tbp_…`) or a browser session plus the `X-CSRF-Token` header.
 
 pub(crate) mod calendar;
+mod cases;
 mod catalogue;
 mod docs;
 mod dto;
@@ -45,6 +46,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/calendar/is-working-day", get(calendar::is_working_day))
         .route("/api/v1/calendar/years/{year}", get(calendar::year))
         .route("/api/v1/calendar/import", post(calendar::import))
+        .route("/api/v1/cases", get(cases::list))
+        .route("/api/v1/cases/{id}", get(cases::get))
+        .route("/api/v1/cases/{id}/{action}", post(cases::act))
+        .route("/api/v1/supervision", get(cases::supervision))
         .route("/api/v1/catalogue", get(catalogue::list).post(catalogue::create))
         .route("/api/v1/catalogue/{id}", get(catalogue::get).put(catalogue::update))
         .route("/api/v1/workflow/definitions", get(workflow::definitions).post(workflow::upload))

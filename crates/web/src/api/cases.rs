@@ -1,0 +1,87 @@
+//! The window and supervision API (受理与监察接口): cases received from intake, acceptance actions,
+//! and the supervision figures, for a county's service hall software and dashboards.
+
+use axum::{Json, body::Bytes, extract::State, http::StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{
+    ctx::Ctx,
+    error::{ApiError, ErrorBody},
+    parse::{PathParams, QueryOf, json_body},
+    state::AppState,
+};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// List parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct CasesQuery {
+    /// `pending` (default) or `all`.
+    #[serde(default)]
+    pub list: Option<String>,
+}
+
+/// Received cases (`approval.accept`).
+#[utoipa::path(get, path = "/api/v1/cases", tag = "approval", params(CasesQuery), responses((status = 200, body = Object), (status = 403, body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<CasesQuery>) -> ApiResult<Json<Value>> {
+    let pending = match q.list.as_deref().unwrap_or("pending") {
+        "pending" => true,
+        "all" => false,
+        _ => return Err(tongban_platform::DomainError::invalid("list", "error.invalid_value").into()),
+    };
+    let cases = state.cases.cases(ctx.principal()?, pending).await?;
+    Ok(Json(serde_json::to_value(cases).unwrap_or(Value::Null)))
+}
+
+/// One case with applicant, form, materials (SM3 digests) and history.
+#[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "approval", params(("id" = i64, Path)), responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn get(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> ApiResult<Json<Value>> {
+    let c = state.cases.case(ctx.principal()?, &ctx.actor(), params.id("id")?).await?;
+    Ok(Json(serde_json::to_value(c).unwrap_or(Value::Null)))
+}
+
+/// The body of a window action.
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseActionDto {
+    /// refuse: the reason.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// supplement: every missing material.
+    #[serde(default)]
+    pub items: Vec<String>,
+}
+
+/// Accepts, refuses or requests supplements: `accept`, `refuse`, `supplement`.
+#[utoipa::path(post, path = "/api/v1/cases/{id}/{action}", tag = "approval", params(("id" = i64, Path), ("action" = String, Path)), request_body = CaseActionDto,
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn act(State(state): State<AppState>, ctx: Ctx, params: PathParams, body: Bytes) -> ApiResult<StatusCode> {
+    let p = ctx.principal()?;
+    let id = params.id("id")?;
+    let b: CaseActionDto = if body.iter().all(u8::is_ascii_whitespace) { CaseActionDto::default() } else { json_body(&body)? };
+    let actor = ctx.actor();
+    match params.text("action") {
+        "accept" => state.cases.accept(p, &actor, id).await?,
+        "refuse" => state.cases.refuse(p, &actor, id, b.reason.as_deref().unwrap_or("")).await?,
+        "supplement" => state.cases.request_supplement(p, &actor, id, &b.items).await?,
+        _ => return Err(tongban_platform::DomainError::NotFound("error.not_found").into()),
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Supervision figures: case counts, on-time rate, per item; open tasks with deadline state.
+#[utoipa::path(get, path = "/api/v1/supervision", tag = "approval", responses((status = 200, body = Object), (status = 403, body = ErrorBody)))]
+pub async fn supervision(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<Value>> {
+    let p = ctx.principal()?;
+    let actor = ctx.actor();
+    let stats = state.cases.stats(p, &actor).await?;
+    let tasks: Vec<Value> = state
+        .workflow
+        .supervised_tasks(p, &actor)
+        .await?
+        .into_iter()
+        .map(|(t, unit)| serde_json::json!({"task": t, "department": unit}))
+        .collect();
+    Ok(Json(serde_json::json!({"cases": stats, "open_tasks": tasks})))
+}
