@@ -458,6 +458,9 @@ async fn demo_applications_fill_the_window_the_to_do_lists_and_the_dashboard() {
         (r.element_text("fig-pending"), r.element_text("fig-open"), r.element_text("fig-completed")),
         ("1".into(), "1".into(), "1".into())
     );
+    let r = sup.get("/api/v1/supervision").await;
+    assert_eq!(r.json()["cases"]["completed"], 1);
+    assert!(r.json()["open_tasks"].as_array().is_some_and(|t| !t.is_empty()));
     let mut citizen = app.client();
     let r = citizen
         .post_form(
