@@ -473,3 +473,48 @@ async fn demo_applications_fill_the_window_the_to_do_lists_and_the_dashboard() {
     let r = citizen.get("/public").await;
     assert!(r.body.contains("待补正") && r.body.contains("已提交，待受理"), "{}", r.body);
 }
+
+#[tokio::test]
+async fn a_supplement_during_processing_pauses_the_clock_and_the_answer_resumes_it() {
+    let app = TestApp::demo().await;
+    let mut p = citizen(&app, "11010519491231002X", "13900000007", "person").await;
+    let item = app.scalar("SELECT id FROM approval_items WHERE code = '431024-QT-SJ-002'").await.to_string();
+    let r = p.post_form(&format!("/guide/{item}"), "/public/applications", &[("item_id", &item)]).await;
+    let page = r.location().to_string();
+    for i in 0..3 {
+        p.post_multipart(&page, &format!("{page}/materials"), &[("material_index", &i.to_string())], ("file", "a.pdf", "%PDF-1.4 a")).await;
+    }
+    let form = [
+        ("f.operator_name", "李小龙"),
+        ("f.id_number", "11010519491231002X"),
+        ("f.address", "嘉禾县珠泉镇"),
+        ("f.contact_phone", "13900000007"),
+        ("submit", "1"),
+    ];
+    assert_eq!(p.post_form(&page, &page, &form).await.location(), format!("{page}/receipt"));
+    settle(&app).await;
+    let case = app.scalar("SELECT id FROM approval_cases").await;
+    let mut clerk = app.staff("liuyang").await;
+    clerk.post_form(&format!("/cases/{case}"), &format!("/cases/{case}/accept"), &[]).await;
+    settle(&app).await;
+    let due: String = app.scalar_text(&format!("SELECT due_on FROM approval_cases WHERE id = {case}")).await;
+    let r = clerk
+        .post_form(&format!("/cases/{case}"), &format!("/cases/{case}/supplement"), &[("items", "经营场所使用证明需加盖出租方印章")])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    settle(&app).await;
+    let r = p.get(&page).await;
+    assert!(r.body.contains("待补正") && r.body.contains("暂停计算"), "{}", r.body);
+    let clock = app.scalar_text(&format!("SELECT clock FROM approval_cases WHERE id = {case}")).await;
+    assert!(clock.contains("补正"), "the clock holds the pause: {clock}");
+    p.post_multipart(&page, &format!("{page}/materials"), &[("material_index", "2")], ("file", "b.pdf", "%PDF-1.4 b")).await;
+    assert_eq!(p.post_form(&page, &format!("{page}/supplement"), &[]).await.location(), format!("{page}?done=supplement_sent"));
+    settle(&app).await;
+    assert_eq!(app.scalar_text(&format!("SELECT status FROM approval_cases WHERE id = {case}")).await, "processing");
+    assert_eq!(
+        app.scalar_text(&format!("SELECT due_on FROM approval_cases WHERE id = {case}")).await,
+        due,
+        "paused and resumed on the same day: no shift"
+    );
+    assert!(p.get(&page).await.body.contains("继续办理"));
+}

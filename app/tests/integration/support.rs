@@ -93,6 +93,12 @@ impl TestApp {
         sqlx::query(query).fetch_one(self.opened.db.pool()).await.unwrap_or_else(|e| panic!("{query}: {e}")).get(0)
     }
 
+    /// One text value from the database.
+    pub async fn scalar_text(&self, query: &str) -> String {
+        use sqlx::Row;
+        sqlx::query(query).fetch_one(self.opened.db.pool()).await.unwrap_or_else(|e| panic!("{query}: {e}")).get(0)
+    }
+
     /// Whether the database is PostgreSQL.
     pub fn is_postgres(&self) -> bool {
         self.opened.db.kind() == tongban_platform::DbKind::Postgres

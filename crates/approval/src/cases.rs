@@ -212,7 +212,7 @@ impl CaseService {
                 Ok(())
             }
             ZoneMessage::SupplementAnswered { number, materials, at } => {
-                let row = sqlx::query("SELECT id FROM approval_cases WHERE number = $1 AND status = 'supplement'")
+                let row = sqlx::query("SELECT id, clock, accepted_at FROM approval_cases WHERE number = $1 AND status = 'supplement'")
                     .bind(number)
                     .fetch_optional(tx.conn())
                     .await
@@ -220,13 +220,39 @@ impl CaseService {
                 let Some(r) = row else { return Ok(()) };
                 let id: i64 = r.get(0);
                 self.add_materials(tx, id, materials, *at).await.map_err(db)?;
-                sqlx::query("UPDATE approval_cases SET status = 'pending', updated_at = $1 WHERE id = $2")
+                self.event(tx, id, "applicant", "supplemented", "").await.map_err(db)?;
+                if r.get::<Option<i64>, _>(2).is_none() {
+                    sqlx::query("UPDATE approval_cases SET status = 'pending', updated_at = $1 WHERE id = $2")
+                        .bind(at)
+                        .bind(id)
+                        .execute(tx.conn())
+                        .await
+                        .map_err(db)?;
+                    return Ok(());
+                }
+                // Accepted earlier: the clock resumes and the deadline moves by the paused days.
+                let mut clock: DeadlineClock =
+                    r.get::<Option<String>, _>(1).as_deref().and_then(|c| serde_json::from_str(c).ok()).ok_or("case clock")?;
+                let today = local_date(*at).ok_or("clock")?;
+                clock.resume(today).map_err(|e| e.to_string())?;
+                let calendar = self.calendar.calendar().await.map_err(|e| e.to_string())?;
+                let due = clock.due_date(&calendar).map(date_text);
+                let clock_json = serde_json::to_string(&clock).map_err(|e| e.to_string())?;
+                sqlx::query("UPDATE approval_cases SET status = 'processing', clock = $1, due_on = $2, updated_at = $3 WHERE id = $4")
+                    .bind(clock_json)
+                    .bind(&due)
                     .bind(at)
                     .bind(id)
                     .execute(tx.conn())
                     .await
                     .map_err(db)?;
-                self.event(tx, id, "applicant", "supplemented", "").await.map_err(db)?;
+                let note = "补正材料已收到，继续办理".to_string();
+                zone::send(
+                    tx,
+                    &ZoneMessage::StatusChanged { number: number.clone(), status: status::PROCESSING.into(), note, due_on: due, at: *at },
+                )
+                .await
+                .map_err(db)?;
                 Ok(())
             }
             ZoneMessage::Rating { number, level, comment, at } => {
@@ -435,6 +461,8 @@ impl CaseService {
     }
 
     /// Asks for every missing item at once (一次性告知补正); the applicant uploads and resubmits.
+    /// Before acceptance the case simply waits; during processing the deadline clock pauses
+    /// (补正 does not count against the time limit) and resumes when the materials arrive.
     pub async fn request_supplement(&self, caller: &Principal, actor: &Actor, id: i64, items: &[String]) -> DomainResult<()> {
         self.require_window(caller, actor, "approval.case.supplement", id).await?;
         let items: Vec<&str> = items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
@@ -444,27 +472,47 @@ impl CaseService {
         let list = items.iter().enumerate().map(|(i, s)| format!("{}. {s}", i + 1)).collect::<Vec<_>>().join("；");
         let now = now_millis();
         let mut tx = self.db.begin_write().await?;
-        let (number, ..) = self.pending(&mut tx, id).await?;
-        sqlx::query("UPDATE approval_cases SET status = 'supplement', note = $1, updated_at = $2 WHERE id = $3")
-            .bind(&list)
-            .bind(now)
+        let r = sqlx::query("SELECT number, status, clock FROM approval_cases WHERE id = $1")
             .bind(id)
-            .execute(tx.conn())
-            .await?;
+            .fetch_optional(tx.conn())
+            .await?
+            .ok_or(NOT_FOUND)?;
+        let (number, state_now, clock): (String, String, Option<String>) = (r.get(0), r.get(1), r.get(2));
+        let paused_clock = match state_now.as_str() {
+            "pending" => None,
+            "processing" => {
+                let mut clock: DeadlineClock = clock
+                    .as_deref()
+                    .and_then(|c| serde_json::from_str(c).ok())
+                    .ok_or_else(|| DomainError::Internal("case clock".into()))?;
+                let today = local_date(now).ok_or_else(|| DomainError::Internal("clock".into()))?;
+                clock.pause(today, "补正").map_err(|_| DomainError::Conflict("approval.error.not_pending"))?;
+                Some(serde_json::to_string(&clock).map_err(|e| DomainError::Internal(e.to_string()))?)
+            }
+            _ => return Err(DomainError::Conflict("approval.error.not_pending")),
+        };
+        sqlx::query(
+            "UPDATE approval_cases SET status = 'supplement', note = $1, clock = COALESCE($2, clock), updated_at = $3 WHERE id = $4",
+        )
+        .bind(&list)
+        .bind(&paused_clock)
+        .bind(now)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
         self.event(&mut tx, id, &actor.name, "supplement_requested", &list).await?;
-        let note = format!("请一次性补正以下材料：{list}");
+        let note = if paused_clock.is_some() {
+            format!("请一次性补正以下材料（补正期间办理时限暂停计算）：{list}")
+        } else {
+            format!("请一次性补正以下材料：{list}")
+        };
         zone::send(
             &mut tx,
             &ZoneMessage::StatusChanged { number: number.clone(), status: status::SUPPLEMENT.into(), note, due_on: None, at: now },
         )
         .await?;
-        self.audit
-            .append(
-                &mut tx,
-                actor,
-                Entry::success("approval.case.supplement", "approval_case", id, json!({"number": number, "items": items})),
-            )
-            .await?;
+        let details = json!({"number": number, "items": items, "clock_paused": paused_clock.is_some()});
+        self.audit.append(&mut tx, actor, Entry::success("approval.case.supplement", "approval_case", id, details)).await?;
         tx.commit().await?;
         Ok(())
     }
