@@ -81,7 +81,16 @@ pub fn outbox_handlers(opened: &Opened) -> Vec<Arc<dyn tongban_platform::outbox:
     vec![
         Arc::new(tongban_approval::intake::PublicReceiver(opened.intake.clone())),
         Arc::new(tongban_approval::cases::InternalReceiver(opened.cases.clone())),
+        Arc::new(tongban_notify::StaffNotifier),
     ]
+}
+
+/// The job handlers of every slice (workflow timers, outbound notifications).
+pub fn job_runner(opened: &Opened) -> tongban_platform::jobs::JobRunner {
+    let mut runner = tongban_platform::jobs::JobRunner::new(opened.db.clone());
+    runner.register(tongban_workflow::service::TICK_JOB, Arc::new(tongban_workflow::service::TickJob(opened.workflow.clone())));
+    runner.register(tongban_notify::SEND_JOB, Arc::new(tongban_notify::SendJob::new(opened.db.clone(), opened.config.notify.clone())));
+    runner
 }
 
 /// Loads the demo county and, on top of it, the demo service catalogue with its processes. Answers

@@ -5,10 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context;
 use tokio::sync::watch;
-use tongban_platform::{
-    jobs::{JobRunner, run_background},
-    outbox::Dispatcher,
-};
+use tongban_platform::{jobs::run_background, outbox::Dispatcher};
 use tongban_web::AppState;
 
 use crate::boot::{Opened, open};
@@ -28,8 +25,7 @@ pub async fn serve(config: tongban_platform::Config, demo: bool) -> anyhow::Resu
     let app = tongban_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut runner = JobRunner::new(opened.db.clone());
-    runner.register(tongban_workflow::service::TICK_JOB, std::sync::Arc::new(tongban_workflow::service::TickJob(opened.workflow.clone())));
+    let runner = crate::boot::job_runner(&opened);
     opened.workflow.ensure_tick_scheduled().await.context("scheduling the workflow timer job")?;
     let background =
         tokio::spawn(run_background(Dispatcher::new(opened.db.clone(), crate::boot::outbox_handlers(&opened)), runner, stop_rx.clone()));

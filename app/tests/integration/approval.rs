@@ -518,3 +518,147 @@ async fn a_supplement_during_processing_pauses_the_clock_and_the_answer_resumes_
     );
     assert!(p.get(&page).await.body.contains("继续办理"));
 }
+
+/// A local SMS gateway: records every request body.
+async fn sms_gateway() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let store = seen.clone();
+    let app = axum::Router::new().route(
+        "/sms",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let store = store.clone();
+            async move {
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                if let Ok(mut s) = store.lock() {
+                    s.push(format!("{auth} {body}"));
+                }
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/sms"), seen)
+}
+
+/// A local SMTP relay that accepts any mail and records the DATA part.
+async fn smtp_relay() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let store = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = socket.into_split();
+                let mut lines = BufReader::new(r).lines();
+                let _ = w.write_all(b"220 test ESMTP\r\n").await;
+                let mut data = String::new();
+                let mut in_data = false;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if in_data {
+                        if line == "." {
+                            in_data = false;
+                            if let Ok(mut s) = store.lock() {
+                                s.push(std::mem::take(&mut data));
+                            }
+                            let _ = w.write_all(b"250 queued\r\n").await;
+                        } else {
+                            data.push_str(&line);
+                            data.push('\n');
+                        }
+                        continue;
+                    }
+                    let reply: &[u8] = match line.get(..4).unwrap_or("").to_ascii_uppercase().as_str() {
+                        "EHLO" | "HELO" => b"250 test\r\n",
+                        "DATA" => {
+                            in_data = true;
+                            b"354 go ahead\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = w.write_all(b"221 bye\r\n").await;
+                            break;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    let _ = w.write_all(reply).await;
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test]
+async fn applicants_are_told_by_sms_email_and_in_app_and_staff_in_app() {
+    let (sms_url, sms) = sms_gateway().await;
+    let (smtp_port, mails) = smtp_relay().await;
+    let app = TestApp::with(
+        |c| {
+            c.notify.sms_gateway_url = sms_url.clone();
+            c.notify.sms_gateway_token = "gw-token".into();
+            c.notify.sms_sign = "嘉禾政务".into();
+            c.notify.smtp_host = "127.0.0.1".into();
+            c.notify.smtp_port = smtp_port;
+            c.notify.smtp_tls = "none".into();
+            c.notify.smtp_from = "noreply@jiahe.gov.cn".into();
+        },
+        true,
+    )
+    .await;
+    let code = credit_code();
+    let mut ent = app.client();
+    let fields = [
+        ("kind", "enterprise"),
+        ("name", "嘉禾县好味道餐饮有限公司"),
+        ("cert_no", code.as_str()),
+        ("phone", "13900000011"),
+        ("email", "boss@haoweidao.cn"),
+        ("password", "Citizen#2026"),
+        ("password_again", "Citizen#2026"),
+    ];
+    assert_eq!(ent.post_form("/public/register", "/public/register", &fields).await.location(), "/public?done=registered");
+    let item = app.scalar("SELECT id FROM approval_items WHERE code = '431024-XK-SJ-001'").await.to_string();
+    let page = ent.post_form(&format!("/guide/{item}"), "/public/applications", &[("item_id", &item)]).await.location().to_string();
+    for i in 0..4 {
+        ent.post_multipart(&page, &format!("{page}/materials"), &[("material_index", &i.to_string())], ("file", "m.pdf", "%PDF-1.7 m"))
+            .await;
+    }
+    let form = [
+        ("f.business_name", "好味道"),
+        ("f.credit_code", code.as_str()),
+        ("f.category", "餐饮服务"),
+        ("f.area", "80"),
+        ("f.contact_phone", "13900000011"),
+        ("submit", "1"),
+    ];
+    assert_eq!(ent.post_form(&page, &page, &form).await.location(), format!("{page}/receipt"));
+    settle(&app).await;
+    let case = app.scalar("SELECT id FROM approval_cases").await;
+    let mut clerk = app.staff("liuyang").await;
+    clerk.post_form(&format!("/cases/{case}"), &format!("/cases/{case}/accept"), &[]).await;
+    settle(&app).await;
+    let runner = tongban::boot::job_runner(&app.opened);
+    for _ in 0..10 {
+        if runner.run_once().await.expect("job") == tongban_platform::jobs::RunOutcome::Idle {
+            break;
+        }
+    }
+    let texts = sms.lock().map(|s| s.clone()).unwrap_or_default();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("Bearer gw-token") && t.contains("13900000011") && t.contains("【嘉禾政务】") && t.contains("已受理")),
+        "SMS: {texts:?}"
+    );
+    let sent = mails.lock().map(|s| s.clone()).unwrap_or_default();
+    assert!(sent.iter().any(|m| m.contains("boss@haoweidao.cn")), "e-mail: {sent:?}");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM notify_messages WHERE status = 'sent'").await, 2);
+    assert!(ent.get("/public").await.body.contains("已受理，正在办理"), "in-app for the applicant");
+    let mut market = app.staff("huangli").await;
+    let r = market.get("/me/notifications").await;
+    assert!(r.body.contains("待签收任务") && r.body.contains("材料审查"), "the department learns of the queue task: {}", r.body);
+}

@@ -617,13 +617,18 @@ impl IntakeService {
     /// Applies a message from internal processing, in the delivering transaction.
     pub async fn receive(&self, tx: &mut WriteTx, msg: &ZoneMessage) -> Result<(), String> {
         let ZoneMessage::StatusChanged { number, status, note, due_on, at } = msg else { return Ok(()) };
-        let row = sqlx::query("SELECT id FROM intake_applications WHERE number = $1")
-            .bind(number)
-            .fetch_optional(tx.conn())
-            .await
-            .map_err(|e| e.to_string())?;
+        let db = |e: sqlx::Error| e.to_string();
+        let row = sqlx::query(
+            "SELECT a.id, p.id, p.phone, p.email, i.name FROM intake_applications a JOIN public_accounts p ON p.id = a.account_id \
+             JOIN approval_items i ON i.id = a.item_id WHERE a.number = $1",
+        )
+        .bind(number)
+        .fetch_optional(tx.conn())
+        .await
+        .map_err(db)?;
         let Some(row) = row else { return Err(format!("no application {number} on the public side")) };
         let id: i64 = row.get(0);
+        let (account, phone, email, item): (i64, String, String, String) = (row.get(1), row.get(2), row.get(3), row.get(4));
         sqlx::query("UPDATE intake_applications SET status = $1, status_note = $2, due_on = $3, updated_at = $4 WHERE id = $5")
             .bind(status)
             .bind(note)
@@ -632,7 +637,7 @@ impl IntakeService {
             .bind(id)
             .execute(tx.conn())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(db)?;
         sqlx::query("INSERT INTO intake_events (application_id, at, status, note) VALUES ($1,$2,$3,$4)")
             .bind(id)
             .bind(at)
@@ -640,8 +645,31 @@ impl IntakeService {
             .bind(note)
             .execute(tx.conn())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(db)?;
+        // Tell the applicant: in-app, by SMS and (when given) by e-mail.
+        let label = status_label(status);
+        let text = if note.is_empty() {
+            format!("您申请的{item}（{number}）{label}。")
+        } else {
+            format!("您申请的{item}（{number}）{label}：{note}")
+        };
+        let link = format!("/public/applications/{id}");
+        tongban_notify::in_app(tx, tongban_notify::Recipient::Public(account), label, &text, &link).await.map_err(db)?;
+        tongban_notify::send_later(tx, tongban_notify::Channel::Sms, &phone, label, &text).await.map_err(db)?;
+        tongban_notify::send_later(tx, tongban_notify::Channel::Email, &email, &format!("{item}：{label}"), &text).await.map_err(db)?;
         Ok(())
+    }
+}
+
+/// The applicant-facing words for a status, for notifications.
+fn status_label(s: &str) -> &'static str {
+    match s {
+        status::SUPPLEMENT => "需要补正材料",
+        status::PROCESSING => "已受理，正在办理",
+        status::REFUSED => "不予受理",
+        status::APPROVED => "已办结，准予许可",
+        status::DENIED => "已办结，不予许可",
+        _ => "状态已更新",
     }
 }
 

@@ -23,6 +23,48 @@ pub struct Config {
     pub security: SecurityConfig,
     /// Audit trail settings.
     pub audit: AuditConfig,
+    /// Outbound notifications: SMS gateway and SMTP.
+    pub notify: NotifyConfig,
+}
+
+/// Where SMS and e-mail notifications go. Empty URL / host: that channel is off (in-app only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// The SMS gateway: `POST {to, text}` as JSON with `Authorization: Bearer <token>` (http://).
+    pub sms_gateway_url: String,
+    /// Bearer token for the gateway.
+    pub sms_gateway_token: String,
+    /// Signature put in front of every SMS (短信签名).
+    pub sms_sign: String,
+    /// SMTP relay host.
+    pub smtp_host: String,
+    /// SMTP port.
+    pub smtp_port: u16,
+    /// `starttls`, `tls` or `none` (a relay on a trusted network).
+    pub smtp_tls: String,
+    /// SMTP user (empty: no authentication).
+    pub smtp_user: String,
+    /// SMTP password.
+    pub smtp_password: String,
+    /// Sender address.
+    pub smtp_from: String,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            sms_gateway_url: String::new(),
+            sms_gateway_token: String::new(),
+            sms_sign: "通办".into(),
+            smtp_host: String::new(),
+            smtp_port: 587,
+            smtp_tls: "starttls".into(),
+            smtp_user: String::new(),
+            smtp_password: String::new(),
+            smtp_from: "tongban@localhost".into(),
+        }
+    }
 }
 
 /// HTTP server settings.
@@ -99,6 +141,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             security: SecurityConfig::default(),
             audit: AuditConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -202,6 +245,12 @@ impl Config {
         }
         if !["all", "public", "internal"].contains(&self.server.zone.as_str()) {
             return invalid("server.zone", "must be all, public or internal");
+        }
+        if !["starttls", "tls", "none"].contains(&self.notify.smtp_tls.as_str()) {
+            return invalid("notify.smtp_tls", "must be starttls, tls or none");
+        }
+        if !self.notify.sms_gateway_url.is_empty() && !self.notify.sms_gateway_url.starts_with("http://") {
+            return invalid("notify.sms_gateway_url", "must be an http:// URL (put a TLS proxy in front for https)");
         }
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             return invalid("server.tls_cert", "tls_cert and tls_key must be set together");

@@ -29,6 +29,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, name: "public", shared: include_str!("../migrations/0005_public.sql"), sqlite: "", postgres: "" },
     Migration { version: 6, name: "intake", shared: include_str!("../migrations/0006_intake.sql"), sqlite: "", postgres: "" },
     Migration { version: 7, name: "cases", shared: include_str!("../migrations/0007_cases.sql"), sqlite: "", postgres: "" },
+    Migration { version: 8, name: "notify", shared: include_str!("../migrations/0008_notify.sql"), sqlite: "", postgres: "" },
 ];
 
 fn render(m: &Migration, kind: DbKind) -> String {

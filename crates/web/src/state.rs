@@ -30,6 +30,8 @@ pub struct AppState {
     pub cases: CaseService,
     /// Uploaded files.
     pub blobs: tongban_platform::blobs::BlobStore,
+    /// In-app notifications.
+    pub notify: tongban_notify::NotifyService,
 }
 
 impl AppState {
@@ -50,7 +52,8 @@ impl AppState {
         );
         let cases =
             CaseService::new(identity.db().clone(), identity.audit().clone(), calendar.clone(), workflow.clone(), catalogue.clone());
-        AppState { identity, config, metrics, calendar, workflow, catalogue, intake, cases, blobs }
+        let notify = tongban_notify::NotifyService::new(identity.db().clone());
+        AppState { identity, config, metrics, calendar, workflow, catalogue, intake, cases, blobs, notify }
     }
 
     /// The same state with this calendar service.

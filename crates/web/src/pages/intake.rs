@@ -334,6 +334,7 @@ struct HomePage {
     l: Layout,
     me: tongban_identity::PublicPrincipal,
     apps: Vec<(ApplicationSummary, String, String)>,
+    notes: Vec<(tongban_notify::Notification, String)>,
 }
 
 /// `GET /public`: the citizen's home with "my applications" (我的办件).
@@ -350,5 +351,18 @@ pub async fn home(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<D
             (a, k, t)
         })
         .collect();
-    render(&HomePage { l: Layout::new(&ctx, "public.home", "public").with_flash(q.done.as_deref()), me, apps })
+    let to = tongban_notify::Recipient::Public(me.account_id);
+    let notes = state
+        .notify
+        .list(to)
+        .await?
+        .into_iter()
+        .take(10)
+        .map(|n| {
+            let t = format_local(n.created_at);
+            (n, t)
+        })
+        .collect();
+    state.notify.mark_all_read(to).await?;
+    render(&HomePage { l: Layout::new(&ctx, "public.home", "public").with_flash(q.done.as_deref()), me, apps, notes })
 }

@@ -11,6 +11,7 @@ mod cases;
 mod catalogue;
 mod intake;
 mod me;
+mod notifications;
 mod public;
 mod regions;
 mod supervision;
@@ -280,6 +281,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/catalogue/{id}/{action}", post(catalogue::toggle))
         .route("/audit", get(audit::page))
         .route("/audit/export.csv", get(audit::export))
+        .route("/me/notifications", get(notifications::list))
+        .route("/me/notifications/read", post(notifications::mark_read))
         .route("/me/sessions", get(me::sessions))
         .route("/me/sessions/{id}/revoke", post(me::revoke_session))
         .route("/me/tokens", get(me::tokens).post(me::create_token))
