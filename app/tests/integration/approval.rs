@@ -293,11 +293,11 @@ async fn task_for(c: &mut crate::support::Client, title_part: &str, step: &str) 
         .unwrap_or_else(|| panic!("no {step} task: {list:?}"))
 }
 
-#[tokio::test]
-async fn the_whole_story_supplement_acceptance_three_departments_and_the_result() {
-    let app = TestApp::demo().await;
+/// An enterprise registers and submits a building permit application with every material;
+/// answers (its client, the application page, the application number).
+async fn submitted_permit(app: &TestApp, phone: &str) -> (crate::support::Client, String, String) {
     let code = credit_code();
-    let mut ent = citizen(&app, &code, "13900000009", "enterprise").await;
+    let mut ent = citizen(app, &code, phone, "enterprise").await;
     let item = app.scalar("SELECT id FROM approval_items WHERE code = '431024-XK-ZR-001'").await.to_string();
     let r = ent.post_form(&format!("/guide/{item}"), "/public/applications", &[("item_id", &item)]).await;
     let page = r.location().to_string();
@@ -313,12 +313,61 @@ async fn the_whole_story_supplement_acceptance_three_departments_and_the_result(
         ("f.credit_code", code.as_str()),
         ("f.land_area", "3200"),
         ("f.building_area", "12800"),
-        ("f.contact_phone", "13900000009"),
+        ("f.contact_phone", phone),
         ("submit", "1"),
     ];
     let r = ent.post_form(&page, &page, &form).await;
     assert_eq!(r.location(), format!("{page}/receipt"), "{}", r.body);
     let number = ent.get(&format!("{page}/receipt")).await.element_text("receipt-number");
+    (ent, page, number)
+}
+
+async fn complete_task(app: &TestApp, user: &str, number: &str, step: &str, opinion: &str, approved: Option<bool>) {
+    let mut c = app.staff(user).await;
+    let t = task_for(&mut c, number, step).await;
+    assert_eq!(c.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/claim"), json!({})).await.status, StatusCode::NO_CONTENT);
+    let vars = approved.map(|a| json!({"approved": a})).unwrap_or(json!({}));
+    let r = c.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/complete"), json!({"opinion": opinion, "variables": vars})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_co_department_disagrees_and_the_lead_denies() {
+    let app = TestApp::demo().await;
+    let (mut ent, page, number) = submitted_permit(&app, "13900000021").await;
+    settle(&app).await;
+    let case = app.scalar(&format!("SELECT id FROM approval_cases WHERE number = '{number}'")).await;
+    let mut clerk = app.staff("liuyang").await;
+    assert_eq!(clerk.post_form(&format!("/cases/{case}"), &format!("/cases/{case}/accept"), &[]).await.status, StatusCode::SEE_OTHER);
+    complete_task(&app, "zhoujun", &number, "review_land", "符合规划条件", None).await;
+    complete_task(&app, "fangyuan", &number, "review_fire", "消防车道宽度不足4米，不同意", Some(false)).await;
+    complete_task(&app, "xuhui", &number, "review_housing", "同意", None).await;
+    let mut land = app.staff("zhoujun").await;
+    let t = task_for(&mut land, &number, "decide").await;
+    let r = land.get(&format!("/api/v1/workflow/tasks?list=todo")).await;
+    assert!(r.body.contains("审批决定"));
+    let instance = app.scalar(&format!("SELECT instance_id FROM approval_cases WHERE id = {case}")).await;
+    let r = land.get(&format!("/api/v1/workflow/instances/{instance}")).await;
+    assert!(r.body.contains("消防车道宽度不足4米"), "the lead sees every opinion before deciding");
+    land.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/claim"), json!({})).await;
+    let r = land
+        .json(
+            Method::POST,
+            &format!("/api/v1/workflow/tasks/{t}/complete"),
+            json!({"opinion": "消防审查不通过，不予许可", "variables": {"approved": false}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    settle(&app).await;
+    assert!(ent.get(&page).await.body.contains("已办结（不予）"));
+    let r = clerk.get(&format!("/cases/{case}/notice/decision")).await;
+    assert!(r.body.contains("不予行政许可决定书") && r.body.contains("行政复议"), "the denial notice names the appeal rights");
+}
+
+#[tokio::test]
+async fn the_whole_story_supplement_acceptance_three_departments_and_the_result() {
+    let app = TestApp::demo().await;
+    let (mut ent, page, number) = submitted_permit(&app, "13900000009").await;
     settle(&app).await;
 
     let mut clerk = app.staff("liuyang").await;

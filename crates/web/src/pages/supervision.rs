@@ -63,7 +63,10 @@ pub async fn dashboard(State(state): State<AppState>, ctx: Ctx, QueryOf(q): Quer
     let tasks = state.workflow.supervised_tasks(p, &actor).await?;
     let stats = state.cases.stats(p, &actor).await?;
     let rate = stats.on_time_rate.map(|r| format!("{:.1}%", r * 100.0)).unwrap_or_else(|| "—".into());
-    let attention = tasks.iter().filter(|(t, _)| t.alert != "normal").cloned().collect();
+    // The most urgent first; the full list is in the CSV export.
+    let mut attention: Vec<(TaskRow, String)> = tasks.iter().filter(|(t, _)| t.alert != "normal").cloned().collect();
+    attention.sort_by_key(|(t, _)| (t.alert != "overdue", t.remaining.unwrap_or(0)));
+    attention.truncate(200);
     let followups = state.cases.followups(p).await?;
     render(&Dashboard {
         l: Layout::new(&ctx, "supervision.title", "supervision").with_flash(q.done.as_deref()),

@@ -335,13 +335,11 @@ impl WorkflowStore for SqlStore {
         )
         .fetch_all(self.db.pool())
         .await?;
-        let unit_of = |id: i64| {
-            holders
-                .iter()
-                .find(|h| h.get::<i64, _>(0) == id)
-                .and_then(|h| h.get::<Option<String>, _>(1).or_else(|| h.get::<Option<String>, _>(2)))
-                .unwrap_or_default()
-        };
+        let units: std::collections::HashMap<i64, String> = holders
+            .iter()
+            .map(|h| (h.get::<i64, _>(0), h.get::<Option<String>, _>(1).or_else(|| h.get::<Option<String>, _>(2)).unwrap_or_default()))
+            .collect();
+        let unit_of = |id: i64| units.get(&id).cloned().unwrap_or_default();
         Ok(rows
             .iter()
             .map(|r| {
