@@ -344,7 +344,7 @@ async fn a_co_department_disagrees_and_the_lead_denies() {
     complete_task(&app, "xuhui", &number, "review_housing", "同意", None).await;
     let mut land = app.staff("zhoujun").await;
     let t = task_for(&mut land, &number, "decide").await;
-    let r = land.get(&format!("/api/v1/workflow/tasks?list=todo")).await;
+    let r = land.get("/api/v1/workflow/tasks?list=todo").await;
     assert!(r.body.contains("审批决定"));
     let instance = app.scalar(&format!("SELECT instance_id FROM approval_cases WHERE id = {case}")).await;
     let r = land.get(&format!("/api/v1/workflow/instances/{instance}")).await;
