@@ -14,18 +14,23 @@ fn cookie_value(r: &Response, name: &str) -> Option<String> {
         .find_map(|(_, v)| v.split(';').next().and_then(|kv| kv.strip_prefix(&format!("{name}="))).map(String::from))
 }
 
-/// Logs in as a demo staff member (no TOTP) and returns the Cookie header value.
+/// Logs in as the demo office director (no TOTP) and returns the Cookie header value.
 async fn log_in(addr: &str) -> anyhow::Result<String> {
+    log_in_as(addr, "zhangwei").await
+}
+
+/// Logs in as a demo staff member without TOTP and returns the Cookie header value.
+pub async fn log_in_as(addr: &str, username: &str) -> anyhow::Result<String> {
     let page = request(addr, "GET", "/login", &[], "").await?;
     let csrf = cookie_value(&page, "tb_csrf").ok_or_else(|| anyhow::anyhow!("no csrf cookie"))?;
-    let body = format!("_csrf={csrf}&username=zhangwei&password=Jiahe%402026");
+    let body = format!("_csrf={csrf}&username={username}&password=Jiahe%402026");
     let cookie = format!("tb_csrf={csrf}");
     let r = request(addr, "POST", "/login", &[("Cookie", &cookie), ("Content-Type", "application/x-www-form-urlencoded")], &body).await?;
     let session = cookie_value(&r, "tb_session").ok_or_else(|| anyhow::anyhow!("log-in failed: {} {}", r.status, r.body))?;
     Ok(format!("tb_session={session}"))
 }
 
-async fn load(addr: &str, path: &str, cookie: &str, connections: usize, seconds: u64) -> anyhow::Result<serde_json::Value> {
+pub async fn load(addr: &str, path: &str, cookie: &str, connections: usize, seconds: u64) -> anyhow::Result<serde_json::Value> {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for _ in 0..connections {

@@ -5,12 +5,14 @@
 //! - `startup`: time from process start to the first healthy response, and idle RSS;
 //! - `workflow-engine`: the in-process engine beside SpiffWorkflow on the same BPMN file (ratio);
 //! - `workflow-service`: instances completed per second through the persisted service;
-//! - `calendar`: deadline computations per second.
+//! - `calendar`: deadline computations per second;
+//! - `lists`: the to-do list and the supervision dashboard with 100,000 open tasks (latency).
 //!
 //! Run them all with `bench/run.sh` (release build); numbers go into BENCHMARKS.md.
 
 mod audit;
 mod http;
+mod lists;
 mod server;
 mod startup;
 mod workflow;
@@ -74,6 +76,21 @@ enum Bench {
         #[arg(long, env = "TONGBAN_BENCH_POSTGRES")]
         postgres: Option<String>,
     },
+    /// To-do list and supervision dashboard latency with many open tasks.
+    Lists {
+        /// The tongban binary to start.
+        #[arg(long, default_value = "target/release/tongban")]
+        bin: String,
+        /// Open tasks to seed.
+        #[arg(long, default_value_t = 100_000)]
+        tasks: usize,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Seconds per page.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Working-day deadline computations.
     Calendar {
         /// Computations.
@@ -91,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::WorkflowEngine { count, python, spiff_count } => workflow::engine(count, &python, spiff_count)?,
         Bench::WorkflowService { count, postgres } => workflow::service(count, postgres.as_deref()).await?,
         Bench::Calendar { count } => workflow::calendar(count)?,
+        Bench::Lists { bin, tasks, connections, seconds } => lists::run(&bin, tasks, connections, seconds).await?,
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

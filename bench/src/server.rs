@@ -31,7 +31,11 @@ fn free_port() -> anyhow::Result<u16> {
 
 /// Starts `bin serve --demo` and waits for `/healthz`.
 pub async fn start(bin: &str) -> anyhow::Result<Server> {
-    let dir = tempfile::tempdir()?;
+    start_in(bin, tempfile::tempdir()?).await
+}
+
+/// Starts `bin serve --demo` on an existing data directory (prepared by the benchmark).
+pub async fn start_in(bin: &str, dir: tempfile::TempDir) -> anyhow::Result<Server> {
     let addr = format!("127.0.0.1:{}", free_port()?);
     let began = Instant::now();
     let child = Command::new(bin)

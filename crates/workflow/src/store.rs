@@ -134,7 +134,8 @@ pub trait WorkflowStore: Send + Sync {
     async fn role_keys(&self, user_id: i64) -> DomainResult<Vec<String>>;
     /// Whether the account exists and is enabled.
     async fn user_enabled(&self, user_id: i64) -> DomainResult<bool>;
-    /// Open tasks held by the user or claimable through `units` / `roles`, by deadline. Rows come
+    /// Open tasks held by the user or claimable through `units` / `roles`, by deadline (the most
+    /// urgent 500; a list longer than that is a case for supervision, not scrolling). Rows come
     /// without `remaining` and with alert `normal`: the service works those out from the calendar.
     async fn todo(&self, user_id: i64, units: &[String], roles: &[String]) -> DomainResult<Vec<TaskRow>>;
     /// Tasks the user finished, newest first.

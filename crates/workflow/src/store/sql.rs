@@ -251,7 +251,7 @@ impl WorkflowStore for SqlStore {
              WHERE t.status = 'open' AND (t.assignee_id = $1 OR (t.assignee_id IS NULL AND EXISTS (\
              SELECT 1 FROM wf_task_candidates c WHERE c.task_id = t.id AND \
              ((c.kind = 'unit' AND ({units})) OR (c.kind = 'role' AND ({roles})))))) \
-             ORDER BY CASE WHEN t.due_on IS NULL THEN 1 ELSE 0 END, t.due_on, t.created_at, t.id",
+             ORDER BY CASE WHEN t.due_on IS NULL THEN 1 ELSE 0 END, t.due_on, t.created_at, t.id LIMIT 500",
             units = placeholders(units.len(), 2),
             roles = placeholders(roles.len(), 2 + units.len()),
         );
