@@ -15,6 +15,7 @@ async fn seed(dir: &std::path::Path, tasks: usize) -> anyhow::Result<()> {
     let config = Config { data_dir: dir.to_path_buf(), ..Config::default() };
     let opened = open(config).await?;
     load_demo(&opened).await?;
+    tongban::boot::load_demo_applications(&opened).await?;
     let db = &opened.db;
     let def: i64 = sqlx::Row::get(&sqlx::query("SELECT MIN(id) FROM wf_definitions").fetch_one(db.pool()).await?, 0);
     let now = now_millis();

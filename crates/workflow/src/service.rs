@@ -196,6 +196,28 @@ impl TaskAction {
     }
 }
 
+/// Open-task figures of one department.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DepartmentCounts {
+    /// Department (the holder's unit, else the candidate unit).
+    pub name: String,
+    /// Open tasks.
+    pub open: i64,
+    /// In warning.
+    pub warning: i64,
+    /// Overdue.
+    pub overdue: i64,
+}
+
+/// The supervision overview of open tasks.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SupervisionOverview {
+    /// By department, most overdue first.
+    pub departments: Vec<DepartmentCounts>,
+    /// The most urgent tasks with their department.
+    pub urgent: Vec<(TaskRow, String)>,
+}
+
 /// What one run of the timer job did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TickReport {
@@ -594,6 +616,47 @@ impl WorkflowService {
             .into_iter()
             .map(|(r, u)| (with_deadline(r, &calendar, today, self.warn_days), u))
             .collect())
+    }
+
+    /// The supervision overview (`supervision.read`): per department the open, warning and
+    /// overdue counts, and the most urgent tasks (overdue or in warning), at most `limit`.
+    pub async fn supervision_overview(&self, caller: &Principal, actor: &AuditActor, limit: i64) -> DomainResult<SupervisionOverview> {
+        self.require(caller, actor, Permission::SupervisionRead, "supervision.read").await?;
+        let calendar = self.calendar.calendar().await?;
+        let today = local_date(now_millis());
+        let mut departments: Vec<DepartmentCounts> = Vec::new();
+        for (dept, due, n) in self.store.open_task_counts().await? {
+            let alert = match (due.as_deref().and_then(parse_date), today) {
+                (Some(d), Some(t)) => alert_level(&calendar, t, d, self.warn_days),
+                _ => 0,
+            };
+            let i = match departments.iter().position(|d| d.name == dept) {
+                Some(i) => i,
+                None => {
+                    departments.push(DepartmentCounts { name: dept.clone(), ..DepartmentCounts::default() });
+                    departments.len() - 1
+                }
+            };
+            departments[i].open += n;
+            match alert {
+                2 => departments[i].overdue += n,
+                1 => departments[i].warning += n,
+                _ => {}
+            }
+        }
+        departments.sort_by(|a, b| b.overdue.cmp(&a.overdue).then(b.warning.cmp(&a.warning)).then(a.name.cmp(&b.name)));
+        let due_by = today
+            .and_then(|t| calendar.add_working_days(t, u32::try_from(self.warn_days).unwrap_or(0)))
+            .map(crate::store::sql::date_text)
+            .unwrap_or_default();
+        let urgent = self
+            .store
+            .urgent_tasks(&due_by, limit)
+            .await?
+            .into_iter()
+            .map(|(r, u)| (with_deadline(r, &calendar, today, self.warn_days), u))
+            .collect();
+        Ok(SupervisionOverview { departments, urgent })
     }
 
     /// Urges the holder of an open task (催办): recorded, audited and sent as a notification event.

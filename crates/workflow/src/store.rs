@@ -153,6 +153,10 @@ pub trait WorkflowStore: Send + Sync {
     /// Every open task with the department holding it (the holder's unit, else the first
     /// candidate unit), for supervision.
     async fn open_tasks_by_unit(&self) -> DomainResult<Vec<(TaskRow, String)>>;
+    /// Open tasks counted by (department, due date), for the supervision figures.
+    async fn open_task_counts(&self) -> DomainResult<Vec<(String, Option<String>, i64)>>;
+    /// Open tasks due on or before `due_by`, earliest first, with their department.
+    async fn urgent_tasks(&self, due_by: &str, limit: i64) -> DomainResult<Vec<(TaskRow, String)>>;
     /// Records an urge (催办) of an open task with its audit record and notification event;
     /// `false` when the task is not open.
     async fn urge(&self, task_id: i64, by_user: i64, note: &str, record: Record<'_>) -> DomainResult<bool>;

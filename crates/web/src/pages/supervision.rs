@@ -6,7 +6,7 @@ use askama::Template;
 use axum::{extract::State, http::header, response::IntoResponse};
 use serde::Deserialize;
 use tongban_approval::cases::{CaseStats, Followup};
-use tongban_workflow::service::TaskRow;
+use tongban_workflow::service::{DepartmentCounts, TaskRow};
 
 use super::{Layout, PageResult, admin_units::Done, render, see_other};
 use crate::{
@@ -15,62 +15,29 @@ use crate::{
     state::AppState,
 };
 
-/// Open, warning and overdue counts of one department.
-pub struct DepartmentLine {
-    name: String,
-    open: usize,
-    warning: usize,
-    overdue: usize,
-}
-
 #[derive(Template)]
 #[template(path = "supervision.html")]
 struct Dashboard {
     l: Layout,
-    departments: Vec<DepartmentLine>,
+    departments: Vec<DepartmentCounts>,
     stats: CaseStats,
     rate: String,
     attention: Vec<(TaskRow, String)>,
     followups: Vec<Followup>,
 }
 
-fn departments(tasks: &[(TaskRow, String)]) -> Vec<DepartmentLine> {
-    let mut out: Vec<DepartmentLine> = Vec::new();
-    for (t, unit) in tasks {
-        let name = if unit.is_empty() { "—".to_string() } else { unit.clone() };
-        let i = match out.iter().position(|d| d.name == name) {
-            Some(i) => i,
-            None => {
-                out.push(DepartmentLine { name, open: 0, warning: 0, overdue: 0 });
-                out.len() - 1
-            }
-        };
-        out[i].open += 1;
-        match t.alert {
-            "warning" => out[i].warning += 1,
-            "overdue" => out[i].overdue += 1,
-            _ => {}
-        }
-    }
-    out.sort_by(|a, b| b.overdue.cmp(&a.overdue).then(b.warning.cmp(&a.warning)).then(a.name.cmp(&b.name)));
-    out
-}
-
 /// `GET /supervision`.
 pub async fn dashboard(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<Done>) -> PageResult {
     let p = ctx.principal()?;
     let actor = ctx.actor();
-    let tasks = state.workflow.supervised_tasks(p, &actor).await?;
+    let overview = state.workflow.supervision_overview(p, &actor, 200).await?;
     let stats = state.cases.stats(p, &actor).await?;
     let rate = stats.on_time_rate.map(|r| format!("{:.1}%", r * 100.0)).unwrap_or_else(|| "—".into());
-    // The most urgent first; the full list is in the CSV export.
-    let mut attention: Vec<(TaskRow, String)> = tasks.iter().filter(|(t, _)| t.alert != "normal").cloned().collect();
-    attention.sort_by_key(|(t, _)| (t.alert != "overdue", t.remaining.unwrap_or(0)));
-    attention.truncate(200);
+    let attention = overview.urgent;
     let followups = state.cases.followups(p).await?;
     render(&Dashboard {
         l: Layout::new(&ctx, "supervision.title", "supervision").with_flash(q.done.as_deref()),
-        departments: departments(&tasks),
+        departments: overview.departments,
         stats,
         rate,
         attention,

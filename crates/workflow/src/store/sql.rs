@@ -64,13 +64,6 @@ fn task_row(r: &AnyRow) -> TaskRow {
     }
 }
 
-fn placeholders(n: usize, first: usize) -> String {
-    if n == 0 {
-        return "1 = 0".into();
-    }
-    (0..n).map(|i| format!("c.value = ${}", first + i)).collect::<Vec<_>>().join(" OR ")
-}
-
 impl SqlStore {
     async fn write_record(&self, tx: &mut WriteTx, record: Record<'_>, object_id: i64) -> DomainResult<()> {
         let mut entry = record.entry;
@@ -246,20 +239,44 @@ impl WorkflowStore for SqlStore {
     }
 
     async fn todo(&self, user_id: i64, units: &[String], roles: &[String]) -> DomainResult<Vec<TaskRow>> {
+        // Driven from the candidate index (kind, value) for queue tasks and from the assignee
+        // index for held ones, so the cost follows the caller's tasks, not all open tasks.
+        let keys: Vec<String> = units.iter().map(|u| format!("unit:{u}")).chain(roles.iter().map(|r| format!("role:{r}"))).collect();
         let sql = format!(
-            "{TASK_COLUMNS} LEFT JOIN users u ON u.id = t.assignee_id \
-             WHERE t.status = 'open' AND (t.assignee_id = $1 OR (t.assignee_id IS NULL AND EXISTS (\
-             SELECT 1 FROM wf_task_candidates c WHERE c.task_id = t.id AND \
-             ((c.kind = 'unit' AND ({units})) OR (c.kind = 'role' AND ({roles})))))) \
-             ORDER BY CASE WHEN t.due_on IS NULL THEN 1 ELSE 0 END, t.due_on, t.created_at, t.id LIMIT 500",
-            units = placeholders(units.len(), 2),
-            roles = placeholders(roles.len(), 2 + units.len()),
+            "SELECT id FROM wf_tasks WHERE assignee_id = $1 AND status = 'open' \
+             UNION SELECT c.task_id FROM wf_task_candidates c JOIN wf_tasks t ON t.id = c.task_id \
+             WHERE ({keys}) AND t.status = 'open' AND t.assignee_id IS NULL",
+            keys = if keys.is_empty() {
+                "1 = 0".to_string()
+            } else {
+                (0..keys.len()).map(|i| format!("(c.kind = ${} AND c.value = ${})", 2 + 2 * i, 3 + 2 * i)).collect::<Vec<_>>().join(" OR ")
+            },
         );
         let mut q = sqlx::query(&sql).bind(user_id);
-        for v in units.iter().chain(roles) {
-            q = q.bind(v);
+        for k in &keys {
+            let (kind, value) = k.split_once(':').unwrap_or(("", ""));
+            q = q.bind(kind.to_string()).bind(value.to_string());
         }
-        Ok(q.fetch_all(self.db.pool()).await?.iter().map(task_row).collect())
+        let ids: Vec<i64> = q.fetch_all(self.db.pool()).await?.iter().map(|r| r.get(0)).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The 500 most urgent of them, with their instance and holder.
+        let mut urgent: Vec<(Option<String>, i64, i64)> = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+            let rows =
+                sqlx::query(&format!("SELECT id, due_on, created_at FROM wf_tasks WHERE id IN ({list})")).fetch_all(self.db.pool()).await?;
+            urgent.extend(rows.iter().map(|r| (r.get::<Option<String>, _>(1), r.get::<i64, _>(2), r.get::<i64, _>(0))));
+        }
+        urgent.sort_by(|a, b| (a.0.is_none(), &a.0, a.1, a.2).cmp(&(b.0.is_none(), &b.0, b.1, b.2)));
+        urgent.truncate(500);
+        let list = urgent.iter().map(|u| u.2.to_string()).collect::<Vec<_>>().join(",");
+        let sql = format!(
+            "{TASK_COLUMNS} LEFT JOIN users u ON u.id = t.assignee_id WHERE t.id IN ({list}) \
+             ORDER BY CASE WHEN t.due_on IS NULL THEN 1 ELSE 0 END, t.due_on, t.created_at, t.id"
+        );
+        Ok(sqlx::query(&sql).fetch_all(self.db.pool()).await?.iter().map(task_row).collect())
     }
 
     async fn done(&self, user_id: i64) -> DomainResult<Vec<TaskRow>> {
@@ -348,6 +365,39 @@ impl WorkflowStore for SqlStore {
                 (row, unit)
             })
             .collect())
+    }
+
+    async fn open_task_counts(&self) -> DomainResult<Vec<(String, Option<String>, i64)>> {
+        let rows = sqlx::query(
+            "SELECT COALESCE(hu.name, (SELECT MIN(COALESCE((SELECT cu.name FROM units cu WHERE CAST(cu.id AS TEXT) = c.value), c.value)) \
+             FROM wf_task_candidates c WHERE c.task_id = t.id AND c.kind = 'unit'), '') AS dept, t.due_on, COUNT(*) \
+             FROM wf_tasks t LEFT JOIN users u ON u.id = t.assignee_id LEFT JOIN units hu ON hu.id = u.unit_id \
+             WHERE t.status = 'open' GROUP BY 1, 2",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(rows.iter().map(|r| (r.get::<String, _>(0), r.get::<Option<String>, _>(1), r.get::<i64, _>(2))).collect())
+    }
+
+    async fn urgent_tasks(&self, due_by: &str, limit: i64) -> DomainResult<Vec<(TaskRow, String)>> {
+        let sql = format!(
+            "{TASK_COLUMNS} LEFT JOIN users u ON u.id = t.assignee_id WHERE t.status = 'open' AND t.due_on <= $1 ORDER BY t.due_on, t.id LIMIT $2"
+        );
+        let rows: Vec<TaskRow> = sqlx::query(&sql).bind(due_by).bind(limit).fetch_all(self.db.pool()).await?.iter().map(task_row).collect();
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let dept = sqlx::query(
+                "SELECT COALESCE(hu.name, (SELECT MIN(COALESCE((SELECT cu.name FROM units cu WHERE CAST(cu.id AS TEXT) = c.value), c.value)) \
+                 FROM wf_task_candidates c WHERE c.task_id = t.id AND c.kind = 'unit'), '') FROM wf_tasks t \
+                 LEFT JOIN users u ON u.id = t.assignee_id LEFT JOIN units hu ON hu.id = u.unit_id WHERE t.id = $1",
+            )
+            .bind(row.id)
+            .fetch_one(self.db.pool())
+            .await?
+            .get::<String, _>(0);
+            out.push((row, dept));
+        }
+        Ok(out)
     }
 
     async fn urge(&self, task_id: i64, by_user: i64, note: &str, record: Record<'_>) -> DomainResult<bool> {
