@@ -42,13 +42,14 @@ async fn seed(dir: &std::path::Path, tasks: usize) -> anyhow::Result<()> {
             let due = format!("{:04}-{:02}-{:02}", due.year(), u8::from(due.month()), due.day());
             let id: i64 = sqlx::Row::get(
                 &sqlx::query(
-                    "INSERT INTO wf_tasks (instance_id, task_no, node_id, name, status, created_at, due_on, alert) \
-                     VALUES ($1, $2, 'review', '材料审查', 'open', $3, $4, 0) RETURNING id",
+                    "INSERT INTO wf_tasks (instance_id, task_no, node_id, name, status, created_at, due_on, alert, queue_unit) \
+                     VALUES ($1, $2, 'review', '材料审查', 'open', $3, $4, 0, $5) RETURNING id",
                 )
                 .bind(inst)
                 .bind(j as i64 + 1)
                 .bind(now)
                 .bind(due)
+                .bind(UNITS[n % UNITS.len()])
                 .fetch_one(tx.conn())
                 .await?,
                 0,

@@ -37,6 +37,7 @@ CREATE TABLE wf_tasks (
     status TEXT NOT NULL,
     assignee_id BIGINT,
     cosign_of BIGINT,
+    queue_unit TEXT,
     created_at BIGINT NOT NULL,
     due_on TEXT,
     alert BIGINT NOT NULL DEFAULT 0,

@@ -239,44 +239,24 @@ impl WorkflowStore for SqlStore {
     }
 
     async fn todo(&self, user_id: i64, units: &[String], roles: &[String]) -> DomainResult<Vec<TaskRow>> {
-        // Driven from the candidate index (kind, value) for queue tasks and from the assignee
-        // index for held ones, so the cost follows the caller's tasks, not all open tasks.
-        let keys: Vec<String> = units.iter().map(|u| format!("unit:{u}")).chain(roles.iter().map(|r| format!("role:{r}"))).collect();
+        // The candidate index (kind, value) finds queue tasks and the assignee index held ones,
+        // so the cost follows the caller's tasks, not every open task.
+        let keys: Vec<(&str, &String)> = units.iter().map(|u| ("unit", u)).chain(roles.iter().map(|r| ("role", r))).collect();
+        let matches = if keys.is_empty() {
+            "1 = 0".to_string()
+        } else {
+            (0..keys.len()).map(|i| format!("(c.kind = ${} AND c.value = ${})", 2 + 2 * i, 3 + 2 * i)).collect::<Vec<_>>().join(" OR ")
+        };
         let sql = format!(
-            "SELECT id FROM wf_tasks WHERE assignee_id = $1 AND status = 'open' \
-             UNION SELECT c.task_id FROM wf_task_candidates c JOIN wf_tasks t ON t.id = c.task_id \
-             WHERE ({keys}) AND t.status = 'open' AND t.assignee_id IS NULL",
-            keys = if keys.is_empty() {
-                "1 = 0".to_string()
-            } else {
-                (0..keys.len()).map(|i| format!("(c.kind = ${} AND c.value = ${})", 2 + 2 * i, 3 + 2 * i)).collect::<Vec<_>>().join(" OR ")
-            },
+            "{TASK_COLUMNS} LEFT JOIN users u ON u.id = t.assignee_id \
+             WHERE t.status = 'open' AND (t.assignee_id = $1 OR (t.assignee_id IS NULL AND t.id IN (SELECT c.task_id FROM wf_task_candidates c WHERE {matches}))) \
+             ORDER BY CASE WHEN t.due_on IS NULL THEN 1 ELSE 0 END, t.due_on, t.created_at, t.id LIMIT 500"
         );
         let mut q = sqlx::query(&sql).bind(user_id);
-        for k in &keys {
-            let (kind, value) = k.split_once(':').unwrap_or(("", ""));
-            q = q.bind(kind.to_string()).bind(value.to_string());
+        for (kind, value) in keys {
+            q = q.bind(kind.to_string()).bind(value.clone());
         }
-        let ids: Vec<i64> = q.fetch_all(self.db.pool()).await?.iter().map(|r| r.get(0)).collect();
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        // The 500 most urgent of them, with their instance and holder.
-        let mut urgent: Vec<(Option<String>, i64, i64)> = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-            let rows =
-                sqlx::query(&format!("SELECT id, due_on, created_at FROM wf_tasks WHERE id IN ({list})")).fetch_all(self.db.pool()).await?;
-            urgent.extend(rows.iter().map(|r| (r.get::<Option<String>, _>(1), r.get::<i64, _>(2), r.get::<i64, _>(0))));
-        }
-        urgent.sort_by(|a, b| (a.0.is_none(), &a.0, a.1, a.2).cmp(&(b.0.is_none(), &b.0, b.1, b.2)));
-        urgent.truncate(500);
-        let list = urgent.iter().map(|u| u.2.to_string()).collect::<Vec<_>>().join(",");
-        let sql = format!(
-            "{TASK_COLUMNS} LEFT JOIN users u ON u.id = t.assignee_id WHERE t.id IN ({list}) \
-             ORDER BY CASE WHEN t.due_on IS NULL THEN 1 ELSE 0 END, t.due_on, t.created_at, t.id"
-        );
-        Ok(sqlx::query(&sql).fetch_all(self.db.pool()).await?.iter().map(task_row).collect())
+        Ok(q.fetch_all(self.db.pool()).await?.iter().map(task_row).collect())
     }
 
     async fn done(&self, user_id: i64) -> DomainResult<Vec<TaskRow>> {
@@ -347,21 +327,20 @@ impl WorkflowStore for SqlStore {
             "{TASK_COLUMNS} LEFT JOIN users u ON u.id = t.assignee_id LEFT JOIN units hu ON hu.id = u.unit_id WHERE t.status = 'open' ORDER BY t.due_on, t.id"
         );
         let rows = sqlx::query(&sql).fetch_all(self.db.pool()).await?;
-        let holders = sqlx::query(
-            "SELECT t.id, hu.name, (SELECT MIN(COALESCE(cu.name, c.value)) FROM wf_task_candidates c LEFT JOIN units cu ON CAST(cu.id AS TEXT) = c.value              WHERE c.task_id = t.id AND c.kind = 'unit') FROM wf_tasks t LEFT JOIN users u ON u.id = t.assignee_id LEFT JOIN units hu ON hu.id = u.unit_id              WHERE t.status = 'open'",
+        let units: std::collections::HashMap<i64, String> = sqlx::query(
+            "SELECT t.id, COALESCE(hu.name, t.queue_unit, '') FROM wf_tasks t LEFT JOIN users u ON u.id = t.assignee_id \
+             LEFT JOIN units hu ON hu.id = u.unit_id WHERE t.status = 'open'",
         )
         .fetch_all(self.db.pool())
-        .await?;
-        let units: std::collections::HashMap<i64, String> = holders
-            .iter()
-            .map(|h| (h.get::<i64, _>(0), h.get::<Option<String>, _>(1).or_else(|| h.get::<Option<String>, _>(2)).unwrap_or_default()))
-            .collect();
-        let unit_of = |id: i64| units.get(&id).cloned().unwrap_or_default();
+        .await?
+        .iter()
+        .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1)))
+        .collect();
         Ok(rows
             .iter()
             .map(|r| {
                 let row = task_row(r);
-                let unit = unit_of(row.id);
+                let unit = units.get(&row.id).cloned().unwrap_or_default();
                 (row, unit)
             })
             .collect())
@@ -369,10 +348,9 @@ impl WorkflowStore for SqlStore {
 
     async fn open_task_counts(&self) -> DomainResult<Vec<(String, Option<String>, i64)>> {
         let rows = sqlx::query(
-            "SELECT COALESCE(hu.name, (SELECT MIN(COALESCE((SELECT cu.name FROM units cu WHERE CAST(cu.id AS TEXT) = c.value), c.value)) \
-             FROM wf_task_candidates c WHERE c.task_id = t.id AND c.kind = 'unit'), '') AS dept, t.due_on, COUNT(*) \
-             FROM wf_tasks t LEFT JOIN users u ON u.id = t.assignee_id LEFT JOIN units hu ON hu.id = u.unit_id \
-             WHERE t.status = 'open' GROUP BY 1, 2",
+            "SELECT COALESCE(hu.name, t.queue_unit, '') AS dept, t.due_on, COUNT(*) FROM wf_tasks t \
+             LEFT JOIN users u ON u.id = t.assignee_id LEFT JOIN units hu ON hu.id = u.unit_id \
+             WHERE t.status = 'open' GROUP BY COALESCE(hu.name, t.queue_unit, ''), t.due_on",
         )
         .fetch_all(self.db.pool())
         .await?;
@@ -384,20 +362,27 @@ impl WorkflowStore for SqlStore {
             "{TASK_COLUMNS} LEFT JOIN users u ON u.id = t.assignee_id WHERE t.status = 'open' AND t.due_on <= $1 ORDER BY t.due_on, t.id LIMIT $2"
         );
         let rows: Vec<TaskRow> = sqlx::query(&sql).bind(due_by).bind(limit).fetch_all(self.db.pool()).await?.iter().map(task_row).collect();
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let dept = sqlx::query(
-                "SELECT COALESCE(hu.name, (SELECT MIN(COALESCE((SELECT cu.name FROM units cu WHERE CAST(cu.id AS TEXT) = c.value), c.value)) \
-                 FROM wf_task_candidates c WHERE c.task_id = t.id AND c.kind = 'unit'), '') FROM wf_tasks t \
-                 LEFT JOIN users u ON u.id = t.assignee_id LEFT JOIN units hu ON hu.id = u.unit_id WHERE t.id = $1",
-            )
-            .bind(row.id)
-            .fetch_one(self.db.pool())
+        let ids = rows.iter().map(|r| r.id.to_string()).collect::<Vec<_>>().join(",");
+        let depts: std::collections::HashMap<i64, String> = if ids.is_empty() {
+            Default::default()
+        } else {
+            sqlx::query(&format!(
+                "SELECT t.id, COALESCE(hu.name, t.queue_unit, '') FROM wf_tasks t LEFT JOIN users u ON u.id = t.assignee_id \
+                 LEFT JOIN units hu ON hu.id = u.unit_id WHERE t.id IN ({ids})"
+            ))
+            .fetch_all(self.db.pool())
             .await?
-            .get::<String, _>(0);
-            out.push((row, dept));
-        }
-        Ok(out)
+            .iter()
+            .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1)))
+            .collect()
+        };
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let d = depts.get(&r.id).cloned().unwrap_or_default();
+                (r, d)
+            })
+            .collect())
     }
 
     async fn urge(&self, task_id: i64, by_user: i64, note: &str, record: Record<'_>) -> DomainResult<bool> {
@@ -442,6 +427,14 @@ impl WorkflowStore for SqlStore {
     }
 }
 
+/// The name of the unit whose queue a task is in (a candidate may be given by id or name).
+async fn queue_unit_name(tx: &mut WriteTx, candidate: Option<&String>) -> Result<Option<String>, sqlx::Error> {
+    let Some(c) = candidate else { return Ok(None) };
+    let Ok(id) = c.parse::<i64>() else { return Ok(Some(c.clone())) };
+    let row = sqlx::query("SELECT name FROM units WHERE id = $1").bind(id).fetch_optional(tx.conn()).await?;
+    Ok(Some(row.map(|r| r.get::<String, _>(0)).unwrap_or_else(|| c.clone())))
+}
+
 /// Writes the task and timer rows that the effects touched.
 async fn project(
     tx: &mut WriteTx,
@@ -458,8 +451,8 @@ async fn project(
                 let due =
                     t.due_working_days.and_then(|d| local_date(t.created_at).and_then(|day| cal.add_working_days(day, d))).map(date_text);
                 let id: i64 = sqlx::query(
-                    "INSERT INTO wf_tasks (instance_id, task_no, node_id, name, status, assignee_id, cosign_of, created_at, due_on, alert) \
-                     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,0) RETURNING id",
+                    "INSERT INTO wf_tasks (instance_id, task_no, node_id, name, status, assignee_id, cosign_of, created_at, due_on, alert, queue_unit) \
+                     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,0,$10) RETURNING id",
                 )
                 .bind(instance_id)
                 .bind(i64::from(no))
@@ -470,6 +463,7 @@ async fn project(
                 .bind(t.cosign_of.map(i64::from))
                 .bind(t.created_at)
                 .bind(due)
+                .bind(queue_unit_name(tx, t.candidate_units.first()).await?)
                 .fetch_one(tx.conn())
                 .await?
                 .get(0);
