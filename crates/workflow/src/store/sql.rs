@@ -247,10 +247,14 @@ impl WorkflowStore for SqlStore {
         } else {
             (0..keys.len()).map(|i| format!("(c.kind = ${} AND c.value = ${})", 2 + 2 * i, 3 + 2 * i)).collect::<Vec<_>>().join(" OR ")
         };
+        // Narrow rows first (id, deadline), sorted and cut to 500, then the details of those.
         let sql = format!(
-            "{TASK_COLUMNS} LEFT JOIN users u ON u.id = t.assignee_id \
-             WHERE t.status = 'open' AND (t.assignee_id = $1 OR (t.assignee_id IS NULL AND t.id IN (SELECT c.task_id FROM wf_task_candidates c WHERE {matches}))) \
-             ORDER BY CASE WHEN t.due_on IS NULL THEN 1 ELSE 0 END, t.due_on, t.created_at, t.id LIMIT 500"
+            "{TASK_COLUMNS} LEFT JOIN users u ON u.id = t.assignee_id WHERE t.id IN (SELECT id FROM (\
+             SELECT q.id, q.due_on, q.created_at FROM wf_task_candidates c JOIN wf_tasks q ON q.id = c.task_id \
+             WHERE ({matches}) AND q.status = 'open' AND q.assignee_id IS NULL \
+             UNION SELECT id, due_on, created_at FROM wf_tasks WHERE assignee_id = $1 AND status = 'open') AS narrow \
+             ORDER BY CASE WHEN due_on IS NULL THEN 1 ELSE 0 END, due_on, created_at, id LIMIT 500) \
+             ORDER BY CASE WHEN t.due_on IS NULL THEN 1 ELSE 0 END, t.due_on, t.created_at, t.id"
         );
         let mut q = sqlx::query(&sql).bind(user_id);
         for (kind, value) in keys {
