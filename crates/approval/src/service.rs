@@ -60,6 +60,51 @@ fn to_json<T: serde::Serialize>(v: &T) -> DomainResult<String> {
     serde_json::to_string(v).map_err(|e| DomainError::Internal(format!("serialising: {e}")))
 }
 
+/// An item's columns in table order ($1–$18), lists as JSON.
+struct SpecColumns<'a> {
+    spec: &'a ItemSpec,
+    co_units: String,
+    materials: String,
+    form: String,
+    life_events: String,
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+impl<'a> SpecColumns<'a> {
+    fn of(spec: &'a ItemSpec) -> DomainResult<Self> {
+        Ok(SpecColumns {
+            spec,
+            co_units: to_json(&spec.co_unit_ids)?,
+            materials: to_json(&spec.materials)?,
+            form: to_json(&spec.form)?,
+            life_events: to_json(&spec.life_events)?,
+        })
+    }
+
+    fn bind<'q>(&'q self, q: AnyQuery<'q>) -> AnyQuery<'q> {
+        let s = self.spec;
+        q.bind(s.code.trim())
+            .bind(s.name.trim())
+            .bind(s.kind.as_str())
+            .bind(s.audience.as_str())
+            .bind(s.lead_unit_id)
+            .bind(self.co_units.as_str())
+            .bind(s.legal_basis.trim())
+            .bind(s.conditions.trim())
+            .bind(i64::from(s.legal_days))
+            .bind(i64::from(s.promised_days))
+            .bind(s.fee.trim())
+            .bind(self.materials.as_str())
+            .bind(self.form.as_str())
+            .bind(s.process_key.trim())
+            .bind(i64::from(s.visits))
+            .bind(self.life_events.as_str())
+            .bind(s.location.trim())
+            .bind(s.phone.trim())
+    }
+}
+
 impl CatalogueService {
     /// A service over `db`, recording to `audit`.
     pub fn new(db: Db, audit: AuditTrail) -> Self {
@@ -105,33 +150,13 @@ impl CatalogueService {
         let mut tx = self.db.begin_write().await?;
         self.check_refs(&mut tx, &spec, None).await?;
         let now = now_millis();
-        let id: i64 = sqlx::query(
+        let columns = SpecColumns::of(&spec)?;
+        let insert = sqlx::query(
             "INSERT INTO approval_items (code, name, kind, audience, lead_unit_id, co_unit_ids, legal_basis, conditions, legal_days, \
              promised_days, fee, materials, form, process_key, visits, life_events, location, phone, enabled, created_at, updated_at) \
              VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,1,$19,$19) RETURNING id",
-        )
-        .bind(spec.code.trim())
-        .bind(spec.name.trim())
-        .bind(spec.kind.as_str())
-        .bind(spec.audience.as_str())
-        .bind(spec.lead_unit_id)
-        .bind(to_json(&spec.co_unit_ids)?)
-        .bind(spec.legal_basis.trim())
-        .bind(spec.conditions.trim())
-        .bind(i64::from(spec.legal_days))
-        .bind(i64::from(spec.promised_days))
-        .bind(spec.fee.trim())
-        .bind(to_json(&spec.materials)?)
-        .bind(to_json(&spec.form)?)
-        .bind(spec.process_key.trim())
-        .bind(i64::from(spec.visits))
-        .bind(to_json(&spec.life_events)?)
-        .bind(spec.location.trim())
-        .bind(spec.phone.trim())
-        .bind(now)
-        .fetch_one(tx.conn())
-        .await?
-        .get(0);
+        );
+        let id: i64 = columns.bind(insert).bind(now).fetch_one(tx.conn()).await?.get(0);
         let details = json!({"code": spec.code, "name": spec.name, "process_key": spec.process_key});
         self.audit.append(&mut tx, actor, Entry::success("approval.item.create", "approval_item", id, details)).await?;
         outbox::publish(&mut tx, "approval.item.changed", &json!({"id": id})).await?;
@@ -147,33 +172,13 @@ impl CatalogueService {
             return Err(DomainError::NotFound("error.not_found"));
         }
         self.check_refs(&mut tx, &spec, Some(id)).await?;
-        sqlx::query(
+        let columns = SpecColumns::of(&spec)?;
+        let update = sqlx::query(
             "UPDATE approval_items SET code = $1, name = $2, kind = $3, audience = $4, lead_unit_id = $5, co_unit_ids = $6, legal_basis = $7, \
              conditions = $8, legal_days = $9, promised_days = $10, fee = $11, materials = $12, form = $13, process_key = $14, visits = $15, \
              life_events = $16, location = $17, phone = $18, updated_at = $19 WHERE id = $20",
-        )
-        .bind(spec.code.trim())
-        .bind(spec.name.trim())
-        .bind(spec.kind.as_str())
-        .bind(spec.audience.as_str())
-        .bind(spec.lead_unit_id)
-        .bind(to_json(&spec.co_unit_ids)?)
-        .bind(spec.legal_basis.trim())
-        .bind(spec.conditions.trim())
-        .bind(i64::from(spec.legal_days))
-        .bind(i64::from(spec.promised_days))
-        .bind(spec.fee.trim())
-        .bind(to_json(&spec.materials)?)
-        .bind(to_json(&spec.form)?)
-        .bind(spec.process_key.trim())
-        .bind(i64::from(spec.visits))
-        .bind(to_json(&spec.life_events)?)
-        .bind(spec.location.trim())
-        .bind(spec.phone.trim())
-        .bind(now_millis())
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
+        );
+        columns.bind(update).bind(now_millis()).bind(id).execute(tx.conn()).await?;
         let details = json!({"code": spec.code, "name": spec.name, "process_key": spec.process_key});
         self.audit.append(&mut tx, actor, Entry::success("approval.item.update", "approval_item", id, details)).await?;
         outbox::publish(&mut tx, "approval.item.changed", &json!({"id": id})).await?;
