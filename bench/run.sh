@@ -17,4 +17,5 @@ $bench audit | tee bench/out/audit.json
 $bench workflow-engine | tee bench/out/workflow-engine.json
 $bench workflow-service | tee bench/out/workflow-service.json
 $bench calendar | tee bench/out/calendar.json
+$bench intake | tee bench/out/intake.json
 $bench lists | tee bench/out/lists.json

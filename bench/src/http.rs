@@ -7,7 +7,7 @@ use tokio::{io::AsyncWriteExt, net::TcpStream};
 
 use crate::server::{Response, read_response, request, start};
 
-fn cookie_value(r: &Response, name: &str) -> Option<String> {
+pub fn cookie_value(r: &Response, name: &str) -> Option<String> {
     r.headers
         .iter()
         .filter(|(k, _)| k == "set-cookie")

@@ -6,12 +6,14 @@
 //! - `workflow-engine`: the in-process engine beside SpiffWorkflow on the same BPMN file (ratio);
 //! - `workflow-service`: instances completed per second through the persisted service;
 //! - `calendar`: deadline computations per second;
+//! - `intake`: online applications submitted per second over HTTP by concurrent citizens;
 //! - `lists`: the to-do list and the supervision dashboard with 100,000 open tasks (latency).
 //!
 //! Run them all with `bench/run.sh` (release build); numbers go into BENCHMARKS.md.
 
 mod audit;
 mod http;
+mod intake;
 mod lists;
 mod server;
 mod startup;
@@ -76,6 +78,18 @@ enum Bench {
         #[arg(long, env = "TONGBAN_BENCH_POSTGRES")]
         postgres: Option<String>,
     },
+    /// Online applications submitted per second by concurrent citizens.
+    Intake {
+        /// The tongban binary to start.
+        #[arg(long, default_value = "target/release/tongban")]
+        bin: String,
+        /// Concurrent citizens.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
     /// To-do list and supervision dashboard latency with many open tasks.
     Lists {
         /// The tongban binary to start.
@@ -108,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::WorkflowEngine { count, python, spiff_count } => workflow::engine(count, &python, spiff_count)?,
         Bench::WorkflowService { count, postgres } => workflow::service(count, postgres.as_deref()).await?,
         Bench::Calendar { count } => workflow::calendar(count)?,
+        Bench::Intake { bin, clients, seconds } => intake::run(&bin, clients, seconds).await?,
         Bench::Lists { bin, tasks, connections, seconds } => lists::run(&bin, tasks, connections, seconds).await?,
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
