@@ -18,4 +18,5 @@ $bench workflow-engine | tee bench/out/workflow-engine.json
 $bench workflow-service | tee bench/out/workflow-service.json
 $bench calendar | tee bench/out/calendar.json
 $bench intake | tee bench/out/intake.json
+$bench tasks | tee bench/out/tasks.json
 $bench lists | tee bench/out/lists.json

@@ -7,6 +7,7 @@
 //! - `workflow-service`: instances completed per second through the persisted service;
 //! - `calendar`: deadline computations per second;
 //! - `intake`: online applications submitted per second over HTTP by concurrent citizens;
+//! - `tasks`: workflow tasks claimed and completed per second over the HTTP API;
 //! - `lists`: the to-do list and the supervision dashboard with 100,000 open tasks (latency).
 //!
 //! Run them all with `bench/run.sh` (release build); numbers go into BENCHMARKS.md.
@@ -17,6 +18,7 @@ mod intake;
 mod lists;
 mod server;
 mod startup;
+mod tasks;
 mod workflow;
 
 use clap::{Parser, Subcommand};
@@ -90,6 +92,18 @@ enum Bench {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
+    /// Tasks completed per second over the HTTP API.
+    Tasks {
+        /// The tongban binary to start.
+        #[arg(long, default_value = "target/release/tongban")]
+        bin: String,
+        /// Tasks to create and complete.
+        #[arg(long, default_value_t = 2000)]
+        tasks: usize,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+    },
     /// To-do list and supervision dashboard latency with many open tasks.
     Lists {
         /// The tongban binary to start.
@@ -123,6 +137,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::WorkflowService { count, postgres } => workflow::service(count, postgres.as_deref()).await?,
         Bench::Calendar { count } => workflow::calendar(count)?,
         Bench::Intake { bin, clients, seconds } => intake::run(&bin, clients, seconds).await?,
+        Bench::Tasks { bin, tasks, connections } => tasks::run(&bin, tasks, connections).await?,
         Bench::Lists { bin, tasks, connections, seconds } => lists::run(&bin, tasks, connections, seconds).await?,
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
