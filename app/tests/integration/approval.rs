@@ -711,3 +711,23 @@ async fn applicants_are_told_by_sms_email_and_in_app_and_staff_in_app() {
     let r = market.get("/me/notifications").await;
     assert!(r.body.contains("待签收任务") && r.body.contains("材料审查"), "the department learns of the queue task: {}", r.body);
 }
+
+/// 2026-09-28 10:00 China Standard Time, a Monday before the National Day holiday.
+fn monday_before_national_day() -> i64 {
+    tongban_platform::clock::parse_local_date("2026-09-28").unwrap_or_default() + 10 * 3_600_000
+}
+
+#[tokio::test]
+async fn a_deadline_accepted_before_national_day_skips_the_holiday_and_counts_the_make_up_day() {
+    let app = TestApp::demo().await;
+    let (_ent, _page, number) = submitted_permit(&app, "13900000031").await;
+    settle(&app).await;
+    let case = app.scalar(&format!("SELECT id FROM approval_cases WHERE number = '{number}'")).await;
+    let clerk = app.opened.identity.user_by_username("liuyang").await.ok().flatten().map(|u| u.id).unwrap_or_default();
+    let principal = app.opened.identity.authz().principal(clerk).await.ok().flatten().expect("clerk principal");
+    let actor = tongban_audit::Actor::system("test");
+    app.opened.cases.clone().with_clock(monday_before_national_day).accept(&principal, &actor, case).await.expect("accept");
+    // 10 working days from Mon 2026-09-28 (not counted): 9/29, 9/30, [10/1–10/7 National Day],
+    // 10/8, 10/9, 10/10 (Saturday, make-up working day), 10/12, 10/13, 10/14, 10/15, 10/16.
+    assert_eq!(app.scalar_text(&format!("SELECT due_on FROM approval_cases WHERE id = {case}")).await, "2026-10-16");
+}

@@ -104,6 +104,7 @@ pub struct CaseService {
     calendar: CalendarService,
     workflow: WorkflowService,
     catalogue: CatalogueService,
+    now: fn() -> i64,
 }
 
 const NOT_FOUND: DomainError = DomainError::NotFound("error.not_found");
@@ -115,7 +116,14 @@ fn date_text(d: time::Date) -> String {
 impl CaseService {
     /// A service over `db`.
     pub fn new(db: Db, audit: AuditTrail, calendar: CalendarService, workflow: WorkflowService, catalogue: CatalogueService) -> Self {
-        CaseService { db, audit, calendar, workflow, catalogue }
+        CaseService { db, audit, calendar, workflow, catalogue, now: now_millis }
+    }
+
+    /// The same service reading the time from `now` (UTC ms): for replaying a day in tests and
+    /// drills; the acceptance date decides the deadline.
+    pub fn with_clock(mut self, now: fn() -> i64) -> Self {
+        self.now = now;
+        self
     }
 
     async fn require_window(&self, caller: &Principal, actor: &Actor, action: &str, id: i64) -> DomainResult<()> {
@@ -376,7 +384,7 @@ impl CaseService {
     /// and the applicant is told — one transaction.
     pub async fn accept(&self, caller: &Principal, actor: &Actor, id: i64) -> DomainResult<()> {
         self.require_window(caller, actor, "approval.case.accept", id).await?;
-        let now = now_millis();
+        let now = (self.now)();
         let calendar = self.calendar.calendar().await?;
         let mut tx = self.db.begin_write().await?;
         let (number, item_id, form) = self.pending(&mut tx, id).await?;
