@@ -55,9 +55,10 @@ pub async fn open(config: Config) -> anyhow::Result<Opened> {
     let identity = IdentityService::new(db.clone(), audit.clone(), config.security.clone());
     let calendar = CalendarService::new(db.clone(), audit.clone());
     calendar.ensure_official().await.context("storing the official holiday schedules")?;
-    let workflow = tongban_workflow::WorkflowService::new(db.clone(), audit.clone(), calendar.clone());
-    let catalogue = tongban_approval::CatalogueService::new(db.clone(), audit.clone());
     let blobs = tongban_platform::blobs::BlobStore::new(config.data_dir.join("blobs"));
+    let workflow = tongban_workflow::WorkflowService::new(db.clone(), audit.clone(), calendar.clone())
+        .with_blobs(blobs.clone(), config.server.max_upload_bytes);
+    let catalogue = tongban_approval::CatalogueService::new(db.clone(), audit.clone());
     let intake =
         tongban_approval::intake::IntakeService::new(db.clone(), audit.clone(), blobs, catalogue.clone(), config.server.max_upload_bytes);
     let cases = tongban_approval::cases::CaseService::new(db.clone(), audit.clone(), calendar.clone(), workflow.clone(), catalogue.clone());

@@ -339,3 +339,46 @@ async fn running_instances_stay_on_their_version() {
     let t = task_at(&mut housing, old, "Task_housing").await;
     claim_and_complete(&mut housing, t, json!({})).await;
 }
+
+#[tokio::test]
+async fn opinions_carry_attachments_for_the_instance_participants_only() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    assert_eq!(upload(&mut sys, &approval_bpmn()).await.status, StatusCode::CREATED);
+    let mut clerk = app.staff("liuyang").await;
+    let id = start(&mut clerk, "附件测试").await;
+    let mut land = app.staff("zhoujun").await;
+    let t = task_at(&mut land, id, "Task_land").await;
+    let page = format!("/workflow/instances/{id}");
+    let iid = id.to_string();
+    let r = land
+        .post_multipart(
+            &page,
+            &format!("/workflow/tasks/{t}/attachments"),
+            &[("instance_id", &iid)],
+            ("file", "意见.pdf", "%PDF-1.7 opinion"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "only the holder attaches: claim first");
+    assert_eq!(act(&mut land, t, "claim", json!({})).await.status, StatusCode::NO_CONTENT);
+    let r =
+        land.post_multipart(&page, &format!("/workflow/tasks/{t}/attachments"), &[("instance_id", &iid)], ("file", "意见.exe", "MZ")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "type checked");
+    let r = land
+        .post_multipart(
+            &page,
+            &format!("/workflow/tasks/{t}/attachments"),
+            &[("instance_id", &iid)],
+            ("file", "用地审查意见.pdf", "%PDF-1.7 opinion"),
+        )
+        .await;
+    assert_eq!(r.location(), format!("{page}?done=attached"), "{}", r.body);
+    assert_eq!(act(&mut land, t, "complete", json!({"opinion": "见附件"})).await.status, StatusCode::NO_CONTENT);
+    let r = clerk.get(&page).await;
+    assert!(r.body.contains("用地审查意见.pdf"), "the starter sees the attachment");
+    let aid = app.scalar("SELECT id FROM wf_task_attachments").await;
+    assert_eq!(clerk.get(&format!("{page}/attachments/{aid}")).await.body, "%PDF-1.7 opinion");
+    let mut outsider = app.staff("heping").await;
+    assert_eq!(outsider.get(&format!("{page}/attachments/{aid}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.audit_count("workflow.task.attach", "success").await, 1);
+}

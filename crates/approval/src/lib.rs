@@ -9,7 +9,7 @@ pub mod form;
 pub mod intake;
 pub use tongban_identity::idcheck;
 pub mod service;
-pub mod upload;
+pub use tongban_platform::upload;
 pub mod zone;
 
 pub use service::CatalogueService;

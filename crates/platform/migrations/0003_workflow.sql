@@ -57,6 +57,19 @@ CREATE TABLE wf_task_candidates (
 );
 CREATE INDEX wf_task_candidates_value ON wf_task_candidates(kind, value);
 
+-- Files attached to an opinion (意见附件), by SM3 digest in the blob store.
+CREATE TABLE wf_task_attachments (
+    id {{ID}},
+    task_id BIGINT NOT NULL REFERENCES wf_tasks(id),
+    file_name TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    sm3 TEXT NOT NULL,
+    uploaded_by BIGINT NOT NULL,
+    uploaded_at BIGINT NOT NULL
+);
+CREATE INDEX wf_task_attachments_task ON wf_task_attachments(task_id);
+
 CREATE TABLE wf_timers (
     instance_id BIGINT NOT NULL REFERENCES wf_instances(id),
     timer_no BIGINT NOT NULL,

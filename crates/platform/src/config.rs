@@ -288,10 +288,14 @@ impl Config {
 }
 
 impl ServerConfig {
-    /// The body limit for a request path: uploads (paths ending in `/materials`) get
-    /// `max_upload_bytes`, everything else `max_body_bytes`.
+    /// The body limit for a request path: uploads (paths ending in `/materials` or
+    /// `/attachments`) get `max_upload_bytes`, everything else `max_body_bytes`.
     pub fn body_limit(&self, path: &str) -> usize {
-        if path.ends_with("/materials") { self.max_upload_bytes.max(self.max_body_bytes) } else { self.max_body_bytes }
+        if path.ends_with("/materials") || path.ends_with("/attachments") {
+            self.max_upload_bytes.max(self.max_body_bytes)
+        } else {
+            self.max_body_bytes
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod error;
 pub mod jobs;
 pub mod migrate;
 pub mod outbox;
+pub mod upload;
 
 pub use config::Config;
 pub use db::{Db, DbKind, WriteTx};

@@ -40,9 +40,10 @@ impl AppState {
     /// existing one (and its cache) instead.
     pub fn new(identity: IdentityService, config: Arc<Config>, metrics: Option<PrometheusHandle>) -> Self {
         let calendar = CalendarService::new(identity.db().clone(), identity.audit().clone());
-        let workflow = WorkflowService::new(identity.db().clone(), identity.audit().clone(), calendar.clone());
-        let catalogue = CatalogueService::new(identity.db().clone(), identity.audit().clone());
         let blobs = tongban_platform::blobs::BlobStore::new(config.data_dir.join("blobs"));
+        let workflow = WorkflowService::new(identity.db().clone(), identity.audit().clone(), calendar.clone())
+            .with_blobs(blobs.clone(), config.server.max_upload_bytes);
+        let catalogue = CatalogueService::new(identity.db().clone(), identity.audit().clone());
         let intake = IntakeService::new(
             identity.db().clone(),
             identity.audit().clone(),

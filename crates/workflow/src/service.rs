@@ -238,6 +238,7 @@ pub struct WorkflowService {
     calendar: CalendarService,
     definitions: Arc<RwLock<HashMap<i64, Arc<ProcessDefinition>>>>,
     warn_days: i64,
+    blobs: Option<(tongban_platform::blobs::BlobStore, usize)>,
 }
 
 fn engine_error(e: EngineError) -> DomainError {
@@ -267,7 +268,67 @@ impl WorkflowService {
     /// A service on the platform database, recording to `audit`, counting deadlines with `calendar`.
     pub fn new(db: Db, audit: AuditTrail, calendar: CalendarService) -> Self {
         let store = Arc::new(SqlStore::new(db.clone(), audit.clone()));
-        WorkflowService { store, audit, db, calendar, definitions: Arc::default(), warn_days: DEFAULT_WARN_DAYS }
+        WorkflowService { store, audit, db, calendar, definitions: Arc::default(), warn_days: DEFAULT_WARN_DAYS, blobs: None }
+    }
+
+    /// The same service storing opinion attachments in `blobs`, up to `limit` bytes each.
+    pub fn with_blobs(mut self, blobs: tongban_platform::blobs::BlobStore, limit: usize) -> Self {
+        self.blobs = Some((blobs, limit));
+        self
+    }
+
+    /// Attaches a file to the opinion of a task the caller holds (意见附件): PDF, OFD, JPG or PNG,
+    /// type sniffed from the content.
+    pub async fn attach(&self, caller: &Principal, actor: &AuditActor, task_id: i64, file_name: &str, bytes: &[u8]) -> DomainResult<i64> {
+        let Some((blobs, limit)) = &self.blobs else { return Err(DomainError::Internal("no blob store configured".into())) };
+        let checked =
+            tongban_platform::upload::check(file_name, bytes, *limit).map_err(|e| DomainError::invalid("file", e.message_key()))?;
+        let sm3 = blobs.put(bytes).await.map_err(|e| DomainError::Internal(format!("storing attachment: {e}")))?;
+        let file = crate::store::Attachment {
+            id: 0,
+            task_id,
+            file_name: checked.file_name.clone(),
+            content_type: checked.content_type.into(),
+            size: bytes.len() as i64,
+            sm3: sm3.clone(),
+            uploaded_by: caller.user_id,
+            uploaded_at: now_millis(),
+        };
+        let record = Record {
+            actor,
+            entry: Entry::success("workflow.task.attach", "wf_task", task_id, json!({"file": checked.file_name, "sm3": sm3})),
+        };
+        if self.store.add_attachment(task_id, caller.user_id, &file, record).await? {
+            Ok(task_id)
+        } else {
+            self.deny(actor, "workflow.task.attach", ("wf_task", task_id), "not_holder").await;
+            Err(DomainError::NotFound("error.not_found"))
+        }
+    }
+
+    /// The files attached to an instance's opinions, for those who may see the instance.
+    pub async fn attachments(
+        &self,
+        caller: &Principal,
+        actor: &AuditActor,
+        instance_id: i64,
+    ) -> DomainResult<Vec<crate::store::Attachment>> {
+        self.instance(caller, actor, instance_id).await?;
+        self.store.attachments(instance_id).await
+    }
+
+    /// One attachment with its content, for those who may see the instance.
+    pub async fn attachment_file(
+        &self,
+        caller: &Principal,
+        actor: &AuditActor,
+        instance_id: i64,
+        id: i64,
+    ) -> DomainResult<(crate::store::Attachment, Vec<u8>)> {
+        let a = self.attachments(caller, actor, instance_id).await?.into_iter().find(|a| a.id == id).ok_or(NOT_FOUND)?;
+        let Some((blobs, _)) = &self.blobs else { return Err(DomainError::Internal("no blob store configured".into())) };
+        let bytes = blobs.get(&a.sm3).await.map_err(|e| DomainError::Internal(format!("reading attachment: {e}")))?.ok_or(NOT_FOUND)?;
+        Ok((a, bytes))
     }
 
     /// The same service warning `days` working days before a deadline.

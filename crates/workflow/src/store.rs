@@ -89,6 +89,27 @@ pub struct StoredInstance {
     pub state: Instance,
 }
 
+/// A file attached to a task's opinion (意见附件).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Attachment {
+    /// Id.
+    pub id: i64,
+    /// The task row.
+    pub task_id: i64,
+    /// File name.
+    pub file_name: String,
+    /// Content type.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// SM3 digest (the blob key).
+    pub sm3: String,
+    /// Uploader.
+    pub uploaded_by: i64,
+    /// When (ms).
+    pub uploaded_at: i64,
+}
+
 /// An open task with a deadline, for the sweep.
 #[derive(Debug, Clone)]
 pub struct DeadlineRecord {
@@ -160,6 +181,11 @@ pub trait WorkflowStore: Send + Sync {
     /// Records an urge (催办) of an open task with its audit record and notification event;
     /// `false` when the task is not open.
     async fn urge(&self, task_id: i64, by_user: i64, note: &str, record: Record<'_>) -> DomainResult<bool>;
+    /// Records a file attached to an open task held by `by`, with its audit record; `false` when
+    /// the task is not open or not held by `by`.
+    async fn add_attachment(&self, task_id: i64, by: i64, file: &Attachment, record: Record<'_>) -> DomainResult<bool>;
+    /// The files attached to the tasks of an instance.
+    async fn attachments(&self, instance_id: i64) -> DomainResult<Vec<Attachment>>;
     /// Queues job `kind` now unless one is queued or running.
     async fn ensure_job(&self, kind: &str) -> DomainResult<()>;
     /// Queues job `kind` at `run_at` (ms).

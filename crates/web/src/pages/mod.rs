@@ -166,6 +166,21 @@ pub async fn form_texts(req: axum::extract::Request) -> Result<Vec<(String, Stri
     Ok(out)
 }
 
+/// The fields of a `multipart/form-data` form as (name, file name, bytes); text fields have an
+/// empty file name.
+pub async fn form_texts_and_files(req: axum::extract::Request) -> Result<Vec<(String, String, Vec<u8>)>, DomainError> {
+    use axum::extract::FromRequest;
+    let mut form = axum::extract::Multipart::from_request(req, &()).await.map_err(|_| DomainError::invalid("file", "error.malformed"))?;
+    let mut out = Vec::new();
+    while let Some(field) = form.next_field().await.map_err(|_| DomainError::invalid("file", "approval.error.upload_too_large"))? {
+        let name = field.name().unwrap_or("").to_string();
+        let file_name = field.file_name().unwrap_or("").to_string();
+        let bytes = field.bytes().await.map_err(|_| DomainError::invalid("file", "approval.error.upload_too_large"))?;
+        out.push((name, file_name, bytes.to_vec()));
+    }
+    Ok(out)
+}
+
 /// Parses a numeric form field, naming it on failure.
 pub fn parse_id(field: &str, value: &str) -> Result<i64, DomainError> {
     value.trim().parse().map_err(|_| DomainError::invalid(field, "error.invalid_value"))
@@ -248,6 +263,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/workflows/{id}/start", post(workflow::start))
         .route("/tasks", get(workflow::tasks))
         .route("/workflow/instances/{id}", get(workflow::instance))
+        .route("/workflow/tasks/{id}/attachments", post(workflow::attach))
+        .route("/workflow/instances/{id}/attachments/{aid}", get(workflow::attachment))
         .route("/workflow/tasks/{id}/{action}", post(workflow::act))
         .route("/public", get(intake::home))
         .route("/public/applications", post(intake::start))

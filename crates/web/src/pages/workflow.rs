@@ -227,6 +227,7 @@ struct InstancePage {
     claimable: Vec<TaskRow>,
     variables: Vec<(String, String)>,
     status_key: String,
+    files: Vec<(i64, i64, String, i64)>,
     error: String,
 }
 
@@ -244,6 +245,8 @@ async fn instance_page(state: &AppState, ctx: &Ctx, id: i64, error: String, done
         .collect();
     let history = inst.tasks.iter().map(|t| (t.clone(), t.closed_at.map(format_local).unwrap_or_default())).collect();
     let variables = inst.variables.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+    let files =
+        state.workflow.attachments(p, &ctx.actor(), id).await?.into_iter().map(|a| (a.task_id, a.id, a.file_name, a.size)).collect();
     let status = if error.is_empty() { axum::http::StatusCode::OK } else { axum::http::StatusCode::UNPROCESSABLE_ENTITY };
     let view = InstancePage {
         l: Layout::new(ctx, "workflow.instance_title", "tasks").with_flash(done),
@@ -254,6 +257,7 @@ async fn instance_page(state: &AppState, ctx: &Ctx, id: i64, error: String, done
         claimable,
         variables,
         status_key: format!("workflow.status_{}", inst.status),
+        files,
         inst,
         error,
     };
@@ -327,4 +331,38 @@ pub async fn act(State(state): State<AppState>, ctx: Ctx, params: PathParams, Pa
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `POST /workflow/tasks/{id}/attachments` (multipart: `instance_id`, `file`): attaches a file to
+/// the opinion of a task the caller holds.
+pub async fn attach(State(state): State<AppState>, ctx: Ctx, params: PathParams, req: axum::extract::Request) -> PageResult {
+    let p = ctx.principal()?;
+    let task = params.id("id")?;
+    let fields = super::form_texts_and_files(req).await?;
+    let instance: i64 =
+        fields.iter().find(|(k, _, _)| k == "instance_id").and_then(|(_, _, v)| std::str::from_utf8(v).ok()?.parse().ok()).unwrap_or(0);
+    let Some((_, name, bytes)) = fields.iter().find(|(k, _, _)| k == "file") else {
+        return Err(DomainError::invalid("file", "approval.error.upload_empty").into());
+    };
+    match state.workflow.attach(p, &ctx.actor(), task, name, bytes).await {
+        Ok(_) => see_other(&format!("/workflow/instances/{instance}?done=attached")),
+        Err(e @ DomainError::Invalid(_)) => {
+            let message = crate::error::message(&ctx.tr, &e);
+            instance_page(&state, &ctx, instance, message, None).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /workflow/instances/{id}/attachments/{aid}`: downloads an opinion attachment.
+pub async fn attachment(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
+    use axum::response::IntoResponse;
+    let p = ctx.principal()?;
+    let (a, bytes) = state.workflow.attachment_file(p, &ctx.actor(), params.id("id")?, params.id("aid")?).await?;
+    let ascii: String = a.file_name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, a.content_type),
+        (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{ascii}\"")),
+    ];
+    Ok((headers, bytes).into_response())
 }

@@ -410,6 +410,57 @@ impl WorkflowStore for SqlStore {
         Ok(true)
     }
 
+    async fn add_attachment(&self, task_id: i64, by: i64, file: &super::Attachment, record: Record<'_>) -> DomainResult<bool> {
+        let mut tx = self.db.begin_write().await?;
+        let held = sqlx::query("SELECT 1 FROM wf_tasks WHERE id = $1 AND status = 'open' AND assignee_id = $2")
+            .bind(task_id)
+            .bind(by)
+            .fetch_optional(tx.conn())
+            .await?;
+        if held.is_none() {
+            return Ok(false);
+        }
+        let id: i64 = sqlx::query(
+            "INSERT INTO wf_task_attachments (task_id, file_name, content_type, size, sm3, uploaded_by, uploaded_at) VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING id",
+        )
+        .bind(task_id)
+        .bind(&file.file_name)
+        .bind(&file.content_type)
+        .bind(file.size)
+        .bind(&file.sm3)
+        .bind(by)
+        .bind(file.uploaded_at)
+        .fetch_one(tx.conn())
+        .await?
+        .get(0);
+        self.write_record(&mut tx, record, id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn attachments(&self, instance_id: i64) -> DomainResult<Vec<super::Attachment>> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.task_id, a.file_name, a.content_type, a.size, a.sm3, a.uploaded_by, a.uploaded_at FROM wf_task_attachments a \
+             JOIN wf_tasks t ON t.id = a.task_id WHERE t.instance_id = $1 ORDER BY a.id",
+        )
+        .bind(instance_id)
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| super::Attachment {
+                id: r.get(0),
+                task_id: r.get(1),
+                file_name: r.get(2),
+                content_type: r.get(3),
+                size: r.get(4),
+                sm3: r.get(5),
+                uploaded_by: r.get(6),
+                uploaded_at: r.get(7),
+            })
+            .collect())
+    }
+
     async fn ensure_job(&self, kind: &str) -> DomainResult<()> {
         let mut tx = self.db.begin_write().await?;
         let queued = sqlx::query("SELECT 1 FROM jobs WHERE kind = $1 AND status IN ('queued', 'running')")

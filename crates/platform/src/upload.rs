@@ -20,7 +20,7 @@ pub enum UploadError {
 }
 
 impl UploadError {
-    /// The i18n key.
+    /// The i18n key (the messages live under `approval.error` for historical reasons).
     pub fn message_key(self) -> &'static str {
         match self {
             UploadError::Empty => "approval.error.upload_empty",
