@@ -710,6 +710,23 @@ async fn applicants_are_told_by_sms_email_and_in_app_and_staff_in_app() {
     let mut market = app.staff("huangli").await;
     let r = market.get("/me/notifications").await;
     assert!(r.body.contains("待签收任务") && r.body.contains("材料审查"), "the department learns of the queue task: {}", r.body);
+
+    // An urge reaches the holder in-app and on the mobile on file.
+    app.sql("UPDATE users SET phone = '13700000001' WHERE username = 'huangli'").await;
+    let t = task_for(&mut market, "食品经营许可", "review").await;
+    assert_eq!(market.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/claim"), json!({})).await.status, StatusCode::NO_CONTENT);
+    let mut sup = app.staff("jiangwei").await;
+    let r = sup.post_form("/me/tokens", &format!("/supervision/tasks/{t}/urge"), &[("note", "请今日办结")]).await;
+    assert_eq!(r.location(), "/supervision?done=urged");
+    settle(&app).await;
+    for _ in 0..10 {
+        if runner.run_once().await.expect("job") == tongban_platform::jobs::RunOutcome::Idle {
+            break;
+        }
+    }
+    let texts = sms.lock().map(|s| s.clone()).unwrap_or_default();
+    assert!(texts.iter().any(|t| t.contains("13700000001") && t.contains("请今日办结")), "SMS to the holder: {texts:?}");
+    assert!(market.get("/me/notifications").await.body.contains("催办"));
 }
 
 /// 2026-09-28 10:00 China Standard Time, a Monday before the National Day holiday.

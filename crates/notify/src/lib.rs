@@ -213,7 +213,19 @@ impl OutboxHandler for StaffNotifier {
             "workflow.task.overdue" => ("办理超期", format!("“{name}”已超过办理期限（{}）", p["due_on"].as_str().unwrap_or(""))),
             _ => ("催办", format!("“{name}”被催办：{}", p["note"].as_str().unwrap_or(""))),
         };
-        in_app(tx, Recipient::Staff(holder), title, &body, &link).await.map_err(|e| e.to_string())
+        in_app(tx, Recipient::Staff(holder), title, &body, &link).await.map_err(|e| e.to_string())?;
+        // Deadlines and urges also go to the holder's mobile, when one is on file.
+        if event.topic != "workflow.task.created" {
+            let phone = sqlx::query("SELECT phone FROM users WHERE id = $1 AND enabled = 1")
+                .bind(holder)
+                .fetch_optional(tx.conn())
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(phone) = phone.map(|r| r.get::<String, _>(0)).filter(|p| !p.trim().is_empty()) {
+                send_later(tx, Channel::Sms, &phone, title, &body).await.map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
     }
 }
 
