@@ -451,22 +451,17 @@ impl WorkflowService {
         if business_key.chars().count() > 100 {
             return Err(DomainError::invalid("business_key", "error.too_long"));
         }
-        let (def_id, _, _) =
-            self.store.latest_version(key.trim()).await?.ok_or_else(|| DomainError::invalid("key", "workflow.error.unknown_process"))?;
-        let def = self.load_definition(def_id).await?;
-        check_variables(&def, &variables)?;
-        let (inst, effects) = Instance::start(&def, variables, caller.user_id, now_millis()).map_err(engine_error)?;
-        let calendar = self.calendar.calendar().await?;
-        let details = json!({"process": def.key, "definition_id": def_id, "title": title, "business_key": business_key.trim()});
-        let change = Change {
-            def: &def,
-            inst: &inst,
-            effects: &effects,
-            calendar: &calendar,
-            record: Record { actor, entry: Entry::success("workflow.instance.start", "wf_instance", "", details) },
-            events: vec![("workflow.instance.started", json!({"process": def.key}))],
-        };
-        self.store.insert_instance(&NewInstance { definition_id: def_id, title, business_key: business_key.trim() }, change).await
+        let def_id = self.newest(key, "key").await?;
+        let mut tx = self.db.begin_write().await?;
+        let id = self.start_definition(&mut tx, def_id, caller.user_id, actor, title, business_key.trim(), variables).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// The row id of the newest version of `key`; an unknown process names `field`.
+    async fn newest(&self, key: &str, field: &str) -> DomainResult<i64> {
+        let found = self.store.latest_version(key.trim()).await?;
+        found.map(|(id, _, _)| id).ok_or_else(|| DomainError::invalid(field, "workflow.error.unknown_process"))
     }
 
     /// Starts the newest version of `key` inside the caller's transaction, for a slice that has
@@ -483,12 +478,24 @@ impl WorkflowService {
         business_key: &str,
         variables: Map<String, Value>,
     ) -> DomainResult<i64> {
-        let (def_id, _, _) = self
-            .store
-            .latest_version(key.trim())
-            .await?
-            .ok_or_else(|| DomainError::invalid("process_key", "workflow.error.unknown_process"))?;
+        let def_id = self.newest(key, "process_key").await?;
+        self.start_definition(tx, def_id, started_by, actor, title, business_key, variables).await
+    }
+
+    /// Starts definition `def_id` in `tx`: the instance, its first tasks, audit record and events.
+    #[allow(clippy::too_many_arguments)]
+    async fn start_definition(
+        &self,
+        tx: &mut tongban_platform::WriteTx,
+        def_id: i64,
+        started_by: i64,
+        actor: &AuditActor,
+        title: &str,
+        business_key: &str,
+        variables: Map<String, Value>,
+    ) -> DomainResult<i64> {
         let def = self.load_definition(def_id).await?;
+        check_variables(&def, &variables)?;
         let (inst, effects) = Instance::start(&def, variables, started_by, now_millis()).map_err(engine_error)?;
         let calendar = self.calendar.calendar().await?;
         let details = json!({"process": def.key, "definition_id": def_id, "title": title, "business_key": business_key});

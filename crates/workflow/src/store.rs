@@ -139,8 +139,6 @@ pub trait WorkflowStore: Send + Sync {
     async fn definitions(&self) -> DomainResult<Vec<DefinitionSummary>>;
     /// One definition and its file.
     async fn definition(&self, id: i64) -> DomainResult<Option<(DefinitionSummary, String)>>;
-    /// Creates an instance with its first tasks; answers its id.
-    async fn insert_instance(&self, new: &NewInstance<'_>, change: Change<'_>) -> DomainResult<i64>;
     /// Creates an instance inside the caller's transaction (a slice starting a process as part
     /// of its own change, e.g. accepting an application); answers its id.
     async fn insert_instance_in(&self, tx: &mut tongban_platform::WriteTx, new: &NewInstance<'_>, change: Change<'_>) -> DomainResult<i64>;

@@ -146,13 +146,6 @@ impl WorkflowStore for SqlStore {
         Ok(row.map(|r| (summary_of(&r), r.get(6))))
     }
 
-    async fn insert_instance(&self, new: &NewInstance<'_>, change: Change<'_>) -> DomainResult<i64> {
-        let mut tx = self.db.begin_write().await?;
-        let id = self.insert_instance_in(&mut tx, new, change).await?;
-        tx.commit().await?;
-        Ok(id)
-    }
-
     async fn insert_instance_in(&self, tx: &mut WriteTx, new: &NewInstance<'_>, change: Change<'_>) -> DomainResult<i64> {
         let inst = change.inst;
         let id: i64 = sqlx::query(
