@@ -59,9 +59,16 @@ pub async fn open(config: Config) -> anyhow::Result<Opened> {
     let workflow = tongban_workflow::WorkflowService::new(db.clone(), audit.clone(), calendar.clone())
         .with_blobs(blobs.clone(), config.server.max_upload_bytes);
     let catalogue = tongban_approval::CatalogueService::new(db.clone(), audit.clone());
-    let intake =
-        tongban_approval::intake::IntakeService::new(db.clone(), audit.clone(), blobs, catalogue.clone(), config.server.max_upload_bytes);
-    let cases = tongban_approval::cases::CaseService::new(db.clone(), audit.clone(), calendar.clone(), workflow.clone(), catalogue.clone());
+    let intake = tongban_approval::intake::IntakeService::new(
+        db.clone(),
+        audit.clone(),
+        blobs.clone(),
+        catalogue.clone(),
+        config.server.max_upload_bytes,
+    );
+    let cases =
+        tongban_approval::cases::CaseService::new(db.clone(), audit.clone(), calendar.clone(), workflow.clone(), catalogue.clone(), blobs)
+            .with_upload_limit(config.server.max_upload_bytes);
     Ok(Opened { config: Arc::new(config), db, audit, identity, calendar, workflow, catalogue, intake, cases })
 }
 

@@ -1,7 +1,7 @@
 //! The service catalogue: public guides (search, print), item administration with refusals that
 //! name the field, permission checks, and the API.
 
-use axum::http::{Method, StatusCode};
+use axum::http::{Method, StatusCode, header};
 use serde_json::json;
 
 use crate::support::TestApp;
@@ -275,7 +275,7 @@ async fn a_submitted_application_can_be_withdrawn_before_acceptance() {
 }
 
 /// Delivers outbox events until none are left (zone messages, process completion …).
-async fn settle(app: &TestApp) {
+pub(crate) async fn settle(app: &TestApp) {
     let dispatcher = tongban_platform::outbox::Dispatcher::new(app.opened.db.clone(), tongban::boot::outbox_handlers(&app.opened));
     for _ in 0..10 {
         if dispatcher.dispatch_once(100).await.expect("dispatch") == 0 {
@@ -284,7 +284,7 @@ async fn settle(app: &TestApp) {
     }
 }
 
-async fn task_for(c: &mut crate::support::Client, title_part: &str, step: &str) -> i64 {
+pub(crate) async fn task_for(c: &mut crate::support::Client, title_part: &str, step: &str) -> i64 {
     let r = c.get("/api/v1/workflow/tasks").await;
     let list = r.json().as_array().cloned().unwrap_or_default();
     list.iter()
@@ -322,7 +322,7 @@ async fn submitted_permit(app: &TestApp, phone: &str) -> (crate::support::Client
     (ent, page, number)
 }
 
-async fn complete_task(app: &TestApp, user: &str, number: &str, step: &str, opinion: &str, approved: Option<bool>) {
+pub(crate) async fn complete_task(app: &TestApp, user: &str, number: &str, step: &str, opinion: &str, approved: Option<bool>) {
     let mut c = app.staff(user).await;
     let t = task_for(&mut c, number, step).await;
     assert_eq!(c.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/claim"), json!({})).await.status, StatusCode::NO_CONTENT);
@@ -362,6 +362,13 @@ async fn a_co_department_disagrees_and_the_lead_denies() {
     assert!(ent.get(&page).await.body.contains("已办结（不予）"));
     let r = clerk.get(&format!("/cases/{case}/notice/decision")).await;
     assert!(r.body.contains("不予行政许可决定书") && r.body.contains("行政复议"), "the denial notice names the appeal rights");
+    let r = ent.get(&format!("{page}/result")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body.contains("不予行政许可决定书") && r.body.contains("理由：消防审查不通过，不予许可") && r.body.contains(&number),
+        "the delivered denial gives the deciding opinion as its reason: {}",
+        r.body
+    );
 }
 
 #[tokio::test]
@@ -457,6 +464,29 @@ async fn the_whole_story_supplement_acceptance_three_departments_and_the_result(
     assert_eq!(app.audit_count("approval.case.supplement", "success").await, 1);
     let r = clerk.get(&format!("/cases/{case}/notice/decision")).await;
     assert!(r.body.contains("准予行政许可决定书") && r.body.contains("嘉审批〔"), "{}", r.body);
+
+    // The result document reaches the applicant's account (电子送达); opening it is the receipt.
+    let result_no = app.scalar_text(&format!("SELECT result_no FROM approval_cases WHERE id = {case}")).await;
+    let r = ent.get(&page).await;
+    assert!(r.body.contains(&format!("{page}/result")) && r.body.contains("打开即视为签收"), "{}", r.body);
+    assert!(!clerk.get(&format!("/cases/{case}")).await.body.contains("id=\"delivered\""), "not delivered before it is opened");
+    let mut stranger = citizen(&app, "11010519491231002X", "13900000031", "person").await;
+    assert_eq!(stranger.get(&format!("{page}/result")).await.status, StatusCode::NOT_FOUND, "only the applicant");
+    let r = ent.get(&format!("{page}/result")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.headers[header::CONTENT_TYPE].to_str().is_ok_and(|t| t.starts_with("text/html")));
+    assert!(
+        r.headers[header::CONTENT_SECURITY_POLICY].to_str().is_ok_and(|c| c.starts_with("default-src 'none'")),
+        "a document runs no script"
+    );
+    assert!(r.body.contains("准予行政许可决定书") && r.body.contains(&result_no) && r.body.contains("嘉禾县自然资源局"), "{}", r.body);
+    ent.get(&format!("{page}/result")).await;
+    assert_eq!(app.audit_count("approval.application.result_received", "success").await, 1, "the first opening is the receipt");
+    settle(&app).await;
+    let r = clerk.get(&format!("/cases/{case}")).await;
+    assert!(r.body.contains("id=\"delivered\"") && r.body.contains("申请人已在线签收"), "the case file shows the delivery: {}", r.body);
+    let sm3 = app.scalar_text(&format!("SELECT result_sm3 FROM approval_cases WHERE id = {case}")).await;
+    assert_eq!(tongban_crypto::sm3_hex(clerk.get(&format!("/cases/{case}/result")).await.body.as_bytes()), sm3, "stored under its SM3");
     let r = sup.get("/supervision").await;
     assert_eq!(r.element_text("fig-completed"), "1");
     assert_eq!(r.element_text("fig-rate"), "100.0%", "completed within the promised days");

@@ -12,4 +12,5 @@ mod calendar;
 mod scopes;
 mod separation;
 mod units_users;
+mod window;
 mod workflow;

@@ -97,6 +97,21 @@ pub struct ApplicationView {
     pub created_at: i64,
     /// Submitted (ms).
     pub submitted_at: Option<i64>,
+    /// The result document, once delivered.
+    pub result: Option<ResultInfo>,
+}
+
+/// The result document as the applicant's page lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResultInfo {
+    /// Decision number when granted.
+    pub result_no: Option<String>,
+    /// File name.
+    pub file_name: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// When the applicant first opened it.
+    pub opened_at: Option<i64>,
 }
 
 /// The receipt (受理回执 / 申报回执) of a submission.
@@ -249,7 +264,8 @@ impl IntakeService {
 
     async fn view(&self, id: i64) -> DomainResult<ApplicationView> {
         let r = sqlx::query(
-            "SELECT item_id, number, query_code, form, status, status_note, due_on, created_at, submitted_at FROM intake_applications WHERE id = $1",
+            "SELECT item_id, number, query_code, form, status, status_note, due_on, created_at, submitted_at, \
+             result_no, result_name, result_size, result_opened_at FROM intake_applications WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.db.pool())
@@ -276,6 +292,12 @@ impl IntakeService {
             events: self.events(id).await?,
             created_at: r.get(7),
             submitted_at: r.get(8),
+            result: r.get::<Option<String>, _>(10).map(|file_name| ResultInfo {
+                result_no: r.get(9),
+                file_name,
+                size: r.get::<Option<i64>, _>(11).unwrap_or(0),
+                opened_at: r.get(12),
+            }),
         })
     }
 
@@ -616,17 +638,35 @@ impl IntakeService {
 
     /// Applies a message from internal processing, in the delivering transaction.
     pub async fn receive(&self, tx: &mut WriteTx, msg: &ZoneMessage) -> Result<(), String> {
-        let ZoneMessage::StatusChanged { number, status, note, due_on, at } = msg else { return Ok(()) };
         let db = |e: sqlx::Error| e.to_string();
+        match msg {
+            ZoneMessage::StatusChanged { number, status, note, due_on, at } => {
+                self.status_changed(tx, number, status, note, due_on.as_deref(), *at).await.map_err(db)
+            }
+            ZoneMessage::ResultIssued { number, result_no, document, at, .. } => {
+                self.result_issued(tx, number, result_no.as_deref(), document, *at).await.map_err(db)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn status_changed(
+        &self,
+        tx: &mut WriteTx,
+        number: &str,
+        status: &str,
+        note: &str,
+        due_on: Option<&str>,
+        at: i64,
+    ) -> Result<(), sqlx::Error> {
         let row = sqlx::query(
             "SELECT a.id, p.id, p.phone, p.email, i.name FROM intake_applications a JOIN public_accounts p ON p.id = a.account_id \
              JOIN approval_items i ON i.id = a.item_id WHERE a.number = $1",
         )
         .bind(number)
         .fetch_optional(tx.conn())
-        .await
-        .map_err(db)?;
-        let Some(row) = row else { return Err(format!("no application {number} on the public side")) };
+        .await?;
+        let Some(row) = row else { return Err(sqlx::Error::RowNotFound) };
         let id: i64 = row.get(0);
         let (account, phone, email, item): (i64, String, String, String) = (row.get(1), row.get(2), row.get(3), row.get(4));
         sqlx::query("UPDATE intake_applications SET status = $1, status_note = $2, due_on = $3, updated_at = $4 WHERE id = $5")
@@ -636,29 +676,111 @@ impl IntakeService {
             .bind(at)
             .bind(id)
             .execute(tx.conn())
-            .await
-            .map_err(db)?;
+            .await?;
         sqlx::query("INSERT INTO intake_events (application_id, at, status, note) VALUES ($1,$2,$3,$4)")
             .bind(id)
             .bind(at)
             .bind(status)
             .bind(note)
             .execute(tx.conn())
-            .await
-            .map_err(db)?;
+            .await?;
         // Tell the applicant: in-app, by SMS and (when given) by e-mail.
-        let label = status_label(status);
-        let text = if note.is_empty() {
-            format!("您申请的{item}（{number}）{label}。")
-        } else {
-            format!("您申请的{item}（{number}）{label}：{note}")
-        };
+        let (label, text) = applicant_message(&item, number, status, note);
         let link = format!("/public/applications/{id}");
-        tongban_notify::in_app(tx, tongban_notify::Recipient::Public(account), label, &text, &link).await.map_err(db)?;
-        tongban_notify::send_later(tx, tongban_notify::Channel::Sms, &phone, label, &text).await.map_err(db)?;
-        tongban_notify::send_later(tx, tongban_notify::Channel::Email, &email, &format!("{item}：{label}"), &text).await.map_err(db)?;
+        tongban_notify::in_app(tx, tongban_notify::Recipient::Public(account), label, &text, &link).await?;
+        tongban_notify::send_later(tx, tongban_notify::Channel::Sms, &phone, label, &text).await?;
+        tongban_notify::send_later(tx, tongban_notify::Channel::Email, &email, &format!("{item}：{label}"), &text).await?;
         Ok(())
     }
+
+    /// Files the result document with the application (电子送达): the applicant downloads it
+    /// from their application page.
+    async fn result_issued(
+        &self,
+        tx: &mut WriteTx,
+        number: &str,
+        result_no: Option<&str>,
+        document: &MaterialRef,
+        at: i64,
+    ) -> Result<(), sqlx::Error> {
+        let row =
+            sqlx::query("SELECT id, status FROM intake_applications WHERE number = $1").bind(number).fetch_optional(tx.conn()).await?;
+        let Some(row) = row else { return Err(sqlx::Error::RowNotFound) };
+        let (id, status): (i64, String) = (row.get(0), row.get(1));
+        sqlx::query(
+            "UPDATE intake_applications SET result_no = $1, result_name = $2, result_sm3 = $3, result_size = $4, updated_at = $5 WHERE id = $6",
+        )
+        .bind(result_no)
+        .bind(&document.file_name)
+        .bind(&document.sm3)
+        .bind(i64::try_from(document.size).unwrap_or(i64::MAX))
+        .bind(at)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+        let note = format!("{}已送达，可在办件页面查看、下载和打印", document.name);
+        sqlx::query("INSERT INTO intake_events (application_id, at, status, note) VALUES ($1,$2,$3,$4)")
+            .bind(id)
+            .bind(at)
+            .bind(status)
+            .bind(note)
+            .execute(tx.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// The result document of one of the applicant's applications, for download. The first
+    /// download is the proof of delivery (送达): it is recorded, audited and reported to the
+    /// processing side.
+    pub async fn result_document(&self, who: &PublicPrincipal, actor: &Actor, id: i64) -> DomainResult<ResultDocument> {
+        let row = self.own(who, id).await?;
+        let r = sqlx::query("SELECT result_name, result_sm3, result_opened_at FROM intake_applications WHERE id = $1")
+            .bind(id)
+            .fetch_one(self.db.pool())
+            .await?;
+        let (Some(file_name), Some(sm3)) = (r.get::<Option<String>, _>(0), r.get::<Option<String>, _>(1)) else { return Err(NOT_FOUND) };
+        if r.get::<Option<i64>, _>(2).is_none() {
+            let now = now_millis();
+            let mut tx = self.db.begin_write().await?;
+            let first = sqlx::query("UPDATE intake_applications SET result_opened_at = $1 WHERE id = $2 AND result_opened_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(tx.conn())
+                .await?
+                .rows_affected()
+                == 1;
+            if first {
+                let number = row.number.clone().unwrap_or_default();
+                zone::send(&mut tx, &ZoneMessage::ResultReceived { number: number.clone(), at: now }).await?;
+                let details = json!({"number": number, "document": file_name, "sm3": sm3});
+                self.audit
+                    .append(&mut tx, actor, Entry::success("approval.application.result_received", "intake_application", id, details))
+                    .await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(ResultDocument { file_name, sm3 })
+    }
+}
+
+/// A result document to download.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResultDocument {
+    /// File name.
+    pub file_name: String,
+    /// SM3 digest (blob key).
+    pub sm3: String,
+}
+
+/// What the applicant is told about a status change: a short label and the message text.
+pub(crate) fn applicant_message(item: &str, number: &str, status: &str, note: &str) -> (&'static str, String) {
+    let label = status_label(status);
+    let text = if note.is_empty() {
+        format!("您申请的{item}（{number}）{label}。")
+    } else {
+        format!("您申请的{item}（{number}）{label}：{note}")
+    };
+    (label, text)
 }
 
 /// The applicant-facing words for a status, for notifications.

@@ -7,6 +7,7 @@ pub mod catalogue;
 pub mod demo;
 pub mod form;
 pub mod intake;
+pub mod result;
 pub use tongban_identity::idcheck;
 pub mod service;
 pub use tongban_platform::upload;

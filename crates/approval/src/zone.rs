@@ -106,6 +106,28 @@ pub enum ZoneMessage {
         /// When (ms).
         at: i64,
     },
+    /// The result document (结果文书: 准予/不予许可决定书) delivered electronically to the
+    /// applicant's account (电子送达).
+    ResultIssued {
+        /// Application number.
+        number: String,
+        /// Granted or not.
+        approved: bool,
+        /// The decision's number when granted.
+        result_no: Option<String>,
+        /// The document, by reference to the blob store.
+        document: MaterialRef,
+        /// When (ms).
+        at: i64,
+    },
+    /// The applicant opened the result document for the first time: the proof of delivery
+    /// (送达回证) for the case file.
+    ResultReceived {
+        /// Application number.
+        number: String,
+        /// When (ms).
+        at: i64,
+    },
 }
 
 impl ZoneMessage {
@@ -116,14 +138,16 @@ impl ZoneMessage {
             | ZoneMessage::Withdrawal { number, .. }
             | ZoneMessage::SupplementAnswered { number, .. }
             | ZoneMessage::Rating { number, .. }
-            | ZoneMessage::StatusChanged { number, .. } => number,
+            | ZoneMessage::StatusChanged { number, .. }
+            | ZoneMessage::ResultIssued { number, .. }
+            | ZoneMessage::ResultReceived { number, .. } => number,
         }
     }
 
     /// Which side it is for.
     pub fn topic(&self) -> &'static str {
         match self {
-            ZoneMessage::StatusChanged { .. } => TO_PUBLIC,
+            ZoneMessage::StatusChanged { .. } | ZoneMessage::ResultIssued { .. } => TO_PUBLIC,
             _ => TO_INTERNAL,
         }
     }

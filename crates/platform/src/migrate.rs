@@ -30,6 +30,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, name: "intake", shared: include_str!("../migrations/0006_intake.sql"), sqlite: "", postgres: "" },
     Migration { version: 7, name: "cases", shared: include_str!("../migrations/0007_cases.sql"), sqlite: "", postgres: "" },
     Migration { version: 8, name: "notify", shared: include_str!("../migrations/0008_notify.sql"), sqlite: "", postgres: "" },
+    Migration { version: 9, name: "results", shared: include_str!("../migrations/0009_results.sql"), sqlite: "", postgres: "" },
 ];
 
 fn render(m: &Migration, kind: DbKind) -> String {

@@ -25,7 +25,8 @@ pub fn apply(app: Router<AppState>, state: AppState) -> Router {
         .layer(middleware::from_fn(record_metrics))
         .layer(middleware::from_fn_with_state(state.clone(), body_limit))
         .layer(CatchPanicLayer::new())
-        .layer(header_layer(header::CONTENT_SECURITY_POLICY, CSP))
+        // A handler may set a stricter policy of its own (a stored document's inline styles).
+        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
         .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(header_layer(header::X_FRAME_OPTIONS, "DENY"))
         .layer(header_layer(header::REFERRER_POLICY, "same-origin"))

@@ -51,8 +51,15 @@ impl AppState {
             catalogue.clone(),
             config.server.max_upload_bytes,
         );
-        let cases =
-            CaseService::new(identity.db().clone(), identity.audit().clone(), calendar.clone(), workflow.clone(), catalogue.clone());
+        let cases = CaseService::new(
+            identity.db().clone(),
+            identity.audit().clone(),
+            calendar.clone(),
+            workflow.clone(),
+            catalogue.clone(),
+            blobs.clone(),
+        )
+        .with_upload_limit(config.server.max_upload_bytes);
         let notify = tongban_notify::NotifyService::new(identity.db().clone());
         AppState { identity, config, metrics, calendar, workflow, catalogue, intake, cases, blobs, notify }
     }

@@ -5,6 +5,8 @@ use axum::{Json, body::Bytes, extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use tongban_approval::cases::{WindowApplication, WindowMaterial, WindowReceipt};
+
 use crate::{
     ctx::Ctx,
     error::{ApiError, ErrorBody},
@@ -51,9 +53,19 @@ pub struct CaseActionDto {
     /// supplement: every missing material.
     #[serde(default)]
     pub items: Vec<String>,
+    /// deliver: `window` (collected) or `post`.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// deliver: who collected it, or the tracking number.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// supplement-answer (window registrations): the materials brought in.
+    #[serde(default)]
+    pub materials: Vec<WindowMaterial>,
 }
 
-/// Accepts, refuses or requests supplements: `accept`, `refuse`, `supplement`.
+/// Acts on a case: `accept`, `refuse` (reason), `supplement` (items); for window registrations
+/// also `supplement-answer` (materials brought in) and `deliver` (method, note).
 #[utoipa::path(post, path = "/api/v1/cases/{id}/{action}", tag = "approval", params(("id" = i64, Path), ("action" = String, Path)), request_body = CaseActionDto,
     responses((status = 204), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn act(State(state): State<AppState>, ctx: Ctx, params: PathParams, body: Bytes) -> ApiResult<StatusCode> {
@@ -65,9 +77,43 @@ pub async fn act(State(state): State<AppState>, ctx: Ctx, params: PathParams, bo
         "accept" => state.cases.accept(p, &actor, id).await?,
         "refuse" => state.cases.refuse(p, &actor, id, b.reason.as_deref().unwrap_or("")).await?,
         "supplement" => state.cases.request_supplement(p, &actor, id, &b.items).await?,
+        "supplement-answer" => state.cases.supplement_at_window(p, &actor, id, &b.materials).await?,
+        "deliver" => state.cases.deliver(p, &actor, id, b.method.as_deref().unwrap_or(""), b.note.as_deref().unwrap_or("")).await?,
         _ => return Err(tongban_platform::DomainError::NotFound("error.not_found").into()),
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Registers an application handed in at a service-hall window (窗口收件), for the county's
+/// service-hall software: applicant (ID number or credit code checked), form and base64
+/// materials are checked like an online submission; the case waits for acceptance.
+#[utoipa::path(post, path = "/api/v1/cases", tag = "approval", request_body = WindowApplication,
+    responses((status = 201, body = WindowReceipt), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn register(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> ApiResult<(StatusCode, Json<WindowReceipt>)> {
+    let p = ctx.principal()?;
+    let app: WindowApplication = json_body(&body)?;
+    let receipt = state.cases.register(p, &ctx.actor(), &app).await?;
+    Ok((StatusCode::CREATED, Json(receipt)))
+}
+
+/// The result document (结果文书) of a decided case, as HTML.
+#[utoipa::path(get, path = "/api/v1/cases/{id}/result", tag = "approval", params(("id" = i64, Path)),
+    responses((status = 200, content_type = "text/html"), (status = 404, body = ErrorBody)))]
+pub async fn result(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let (name, sm3) = state.cases.result_document(ctx.principal()?, &ctx.actor(), params.id("id")?).await?;
+    let bytes = state
+        .blobs
+        .get(&sm3)
+        .await
+        .map_err(|e| tongban_platform::DomainError::Internal(format!("reading blob: {e}")))?
+        .ok_or(tongban_platform::DomainError::NotFound("error.not_found"))?;
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
+        (axum::http::header::HeaderName::from_static("x-document-sm3"), sm3),
+        (axum::http::header::HeaderName::from_static("x-document-name"), name.bytes().map(|b| format!("%{b:02X}")).collect()),
+    ];
+    Ok((headers, bytes).into_response())
 }
 
 /// Supervision figures: case counts, on-time rate, per item; open tasks with deadline state.

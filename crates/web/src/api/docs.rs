@@ -34,14 +34,15 @@ impl Modify for Security {
         workflow::upload, workflow::definitions, workflow::definition, workflow::start, workflow::instance, workflow::cancel,
         workflow::tasks, workflow::act,
         catalogue::list, catalogue::get, catalogue::create, catalogue::update,
-        cases::list, cases::get, cases::act, cases::supervision
+        cases::list, cases::get, cases::act, cases::register, cases::result, cases::supervision
     ),
     components(schemas(ErrorBody, MeDto, RegionDto, UnitDto, UnitBody, UserDto, NewUserBody, UserBody, OneTimePasswordDto, RoleDto, RoleBody,
         GrantDto, GrantBody, AuditRecordDto, AuditPageDto, SessionDto, TokenDto, TokenBody, NewTokenDto,
         calendar::DayKindDto, calendar::WorkingDaysDto, calendar::DeadlineDto, calendar::DayDto, calendar::PeriodDto,
         calendar::ScheduleDayDto, calendar::YearScheduleDto,
         workflow::DefinitionDto, workflow::StepDto, workflow::DefinitionDetailDto, workflow::TaskDto, workflow::InstanceDto,
-        workflow::StartDto, workflow::CreatedDto, workflow::ActionDto, catalogue::ItemDto, catalogue::ItemCreatedDto, cases::CaseActionDto)),
+        workflow::StartDto, workflow::CreatedDto, workflow::ActionDto, catalogue::ItemDto, catalogue::ItemCreatedDto, cases::CaseActionDto, tongban_approval::cases::WindowApplication, tongban_approval::cases::WindowApplicant,
+        tongban_approval::cases::WindowMaterial, tongban_approval::cases::WindowReceipt)),
     modifiers(&Security),
     security(("bearer" = []), ("session" = []))
 )]

@@ -64,6 +64,7 @@ struct CasePage {
     window: bool,
     has_accepted: bool,
     has_supplement: bool,
+    delivered: Option<String>,
     error: String,
 }
 
@@ -103,6 +104,7 @@ async fn case_page(state: &AppState, ctx: &Ctx, id: i64, error: String, done: Op
         window: p.has(Permission::ApprovalAccept),
         has_accepted: c.events.iter().any(|e| e.action == "accepted"),
         has_supplement: c.events.iter().any(|e| e.action == "supplement_requested"),
+        delivered: c.delivered_at.map(format_local),
         c,
         error,
     };
@@ -122,6 +124,10 @@ pub struct ActionForm {
     reason: String,
     #[serde(default)]
     items: String,
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    note: String,
 }
 
 /// `POST /cases/{id}/{accept|refuse|supplement}`.
@@ -136,6 +142,7 @@ pub async fn act(State(state): State<AppState>, ctx: Ctx, params: PathParams, Pa
             let items: Vec<String> = f.items.lines().map(str::to_string).collect();
             state.cases.request_supplement(p, &actor, id, &items).await
         }
+        "deliver" => state.cases.deliver(p, &actor, id, &f.method, &f.note).await,
         _ => Err(DomainError::NotFound("error.not_found")),
     };
     match result {
@@ -152,15 +159,39 @@ pub async fn act(State(state): State<AppState>, ctx: Ctx, params: PathParams, Pa
 pub async fn material(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
     let p = ctx.principal()?;
     let m = state.cases.material(p, &ctx.actor(), params.id("id")?, params.id("mid")?).await?;
+    stored_file(&state, &m.sm3, &m.file_name, &m.content_type, false).await
+}
+
+/// `GET /cases/{id}/result`: the result document (结果文书), for those who may see the case.
+pub async fn result(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
+    let p = ctx.principal()?;
+    let (name, sm3) = state.cases.result_document(p, &ctx.actor(), params.id("id")?).await?;
+    stored_file(&state, &sm3, &name, "text/html; charset=utf-8", true).await
+}
+
+/// A file from the blob store as a response: a download, or shown in the browser (`inline`,
+/// for generated documents: their own inline styles are all they may use).
+pub(crate) async fn stored_file(state: &AppState, sm3: &str, file_name: &str, content_type: &str, inline: bool) -> PageResult {
     let bytes = state
         .blobs
-        .get(&m.sm3)
+        .get(sm3)
         .await
         .map_err(|e| DomainError::Internal(format!("reading blob: {e}")))?
         .ok_or(DomainError::NotFound("error.not_found"))?;
-    let ascii: String = m.file_name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
-    let disposition = format!("attachment; filename=\"{ascii}\"");
-    Ok(([(header::CONTENT_TYPE, m.content_type), (header::CONTENT_DISPOSITION, disposition)], bytes).into_response())
+    let ascii: String = file_name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+    let encoded: String = file_name
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    let kind = if inline { "inline" } else { "attachment" };
+    let disposition = format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}");
+    let csp = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+    let headers = [
+        (header::CONTENT_TYPE, content_type.to_string()),
+        (header::CONTENT_DISPOSITION, disposition),
+        (header::CONTENT_SECURITY_POLICY, csp.to_string()),
+    ];
+    Ok((headers, bytes).into_response())
 }
 
 #[derive(Template)]

@@ -282,6 +282,14 @@ pub async fn receipt(State(state): State<AppState>, ctx: Ctx, params: PathParams
     render(&ReceiptPage { l: Layout::new(&ctx, "intake.receipt", "public"), submitted: format_local(at), a, r })
 }
 
+/// `GET /public/applications/{id}/result`: the result document (结果文书). The first opening is
+/// the proof of delivery (送达).
+pub async fn result(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
+    let who = ctx.citizen()?;
+    let doc = state.intake.result_document(who, &ctx.actor(), params.id("id")?).await?;
+    super::cases::stored_file(&state, &doc.sm3, &doc.file_name, "text/html; charset=utf-8", true).await
+}
+
 #[derive(Template)]
 #[template(path = "intake_status.html")]
 struct StatusPage {

@@ -589,7 +589,11 @@ async fn publish_effects(
                 outbox::publish(tx, "workflow.task.created", &payload).await?;
             }
             Effect::InstanceCompleted => {
-                let payload = json!({"instance_id": instance_id, "process": def.key, "variables": inst.variables});
+                // The deciding opinion (the last one given), for the result document's reasons.
+                let last_opinion =
+                    inst.tasks.values().filter(|t| t.completed_by.is_some()).max_by_key(|t| t.closed_at).and_then(|t| t.opinion.clone());
+                let payload =
+                    json!({"instance_id": instance_id, "process": def.key, "variables": inst.variables, "last_opinion": last_opinion});
                 outbox::publish(tx, "workflow.instance.completed", &payload).await?;
             }
             Effect::InstanceCancelled => {

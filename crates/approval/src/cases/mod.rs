@@ -11,10 +11,16 @@ use tongban_authz::{Permission, Principal};
 use tongban_calendar::{CalendarService, DeadlineClock};
 use tongban_platform::{
     Db, DomainError, WriteTx,
+    blobs::BlobStore,
     clock::{local_date, now_millis},
     error::DomainResult,
 };
 use tongban_workflow::WorkflowService;
+
+mod delivery;
+mod window;
+
+pub use window::{WindowApplicant, WindowApplication, WindowMaterial, WindowReceipt};
 
 use crate::{
     intake::status,
@@ -94,6 +100,14 @@ pub struct CaseView {
     pub result_no: Option<String>,
     /// Note (refusal reason, supplement list, decision).
     pub note: String,
+    /// Where it came from: `online` (public intake) or `window` (registered at a service-hall window).
+    pub channel: String,
+    /// The result document's file name, once decided.
+    pub result_name: Option<String>,
+    /// The result document's SM3 digest (its blob key).
+    pub result_sm3: Option<String>,
+    /// When the applicant first opened the result document (送达).
+    pub delivered_at: Option<i64>,
 }
 
 /// The case service.
@@ -104,19 +118,37 @@ pub struct CaseService {
     calendar: CalendarService,
     workflow: WorkflowService,
     catalogue: CatalogueService,
+    blobs: BlobStore,
+    upload_limit: usize,
     now: fn() -> i64,
 }
 
 const NOT_FOUND: DomainError = DomainError::NotFound("error.not_found");
+
+/// The channel of cases registered at a window (窗口收件) rather than submitted online.
+pub const CHANNEL_WINDOW: &str = "window";
 
 fn date_text(d: time::Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
 impl CaseService {
-    /// A service over `db`.
-    pub fn new(db: Db, audit: AuditTrail, calendar: CalendarService, workflow: WorkflowService, catalogue: CatalogueService) -> Self {
-        CaseService { db, audit, calendar, workflow, catalogue, now: now_millis }
+    /// A service over `db`, keeping result documents and window uploads in `blobs`.
+    pub fn new(
+        db: Db,
+        audit: AuditTrail,
+        calendar: CalendarService,
+        workflow: WorkflowService,
+        catalogue: CatalogueService,
+        blobs: BlobStore,
+    ) -> Self {
+        CaseService { db, audit, calendar, workflow, catalogue, blobs, upload_limit: 20 * 1024 * 1024, now: now_millis }
+    }
+
+    /// The same service refusing window uploads over `limit` bytes.
+    pub fn with_upload_limit(mut self, limit: usize) -> Self {
+        self.upload_limit = limit;
+        self
     }
 
     /// The same service reading the time from `now` (UTC ms): for replaying a day in tests and
@@ -255,9 +287,10 @@ impl CaseService {
                     .await
                     .map_err(db)?;
                 let note = "补正材料已收到，继续办理".to_string();
-                zone::send(
+                self.tell(
                     tx,
-                    &ZoneMessage::StatusChanged { number: number.clone(), status: status::PROCESSING.into(), note, due_on: due, at: *at },
+                    id,
+                    ZoneMessage::StatusChanged { number: number.clone(), status: status::PROCESSING.into(), note, due_on: due, at: *at },
                 )
                 .await
                 .map_err(db)?;
@@ -298,7 +331,8 @@ impl CaseService {
                 }
                 Ok(())
             }
-            ZoneMessage::StatusChanged { .. } => Ok(()),
+            ZoneMessage::ResultReceived { number, at } => self.result_received(tx, number, *at).await.map_err(db),
+            ZoneMessage::StatusChanged { .. } | ZoneMessage::ResultIssued { .. } => Ok(()),
         }
     }
 
@@ -318,8 +352,8 @@ impl CaseService {
     /// One case, for the window or for a handler of its process.
     pub async fn case(&self, caller: &Principal, actor: &Actor, id: i64) -> DomainResult<CaseView> {
         let r = sqlx::query(
-            "SELECT c.id, c.number, i.name, c.applicant, c.status, c.received_at, c.due_on, c.item_id, c.form, c.instance_id, c.result_no, c.note \
-             FROM approval_cases c JOIN approval_items i ON i.id = c.item_id WHERE c.id = $1",
+            "SELECT c.id, c.number, i.name, c.applicant, c.status, c.received_at, c.due_on, c.item_id, c.form, c.instance_id, c.result_no, c.note, \
+             c.channel, c.result_name, c.result_sm3, c.delivered_at FROM approval_cases c JOIN approval_items i ON i.id = c.item_id WHERE c.id = $1",
         )
         .bind(id)
         .fetch_optional(self.db.pool())
@@ -359,6 +393,10 @@ impl CaseService {
             instance_id,
             result_no: r.get(10),
             note: r.get(11),
+            channel: r.get(12),
+            result_name: r.get(13),
+            result_sm3: r.get(14),
+            delivered_at: r.get(15),
         })
     }
 
@@ -408,9 +446,10 @@ impl CaseService {
         .await?;
         self.event(&mut tx, id, &actor.name, "accepted", "").await?;
         let note = format!("已受理，承诺{}个工作日内办结", item.spec.promised_days);
-        zone::send(
+        self.tell(
             &mut tx,
-            &ZoneMessage::StatusChanged { number: number.clone(), status: status::PROCESSING.into(), note, due_on: due.clone(), at: now },
+            id,
+            ZoneMessage::StatusChanged { number: number.clone(), status: status::PROCESSING.into(), note, due_on: due.clone(), at: now },
         )
         .await?;
         self.audit
@@ -446,9 +485,10 @@ impl CaseService {
             .execute(tx.conn())
             .await?;
         self.event(&mut tx, id, &actor.name, "refused", reason).await?;
-        zone::send(
+        self.tell(
             &mut tx,
-            &ZoneMessage::StatusChanged {
+            id,
+            ZoneMessage::StatusChanged {
                 number: number.clone(),
                 status: status::REFUSED.into(),
                 note: reason.into(),
@@ -514,57 +554,15 @@ impl CaseService {
         } else {
             format!("请一次性补正以下材料：{list}")
         };
-        zone::send(
+        self.tell(
             &mut tx,
-            &ZoneMessage::StatusChanged { number: number.clone(), status: status::SUPPLEMENT.into(), note, due_on: None, at: now },
+            id,
+            ZoneMessage::StatusChanged { number: number.clone(), status: status::SUPPLEMENT.into(), note, due_on: None, at: now },
         )
         .await?;
         let details = json!({"number": number, "items": items, "clock_paused": paused_clock.is_some()});
         self.audit.append(&mut tx, actor, Entry::success("approval.case.supplement", "approval_case", id, details)).await?;
         tx.commit().await?;
-        Ok(())
-    }
-
-    /// Closes the case of a finished process (办结): `approved` from the process data (absent
-    /// means granted, for processes without a decision step); a result number for approvals.
-    pub async fn complete_from_process(&self, tx: &mut WriteTx, instance_id: i64, variables: &Map<String, Value>) -> Result<(), String> {
-        let db = |e: sqlx::Error| e.to_string();
-        let row = sqlx::query("SELECT id, number FROM approval_cases WHERE instance_id = $1 AND status = 'processing'")
-            .bind(instance_id)
-            .fetch_optional(tx.conn())
-            .await
-            .map_err(db)?;
-        let Some(r) = row else { return Ok(()) };
-        let (id, number): (i64, String) = (r.get(0), r.get(1));
-        let approved = variables.get("approved").and_then(Value::as_bool).unwrap_or(true);
-        let now = now_millis();
-        let year = local_date(now).map(|d| i64::from(d.year())).unwrap_or(0);
-        let (status_name, public_status, result_no, note) = if approved {
-            let seq: i64 = sqlx::query("INSERT INTO result_numbers (year, last) VALUES ($1, 1) ON CONFLICT (year) DO UPDATE SET last = result_numbers.last + 1 RETURNING last")
-                .bind(year)
-                .fetch_one(tx.conn())
-                .await
-                .map_err(db)?
-                .get(0);
-            let no = format!("嘉审批〔{year}〕{seq}号");
-            let note = format!("准予许可，决定书文号 {no}");
-            ("approved", status::APPROVED, Some(no), note)
-        } else {
-            ("denied", status::DENIED, None, "不予许可".to_string())
-        };
-        sqlx::query("UPDATE approval_cases SET status = $1, decision = $1, result_no = $2, note = $3, completed_at = $4, updated_at = $4 WHERE id = $5")
-            .bind(status_name)
-            .bind(&result_no)
-            .bind(&note)
-            .bind(now)
-            .bind(id)
-            .execute(tx.conn())
-            .await
-            .map_err(db)?;
-        self.event(tx, id, "workflow", status_name, &note).await.map_err(db)?;
-        zone::send(tx, &ZoneMessage::StatusChanged { number, status: public_status.into(), note, due_on: None, at: now })
-            .await
-            .map_err(db)?;
         Ok(())
     }
 }
@@ -772,7 +770,8 @@ impl tongban_platform::outbox::OutboxHandler for InternalReceiver {
         if event.topic == "workflow.instance.completed" {
             let id = event.payload["instance_id"].as_i64().ok_or("event without instance_id")?;
             let vars = event.payload["variables"].as_object().cloned().unwrap_or_default();
-            return self.0.complete_from_process(tx, id, &vars).await;
+            let last_opinion = event.payload["last_opinion"].as_str();
+            return self.0.complete_from_process(tx, id, &vars, last_opinion).await;
         }
         let msg: ZoneMessage = serde_json::from_value(event.payload.clone()).map_err(|e| format!("bad zone message: {e}"))?;
         self.0.receive(tx, &msg).await
