@@ -296,7 +296,16 @@ pub(crate) async fn task_for(c: &mut crate::support::Client, title_part: &str, s
 /// An enterprise registers and submits a building permit application with every material;
 /// answers (its client, the application page, the application number).
 async fn submitted_permit(app: &TestApp, phone: &str) -> (crate::support::Client, String, String) {
-    let code = credit_code();
+    submitted_permit_as(app, phone, &credit_code()).await
+}
+
+/// The same for the enterprise with credit code `code` (a prefix of 17 characters is completed
+/// with its check character).
+async fn submitted_permit_as(app: &TestApp, phone: &str, code: &str) -> (crate::support::Client, String, String) {
+    let code = match code.len() {
+        17 => format!("{code}{}", tongban_identity::idcheck::credit_code_check(code).unwrap_or('0')),
+        _ => code[..17].to_string() + &tongban_identity::idcheck::credit_code_check(&code[..17]).unwrap_or('0').to_string(),
+    };
     let mut ent = citizen(app, &code, phone, "enterprise").await;
     let item = app.scalar("SELECT id FROM approval_items WHERE code = '431024-XK-ZR-001'").await.to_string();
     let r = ent.post_form(&format!("/guide/{item}"), "/public/applications", &[("item_id", &item)]).await;
@@ -777,4 +786,94 @@ async fn a_deadline_accepted_before_national_day_skips_the_holiday_and_counts_th
     // 10 working days from Mon 2026-09-28 (not counted): 9/29, 9/30, [10/1–10/7 National Day],
     // 10/8, 10/9, 10/10 (Saturday, make-up working day), 10/12, 10/13, 10/14, 10/15, 10/16.
     assert_eq!(app.scalar_text(&format!("SELECT due_on FROM approval_cases WHERE id = {case}")).await, "2026-10-16");
+}
+
+/// Accepts the application `number` at the window (liuyang); answers the case id.
+async fn accepted(app: &TestApp, number: &str) -> i64 {
+    settle(app).await;
+    let case = app.scalar(&format!("SELECT id FROM approval_cases WHERE number = '{number}'")).await;
+    let mut clerk = app.staff("liuyang").await;
+    let r = clerk.json(Method::POST, &format!("/api/v1/cases/{case}/accept"), json!({})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    case
+}
+
+/// The building-permit process without the fire review: a county's new version of the item.
+fn permit_without_fire_review() -> String {
+    let xml = include_str!("../../../crates/approval/data/processes/building_permit.bpmn");
+    let start = xml.find("<bpmn:userTask id=\"review_fire\"").unwrap_or_default();
+    let end = xml[start..].find("</bpmn:userTask>").map(|e| start + e + "</bpmn:userTask>".len()).unwrap_or_default();
+    let xml = format!("{}{}", &xml[..start], &xml[end..]);
+    let gone = [">f4<", ">f7<", "id=\"f4\"", "id=\"f7\"", "bpmnElement=\"f4\"", "bpmnElement=\"f7\"", "bpmnElement=\"review_fire\""];
+    xml.lines().filter(|l| !gone.iter().any(|g| l.contains(g))).collect::<Vec<_>>().join("\n")
+}
+
+#[tokio::test]
+async fn steps_are_sent_back_and_withdrawn_and_old_applications_finish_on_their_process_version() {
+    let app = TestApp::demo().await;
+    let (mut ent, page, old) = submitted_permit(&app, "13900000041").await;
+    let old_case = accepted(&app, &old).await;
+
+    // The county drops the fire review from the item's process while the old case runs.
+    let mut sys = app.admin("sysadmin").await;
+    let r = sys.raw(Method::POST, "/api/v1/workflow/definitions", "application/xml", &permit_without_fire_review()).await;
+    assert_eq!((r.status, r.json()["version"].as_i64()), (StatusCode::CREATED, Some(2)), "{}", r.body);
+    let (_, _, new) = submitted_permit_as(&app, "13900000042", "91431024MA4L0TB3XX").await;
+    let new_case = accepted(&app, &new).await;
+    let process_of = |case: i64| {
+        format!(
+            "SELECT d.version FROM approval_cases c JOIN wf_instances i ON i.id = c.instance_id JOIN wf_definitions d ON d.id = i.definition_id WHERE c.id = {case}"
+        )
+    };
+    assert_eq!(app.scalar(&process_of(old_case)).await, 1, "the old case stays on version 1");
+    assert_eq!(app.scalar(&process_of(new_case)).await, 2, "a case accepted now runs version 2");
+
+    // Withdraw (撤回): the housing reviewer takes back an opinion given too early.
+    let mut housing = app.staff("xuhui").await;
+    let t = task_for(&mut housing, &old, "review_housing").await;
+    housing.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/claim"), json!({})).await;
+    let r = housing.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/complete"), json!({"opinion": "同意"})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = housing.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/withdraw"), json!({})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let again = task_for(&mut housing, &old, "review_housing").await;
+    let r = housing
+        .json(Method::POST, &format!("/api/v1/workflow/tasks/{again}/complete"), json!({"opinion": "同意，附条件：按审定方案施工"}))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "the withdrawn step is back with its doer: {}", r.body);
+    complete_task(&app, "zhoujun", &old, "review_land", "符合规划条件", None).await;
+    complete_task(&app, "fangyuan", &old, "review_fire", "同意", None).await;
+
+    // Send back (退回): the lead sends the fire review back for a fuller opinion.
+    let mut land = app.staff("zhoujun").await;
+    let decide = task_for(&mut land, &old, "decide").await;
+    land.json(Method::POST, &format!("/api/v1/workflow/tasks/{decide}/claim"), json!({})).await;
+    let r = land
+        .json(
+            Method::POST,
+            &format!("/api/v1/workflow/tasks/{decide}/send-back"),
+            json!({"target": "review_fire", "reason": "请补充疏散宽度核算意见"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let mut fire = app.staff("fangyuan").await;
+    let back = task_for(&mut fire, &old, "review_fire").await;
+    let r = fire.json(Method::POST, &format!("/api/v1/workflow/tasks/{back}/complete"), json!({"opinion": "疏散宽度满足规范，同意"})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "back to the same person: {}", r.body);
+    complete_task(&app, "zhoujun", &old, "decide", "准予许可", Some(true)).await;
+    settle(&app).await;
+    assert!(ent.get(&page).await.body.contains("已办结（准予）"), "the old case finished on version 1");
+    assert_eq!(app.scalar_text(&format!("SELECT status FROM approval_cases WHERE id = {old_case}")).await, "approved");
+
+    // The new case needs no fire review.
+    let mut fire = app.staff("fangyuan").await;
+    let r = fire.get("/api/v1/workflow/tasks").await;
+    assert!(!r.body.contains(&new), "no fire task on version 2: {}", r.body);
+    complete_task(&app, "zhoujun", &new, "review_land", "同意", None).await;
+    complete_task(&app, "xuhui", &new, "review_housing", "同意", None).await;
+    complete_task(&app, "zhoujun", &new, "decide", "准予许可", Some(true)).await;
+    settle(&app).await;
+    assert_eq!(app.scalar_text(&format!("SELECT status FROM approval_cases WHERE id = {new_case}")).await, "approved");
+    assert_eq!(app.audit_count("workflow.task.send_back", "success").await, 1);
+    assert_eq!(app.audit_count("workflow.task.withdraw", "success").await, 1);
 }
