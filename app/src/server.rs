@@ -29,7 +29,8 @@ pub async fn serve(config: tongban_platform::Config, demo: bool) -> anyhow::Resu
     opened.workflow.ensure_tick_scheduled().await.context("scheduling the workflow timer job")?;
     let background =
         tokio::spawn(run_background(Dispatcher::new(opened.db.clone(), crate::boot::outbox_handlers(&opened)), runner, stop_rx.clone()));
-    let checkpoints = tokio::spawn(checkpoint_loop(opened.clone(), stop_rx));
+    let checkpoints = tokio::spawn(checkpoint_loop(opened.clone(), stop_rx.clone()));
+    let statistics = tokio::spawn(statistics_loop(opened.db.clone(), stop_rx));
 
     let addr: SocketAddr =
         opened.config.server.bind.parse().with_context(|| format!("server.bind {:?} is not an address", opened.config.server.bind))?;
@@ -54,6 +55,7 @@ pub async fn serve(config: tongban_platform::Config, demo: bool) -> anyhow::Resu
     let _ = stop_tx.send(true);
     let _ = background.await;
     let _ = checkpoints.await;
+    let _ = statistics.await;
     match opened.audit.checkpoint(&opened.db).await {
         Ok(Some(cp)) => tracing::info!(seq = cp.seq, "audit checkpoint written at shutdown"),
         Ok(None) => {}
@@ -87,6 +89,19 @@ async fn first_start(opened: &Opened, demo: bool) -> anyhow::Result<()> {
         crate::cli::print_initial_admins(&admins);
     }
     Ok(())
+}
+
+/// Keeps the planner's statistics current: at start (after a restore or a bulk import) and hourly.
+async fn statistics_loop(db: tongban_platform::Db, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = db.optimize().await {
+            tracing::warn!("refreshing planner statistics failed: {e}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 async fn checkpoint_loop(opened: Opened, mut stop: watch::Receiver<bool>) {

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::{
     http::cookie_value,
-    server::{Response, request, start},
+    server::{Response, request, start_in},
 };
 
 fn enc(s: &str) -> String {
@@ -91,9 +91,19 @@ async fn one_application(addr: &str, c: &Citizen, item: i64, i: usize) -> anyhow
     Ok(took)
 }
 
-/// Runs `clients` citizens for `seconds`.
-pub async fn run(bin: &str, clients: usize, seconds: u64) -> anyhow::Result<serde_json::Value> {
-    let server = start(bin).await?;
+/// Runs `clients` citizens for `seconds` on SQLite, then on a fresh PostgreSQL database when
+/// `postgres` (an admin URL) is given.
+pub async fn run(bin: &str, clients: usize, seconds: u64, postgres: Option<&str>) -> anyhow::Result<serde_json::Value> {
+    let mut results = vec![measure(bin, clients, seconds, None).await?];
+    if let Some(admin) = postgres {
+        let url = crate::audit::fresh_postgres(admin).await?;
+        results.push(measure(bin, clients, seconds, Some(&url)).await?);
+    }
+    Ok(json!({"benchmark": "applications_submitted_over_http", "results": results}))
+}
+
+async fn measure(bin: &str, clients: usize, seconds: u64, database_url: Option<&str>) -> anyhow::Result<serde_json::Value> {
+    let server = start_in(bin, tempfile::tempdir()?, database_url).await?;
     let addr = server.addr.clone();
     let guide = request(&addr, "GET", "/guide?event=%E5%85%BB%E8%80%81", &[], "").await?;
     let marker = "href=\"/guide/";
@@ -126,8 +136,7 @@ pub async fn run(bin: &str, clients: usize, seconds: u64) -> anyhow::Result<serd
     all.sort_unstable();
     let pct = |p: f64| all.get(((all.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0) as f64 / 1000.0;
     Ok(json!({
-        "benchmark": "applications_submitted_over_http",
-        "database": "sqlite",
+        "database": if database_url.is_some() { "postgres" } else { "sqlite" },
         "clients": clients,
         "seconds": (elapsed * 10.0).round() / 10.0,
         "applications_submitted": all.len(),

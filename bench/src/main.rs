@@ -91,6 +91,9 @@ enum Bench {
         /// Seconds of load.
         #[arg(long, default_value_t = 20)]
         seconds: u64,
+        /// Also on PostgreSQL: an admin URL whose role may create databases.
+        #[arg(long, env = "TONGBAN_BENCH_POSTGRES")]
+        postgres: Option<String>,
     },
     /// Tasks completed per second over the HTTP API.
     Tasks {
@@ -103,6 +106,9 @@ enum Bench {
         /// Concurrent connections.
         #[arg(long, default_value_t = 32)]
         connections: usize,
+        /// Also on PostgreSQL: an admin URL whose role may create databases.
+        #[arg(long, env = "TONGBAN_BENCH_POSTGRES")]
+        postgres: Option<String>,
     },
     /// To-do list and supervision dashboard latency with many open tasks.
     Lists {
@@ -118,6 +124,9 @@ enum Bench {
         /// Seconds per page.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Also on PostgreSQL: an admin URL whose role may create databases.
+        #[arg(long, env = "TONGBAN_BENCH_POSTGRES")]
+        postgres: Option<String>,
     },
     /// Working-day deadline computations.
     Calendar {
@@ -136,9 +145,11 @@ async fn main() -> anyhow::Result<()> {
         Bench::WorkflowEngine { count, python, spiff_count } => workflow::engine(count, &python, spiff_count)?,
         Bench::WorkflowService { count, postgres } => workflow::service(count, postgres.as_deref()).await?,
         Bench::Calendar { count } => workflow::calendar(count)?,
-        Bench::Intake { bin, clients, seconds } => intake::run(&bin, clients, seconds).await?,
-        Bench::Tasks { bin, tasks, connections } => tasks::run(&bin, tasks, connections).await?,
-        Bench::Lists { bin, tasks, connections, seconds } => lists::run(&bin, tasks, connections, seconds).await?,
+        Bench::Intake { bin, clients, seconds, postgres } => intake::run(&bin, clients, seconds, postgres.as_deref()).await?,
+        Bench::Tasks { bin, tasks, connections, postgres } => tasks::run(&bin, tasks, connections, postgres.as_deref()).await?,
+        Bench::Lists { bin, tasks, connections, seconds, postgres } => {
+            lists::run(&bin, tasks, connections, seconds, postgres.as_deref()).await?
+        }
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

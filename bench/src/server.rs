@@ -29,22 +29,27 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Starts `bin serve --demo` and waits for `/healthz`.
+/// Starts `bin serve --demo` on SQLite and waits for `/healthz`.
 pub async fn start(bin: &str) -> anyhow::Result<Server> {
-    start_in(bin, tempfile::tempdir()?).await
+    start_in(bin, tempfile::tempdir()?, None).await
 }
 
-/// Starts `bin serve --demo` on an existing data directory (prepared by the benchmark).
-pub async fn start_in(bin: &str, dir: tempfile::TempDir) -> anyhow::Result<Server> {
+/// Starts `bin serve --demo` on an existing data directory (prepared by the benchmark), on
+/// SQLite in it or on the PostgreSQL database `database_url`.
+pub async fn start_in(bin: &str, dir: tempfile::TempDir, database_url: Option<&str>) -> anyhow::Result<Server> {
     let addr = format!("127.0.0.1:{}", free_port()?);
     let began = Instant::now();
-    let child = Command::new(bin)
+    let mut command = Command::new(bin);
+    match database_url {
+        Some(url) => command.env("TONGBAN_DATABASE__URL", url),
+        None => command.env_remove("TONGBAN_DATABASE__URL"),
+    };
+    let child = command
         .args(["serve", "--demo"])
         .env("TONGBAN_DATA_DIR", dir.path())
         .env("TONGBAN_SERVER__BIND", &addr)
         .env("TONGBAN_LOG", "warn")
         .env_remove("TONGBAN_CONFIG")
-        .env_remove("TONGBAN_DATABASE__URL")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
@@ -53,7 +58,7 @@ pub async fn start_in(bin: &str, dir: tempfile::TempDir) -> anyhow::Result<Serve
         if request(&server.addr, "GET", "/healthz", &[], "").await.is_ok_and(|r| r.status == 200) {
             break;
         }
-        if began.elapsed() > Duration::from_secs(30) {
+        if began.elapsed() > Duration::from_secs(60) {
             anyhow::bail!("server did not become healthy");
         }
         tokio::time::sleep(Duration::from_millis(5)).await;

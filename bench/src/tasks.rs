@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::{
     http::log_in_as,
-    server::{request, start},
+    server::{request, start_in},
 };
 
 async fn csrf(addr: &str, cookie: &str) -> anyhow::Result<String> {
@@ -25,9 +25,19 @@ async fn post(addr: &str, cookie: &str, token: &str, path: &str, body: &Value) -
         .await
 }
 
-/// Starts `tasks` instances, then completes them from `connections` connections.
-pub async fn run(bin: &str, tasks: usize, connections: usize) -> anyhow::Result<Value> {
-    let server = start(bin).await?;
+/// Starts `tasks` instances, then completes them from `connections` connections; on SQLite,
+/// then on a fresh PostgreSQL database when `postgres` (an admin URL) is given.
+pub async fn run(bin: &str, tasks: usize, connections: usize, postgres: Option<&str>) -> anyhow::Result<Value> {
+    let mut results = vec![measure(bin, tasks, connections, None).await?];
+    if let Some(admin) = postgres {
+        let url = crate::audit::fresh_postgres(admin).await?;
+        results.push(measure(bin, tasks, connections, Some(&url)).await?);
+    }
+    Ok(json!({"benchmark": "tasks_completed_over_http", "results": results}))
+}
+
+async fn measure(bin: &str, tasks: usize, connections: usize, database_url: Option<&str>) -> anyhow::Result<Value> {
+    let server = start_in(bin, tempfile::tempdir()?, database_url).await?;
     let addr = server.addr.clone();
     let clerk = log_in_as(&addr, "liuyang").await?;
     let clerk_token = csrf(&addr, &clerk).await?;
@@ -76,8 +86,7 @@ pub async fn run(bin: &str, tasks: usize, connections: usize) -> anyhow::Result<
     all.sort_unstable();
     let pct = |p: f64| all.get(((all.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0) as f64 / 1000.0;
     Ok(json!({
-        "benchmark": "tasks_completed_over_http",
-        "database": "sqlite",
+        "database": if database_url.is_some() { "postgres" } else { "sqlite" },
         "connections": connections,
         "tasks_completed": all.len(),
         "seconds": (elapsed.as_secs_f64() * 10.0).round() / 10.0,

@@ -109,6 +109,17 @@ test('an enterprise applies online and the county processes it to 办结', async
     await citizen.waitForTimeout(300);
   }
   assert.equal((await citizen.locator('#application-status').textContent()).trim(), '已办结（准予）');
+  // The decision document was delivered to the account; opening it is the receipt (送达).
+  const [doc] = await Promise.all([
+    citizen.context().waitForEvent('page'),
+    citizen.locator('#result a').click(),
+  ]);
+  await doc.waitForLoadState();
+  assert.match(await doc.locator('h1').textContent(), /准予行政许可决定书/);
+  assert.match(await doc.locator('.no').textContent(), /嘉审批〔\d{4}〕\d+号/);
+  await doc.close();
+  await citizen.reload();
+  assert.match(await citizen.locator('#result').textContent(), /已签收/);
   await citizen.getByLabel('非常满意').check();
   await citizen.getByRole('button', { name: '提交评价' }).click();
   await citizen.waitForURL('**?done=rated');
