@@ -116,6 +116,6 @@ async fn measure(
         "todo_page": todo,
         "todo_api": todo_api,
         "supervision_dashboard": dashboard,
-        "note": "the to-do list of a department member (1/6 of the tasks are claimable by the unit; the 500 most urgent are listed); the dashboard aggregates every open task",
+        "note": "the to-do list of a department member (1/6 of the tasks are claimable by the unit; the first page of 200, most urgent first, is listed); the dashboard aggregates every open task",
     }))
 }

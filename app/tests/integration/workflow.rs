@@ -382,3 +382,37 @@ async fn opinions_carry_attachments_for_the_instance_participants_only() {
     assert_eq!(outsider.get(&format!("{page}/attachments/{aid}")).await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.audit_count("workflow.task.attach", "success").await, 1);
 }
+
+#[tokio::test]
+async fn long_to_do_lists_page_by_deadline_and_every_instance_stays_actionable() {
+    let app = TestApp::demo().await;
+    let mut clerk = app.staff("liuyang").await;
+    let mut last = 0;
+    for i in 0..201 {
+        let r = clerk
+            .json(
+                Method::POST,
+                "/api/v1/workflow/instances",
+                json!({"process": "individual_business", "title": format!("个体户登记 {i:03}")}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        last = r.json()["id"].as_i64().unwrap_or_default();
+    }
+    let mut market = app.staff("huangli").await;
+    let r = market.get("/api/v1/workflow/tasks").await;
+    assert_eq!(r.json().as_array().map(Vec::len), Some(200), "a page holds 200");
+    assert_eq!(r.headers.get("x-next-page").and_then(|v| v.to_str().ok()), Some("2"));
+    assert!(!r.body.contains(&format!("\"instance_id\":{last},")), "the newest of equal deadlines comes last");
+    let r = market.get("/api/v1/workflow/tasks?page=2").await;
+    let rest = r.json().as_array().cloned().unwrap_or_default();
+    assert_eq!((rest.len(), rest.first().map(|t| t["instance_id"].clone())), (1, Some(json!(last))), "{}", r.body);
+    assert!(r.headers.get("x-next-page").is_none(), "the last page");
+    let r = market.get("/api/v1/workflow/tasks?page=0").await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("page")));
+    let r = market.get("/tasks?page=2").await;
+    assert_eq!(r.element_text("page-number"), "2");
+    assert!(r.body.contains("rel=\"prev\"") && !r.body.contains("rel=\"next\"") && r.body.contains("个体户登记 200"), "{}", r.body);
+    let r = market.get(&format!("/workflow/instances/{last}")).await;
+    assert!(r.body.contains("/claim\""), "the task beyond the first page can still be claimed from its instance: {}", r.body);
+}

@@ -24,7 +24,7 @@ use crate::{
     Actor, Completion, Effect, EngineError, Instance, ProcessDefinition, TaskStatus,
     definition::{Candidate, FieldType, NodeKind},
     parse::{MAX_BPMN_BYTES, parse_bpmn},
-    store::{Change, NewDefinition, NewInstance, Record, StoredInstance, WorkflowStore, sql::SqlStore},
+    store::{Change, NewDefinition, NewInstance, Record, RowWindow, StoredInstance, WorkflowStore, sql::SqlStore},
 };
 
 /// Working days before a deadline at which a task turns to warning (预警).
@@ -140,6 +140,9 @@ pub struct InstanceView {
     /// Who started it.
     pub started_by: i64,
 }
+
+/// Rows per page of a task list.
+pub const TASKS_PER_PAGE: i64 = 200;
 
 /// Which tasks to list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -615,14 +618,39 @@ impl WorkflowService {
 
     /// Lists tasks for the caller: to-do (held or claimable, by deadline) or done.
     pub async fn tasks(&self, caller: &Principal, list: TaskList) -> DomainResult<Vec<TaskRow>> {
+        Ok(self.tasks_page(caller, list, 1).await?.0)
+    }
+
+    /// Page `page` (from 1, [`TASKS_PER_PAGE`] rows) of the caller's to-do or done list, and
+    /// whether another page follows.
+    pub async fn tasks_page(&self, caller: &Principal, list: TaskList, page: u32) -> DomainResult<(Vec<TaskRow>, bool)> {
         caller.require(Permission::WorkbenchUse)?;
-        let records = match list {
+        let offset = i64::from(page.max(1) - 1) * TASKS_PER_PAGE;
+        // One row more than a page tells whether there is a next one, without counting them all.
+        let window = RowWindow { offset, limit: TASKS_PER_PAGE + 1, instance_id: None };
+        let mut records = match list {
             TaskList::Todo => {
                 let (units, roles) = self.engine_keys(caller).await?;
-                self.store.todo(caller.user_id, &units, &roles).await?
+                self.store.todo(caller.user_id, &units, &roles, window).await?
             }
-            TaskList::Done => self.store.done(caller.user_id).await?,
+            TaskList::Done => self.store.done(caller.user_id, window).await?,
         };
+        let more = records.len() as i64 > TASKS_PER_PAGE;
+        records.truncate(TASKS_PER_PAGE as usize);
+        Ok((self.with_deadlines(records).await?, more))
+    }
+
+    /// The open tasks of one instance that the caller holds or may claim, however long their
+    /// to-do list is.
+    pub async fn instance_todo(&self, caller: &Principal, instance_id: i64) -> DomainResult<Vec<TaskRow>> {
+        caller.require(Permission::WorkbenchUse)?;
+        let (units, roles) = self.engine_keys(caller).await?;
+        let window = RowWindow { offset: 0, limit: 1000, instance_id: Some(instance_id) };
+        let records = self.store.todo(caller.user_id, &units, &roles, window).await?;
+        self.with_deadlines(records).await
+    }
+
+    async fn with_deadlines(&self, records: Vec<TaskRow>) -> DomainResult<Vec<TaskRow>> {
         let calendar = self.calendar.calendar().await?;
         let today = local_date(now_millis());
         Ok(records.into_iter().map(|r| with_deadline(r, &calendar, today, self.warn_days)).collect())

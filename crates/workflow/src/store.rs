@@ -153,12 +153,13 @@ pub trait WorkflowStore: Send + Sync {
     async fn role_keys(&self, user_id: i64) -> DomainResult<Vec<String>>;
     /// Whether the account exists and is enabled.
     async fn user_enabled(&self, user_id: i64) -> DomainResult<bool>;
-    /// Open tasks held by the user or claimable through `units` / `roles`, by deadline (the most
-    /// urgent 500; a list longer than that is a case for supervision, not scrolling). Rows come
-    /// without `remaining` and with alert `normal`: the service works those out from the calendar.
-    async fn todo(&self, user_id: i64, units: &[String], roles: &[String]) -> DomainResult<Vec<TaskRow>>;
-    /// Tasks the user finished, newest first.
-    async fn done(&self, user_id: i64) -> DomainResult<Vec<TaskRow>>;
+    /// Open tasks held by the user or claimable through `units` / `roles`, by deadline, the
+    /// window `rows` of them (only those of one instance when `rows.instance_id` is set). Rows
+    /// come without `remaining` and with alert `normal`: the service works those out from the
+    /// calendar.
+    async fn todo(&self, user_id: i64, units: &[String], roles: &[String], rows: RowWindow) -> DomainResult<Vec<TaskRow>>;
+    /// Tasks the user finished, newest first, the window `rows` of them.
+    async fn done(&self, user_id: i64, rows: RowWindow) -> DomainResult<Vec<TaskRow>>;
     /// Every task of an instance, oldest first (with the doer's name for closed ones).
     async fn instance_tasks(&self, instance_id: i64) -> DomainResult<Vec<TaskRow>>;
     /// Timers due before `day` (YYYY-MM-DD): (instance id, timer number).
@@ -188,4 +189,16 @@ pub trait WorkflowStore: Send + Sync {
     async fn ensure_job(&self, kind: &str) -> DomainResult<()>;
     /// Queues job `kind` at `run_at` (ms).
     async fn queue_job_at(&self, kind: &str, run_at: i64) -> DomainResult<()>;
+}
+
+/// Which rows of a task list to read: `limit` rows after skipping `offset`; optionally only
+/// those of one instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowWindow {
+    /// Rows to skip.
+    pub offset: i64,
+    /// Rows to read.
+    pub limit: i64,
+    /// Only this instance's tasks.
+    pub instance_id: Option<i64>,
 }

@@ -274,18 +274,34 @@ pub struct TasksQuery {
     /// `todo` (default: held or claimable, by deadline) or `done`.
     #[serde(default)]
     pub list: Option<String>,
+    /// Page, from 1 (200 tasks each).
+    #[serde(default)]
+    pub page: Option<u32>,
 }
 
-/// The caller's to-do list sorted by deadline, or done list.
+/// The caller's to-do list sorted by deadline, or done list, a page of 200 at a time; when more
+/// follow, the `X-Next-Page` header names the next page.
 #[utoipa::path(get, path = "/api/v1/workflow/tasks", tag = "workflow", params(TasksQuery), responses((status = 200, body = Vec<TaskDto>)))]
-pub async fn tasks(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<TasksQuery>) -> ApiResult<Json<Vec<TaskDto>>> {
+pub async fn tasks(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    QueryOf(q): QueryOf<TasksQuery>,
+) -> ApiResult<(axum::http::HeaderMap, Json<Vec<TaskDto>>)> {
     let list = match q.list.as_deref().unwrap_or("todo") {
         "todo" => TaskList::Todo,
         "done" => TaskList::Done,
         _ => return Err(DomainError::invalid("list", "error.invalid_value").into()),
     };
-    let rows = state.workflow.tasks(ctx.principal()?, list).await?;
-    Ok(Json(rows.into_iter().map(TaskDto::from).collect()))
+    let page = q.page.unwrap_or(1);
+    if page == 0 {
+        return Err(DomainError::invalid("page", "error.invalid_value").into());
+    }
+    let (rows, more) = state.workflow.tasks_page(ctx.principal()?, list, page).await?;
+    let mut headers = axum::http::HeaderMap::new();
+    if more {
+        headers.insert("x-next-page", axum::http::HeaderValue::from(page + 1));
+    }
+    Ok((headers, Json(rows.into_iter().map(TaskDto::from).collect())))
 }
 
 /// The body of a task action; which fields apply depends on the action.

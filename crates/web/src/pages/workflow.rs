@@ -191,19 +191,24 @@ struct TasksPage {
     l: Layout,
     done_list: bool,
     tasks: Vec<(TaskRow, String)>,
+    page: u32,
+    more: bool,
 }
 
 #[derive(Deserialize, Default)]
 pub struct TasksQuery {
     #[serde(default)]
     list: Option<String>,
+    #[serde(default)]
+    page: Option<u32>,
 }
 
 /// The to-do list (by deadline, warnings and overdue marked) or the done list.
 pub async fn tasks(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<TasksQuery>) -> PageResult {
     let p = ctx.principal()?;
     let done_list = q.list.as_deref() == Some("done");
-    let rows = state.workflow.tasks(p, if done_list { TaskList::Done } else { TaskList::Todo }).await?;
+    let page = q.page.unwrap_or(1).max(1);
+    let (rows, more) = state.workflow.tasks_page(p, if done_list { TaskList::Done } else { TaskList::Todo }, page).await?;
     let tasks = rows
         .into_iter()
         .map(|t| {
@@ -212,7 +217,7 @@ pub async fn tasks(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<
         })
         .collect();
     let title = if done_list { "workflow.done_title" } else { "workflow.tasks_title" };
-    render(&TasksPage { l: Layout::new(&ctx, title, "tasks"), done_list, tasks })
+    render(&TasksPage { l: Layout::new(&ctx, title, "tasks"), done_list, tasks, page, more })
 }
 
 #[derive(Template)]
@@ -234,7 +239,7 @@ struct InstancePage {
 async fn instance_page(state: &AppState, ctx: &Ctx, id: i64, error: String, done: Option<&str>) -> PageResult {
     let p = ctx.principal()?;
     let inst = state.workflow.instance(p, &ctx.actor(), id).await?;
-    let todo = state.workflow.tasks(p, TaskList::Todo).await?;
+    let todo = state.workflow.instance_todo(p, id).await?;
     let mine: Vec<TaskRow> = todo.iter().filter(|t| t.instance_id == id && t.assignee_id == Some(p.user_id)).cloned().collect();
     let claimable: Vec<TaskRow> = todo.iter().filter(|t| t.instance_id == id && t.assignee_id.is_none()).cloned().collect();
     let withdrawable: Vec<TaskRow> = inst

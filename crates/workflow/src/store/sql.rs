@@ -9,7 +9,7 @@ use tongban_audit::AuditTrail;
 use tongban_calendar::Calendar;
 use tongban_platform::{Db, DomainError, WriteTx, clock::local_date, error::DomainResult, jobs, outbox};
 
-use super::{Change, DeadlineRecord, NewDefinition, NewInstance, Record, StoredInstance, TaskRow, WorkflowStore};
+use super::{Change, DeadlineRecord, NewDefinition, NewInstance, Record, RowWindow, StoredInstance, TaskRow, WorkflowStore};
 use crate::{Effect, Instance, ProcessDefinition, engine::TaskId, service::DefinitionSummary};
 
 /// The SQL store.
@@ -231,7 +231,7 @@ impl WorkflowStore for SqlStore {
         Ok(row.is_some_and(|r| r.get::<i64, _>(0) != 0))
     }
 
-    async fn todo(&self, user_id: i64, units: &[String], roles: &[String]) -> DomainResult<Vec<TaskRow>> {
+    async fn todo(&self, user_id: i64, units: &[String], roles: &[String], rows: RowWindow) -> DomainResult<Vec<TaskRow>> {
         // The candidate index (kind, value) finds queue tasks and the assignee index held ones,
         // so the cost follows the caller's tasks, not every open task.
         let keys: Vec<(&str, &String)> = units.iter().map(|u| ("unit", u)).chain(roles.iter().map(|r| ("role", r))).collect();
@@ -240,13 +240,19 @@ impl WorkflowStore for SqlStore {
         } else {
             (0..keys.len()).map(|i| format!("(c.kind = ${} AND c.value = ${})", 2 + 2 * i, 3 + 2 * i)).collect::<Vec<_>>().join(" OR ")
         };
-        // Narrow rows first (id, deadline), sorted and cut to 500, then the details of those.
+        // Only whole numbers go into the SQL text; the instance filter applies to both halves.
+        let (one_q, one) = match rows.instance_id {
+            Some(id) => (format!(" AND q.instance_id = {id}"), format!(" AND instance_id = {id}")),
+            None => (String::new(), String::new()),
+        };
+        let (limit, offset) = (rows.limit.max(0), rows.offset.max(0));
+        // Narrow rows first (id, deadline), sorted and cut to the window, then their details.
         let sql = format!(
             "{TASK_COLUMNS} LEFT JOIN users u ON u.id = t.assignee_id WHERE t.id IN (SELECT id FROM (\
              SELECT q.id, q.due_on, q.created_at FROM wf_task_candidates c JOIN wf_tasks q ON q.id = c.task_id \
-             WHERE ({matches}) AND q.status = 'open' AND q.assignee_id IS NULL \
-             UNION SELECT id, due_on, created_at FROM wf_tasks WHERE assignee_id = $1 AND status = 'open') AS narrow \
-             ORDER BY CASE WHEN due_on IS NULL THEN 1 ELSE 0 END, due_on, created_at, id LIMIT 500) \
+             WHERE ({matches}) AND q.status = 'open' AND q.assignee_id IS NULL{one_q} \
+             UNION SELECT id, due_on, created_at FROM wf_tasks WHERE assignee_id = $1 AND status = 'open'{one}) AS narrow \
+             ORDER BY CASE WHEN due_on IS NULL THEN 1 ELSE 0 END, due_on, created_at, id LIMIT {limit} OFFSET {offset}) \
              ORDER BY CASE WHEN t.due_on IS NULL THEN 1 ELSE 0 END, t.due_on, t.created_at, t.id"
         );
         let mut q = sqlx::query(&sql).bind(user_id);
@@ -256,10 +262,11 @@ impl WorkflowStore for SqlStore {
         Ok(q.fetch_all(self.db.pool()).await?.iter().map(task_row).collect())
     }
 
-    async fn done(&self, user_id: i64) -> DomainResult<Vec<TaskRow>> {
+    async fn done(&self, user_id: i64, rows: RowWindow) -> DomainResult<Vec<TaskRow>> {
+        let (limit, offset) = (rows.limit.max(0), rows.offset.max(0));
         let sql = format!(
             "{TASK_COLUMNS} LEFT JOIN users u ON u.id = t.completed_by WHERE t.completed_by = $1 AND t.status <> 'open' \
-             ORDER BY t.closed_at DESC, t.id DESC LIMIT 200"
+             ORDER BY t.closed_at DESC, t.id DESC LIMIT {limit} OFFSET {offset}"
         );
         Ok(sqlx::query(&sql).bind(user_id).fetch_all(self.db.pool()).await?.iter().map(task_row).collect())
     }
