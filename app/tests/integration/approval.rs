@@ -221,6 +221,10 @@ async fn a_citizen_applies_online_gets_a_receipt_and_follows_the_status() {
     let r = anon.get(&format!("/status?number={number}&code={qcode}")).await;
     assert!(r.body.contains("已提交，待受理") && r.body.contains("食品经营许可"), "{}", r.body);
     assert_eq!(anon.get(&format!("/status?number={number}&code=WRONG123")).await.status, StatusCode::NOT_FOUND);
+    let r = anon.get(&format!("/api/v1/applications/status?number={number}&code={qcode}")).await;
+    assert_eq!((r.status, r.json()["status"].as_str()), (StatusCode::OK, Some("submitted")), "{}", r.body);
+    let r = anon.get(&format!("/api/v1/applications/status?number={number}&code=WRONG123")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "a wrong code is an unknown number");
     let mut other = citizen(&app, "11010519491231002X", "13900000002", "person").await;
     assert_eq!(other.get(&page).await.status, StatusCode::NOT_FOUND, "only the applicant sees it");
     let r = ent.post_form(&page, &page, &submit).await;

@@ -73,6 +73,8 @@ async fn the_service_hall_registers_at_the_window_and_hands_over_the_result() {
     let receipt = r.json();
     let (case, number) = (receipt["case_id"].as_i64().unwrap_or_default(), receipt["number"].as_str().unwrap_or_default().to_string());
     assert!(number.starts_with("JC") && number.len() == 15, "{number}");
+    let r = clerk.get(&format!("/api/v1/cases?number={}", number.to_lowercase())).await.json();
+    assert_eq!(r.as_array().and_then(|l| l.first()).map(|c| c["id"].clone()), Some(json!(case)), "found by number");
     let pending = clerk.get("/api/v1/cases").await.json();
     assert!(pending.as_array().is_some_and(|l| l.iter().any(|c| c["number"] == number.as_str())));
     let r = clerk.get(&format!("/api/v1/cases/{case}")).await.json();

@@ -339,6 +339,27 @@ impl CaseService {
     /// Cases for the window (受理台), newest first; `pending_only` for the queue to act on.
     pub async fn cases(&self, caller: &Principal, pending_only: bool) -> DomainResult<Vec<CaseSummary>> {
         caller.require(Permission::ApprovalAccept)?;
+        self.case_list(pending_only, None).await
+    }
+
+    /// The case with application number `number` (JH… online, JC… window), for the window and
+    /// for service-hall software that kept only the number.
+    pub async fn case_by_number(&self, caller: &Principal, number: &str) -> DomainResult<Vec<CaseSummary>> {
+        caller.require(Permission::ApprovalAccept)?;
+        self.case_list(false, Some(number.trim().to_ascii_uppercase())).await
+    }
+
+    async fn case_list(&self, pending_only: bool, number: Option<String>) -> DomainResult<Vec<CaseSummary>> {
+        if let Some(n) = number {
+            let rows = sqlx::query(
+                "SELECT c.id, c.number, i.name, c.applicant, c.status, c.received_at, c.due_on FROM approval_cases c \
+                 JOIN approval_items i ON i.id = c.item_id WHERE c.number = $1",
+            )
+            .bind(n)
+            .fetch_all(self.db.pool())
+            .await?;
+            return Ok(rows.iter().map(summary_of).collect());
+        }
         let filter = if pending_only { "WHERE c.status = 'pending'" } else { "" };
         let rows = sqlx::query(&format!(
             "SELECT c.id, c.number, i.name, c.applicant, c.status, c.received_at, c.due_on FROM approval_cases c JOIN approval_items i ON i.id = c.item_id \

@@ -22,6 +22,9 @@ pub struct CasesQuery {
     /// `pending` (default) or `all`.
     #[serde(default)]
     pub list: Option<String>,
+    /// Only the case with this application number.
+    #[serde(default)]
+    pub number: Option<String>,
 }
 
 /// Received cases (`approval.accept`).
@@ -32,7 +35,10 @@ pub async fn list(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<C
         "all" => false,
         _ => return Err(tongban_platform::DomainError::invalid("list", "error.invalid_value").into()),
     };
-    let cases = state.cases.cases(ctx.principal()?, pending).await?;
+    let cases = match q.number.as_deref().filter(|n| !n.trim().is_empty()) {
+        Some(n) => state.cases.case_by_number(ctx.principal()?, n).await?,
+        None => state.cases.cases(ctx.principal()?, pending).await?,
+    };
     Ok(Json(serde_json::to_value(cases).unwrap_or(Value::Null)))
 }
 
@@ -114,6 +120,24 @@ pub async fn result(State(state): State<AppState>, ctx: Ctx, params: PathParams)
         (axum::http::header::HeaderName::from_static("x-document-name"), name.bytes().map(|b| format!("%{b:02X}")).collect()),
     ];
     Ok((headers, bytes).into_response())
+}
+
+/// Status query parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct StatusQuery {
+    /// Application number.
+    pub number: String,
+    /// Query code from the receipt.
+    pub code: String,
+}
+
+/// The status of an online application by number and query code, without logging in (办件查询),
+/// for kiosks and mini-programs; unknown numbers and wrong codes answer the same 404.
+#[utoipa::path(get, path = "/api/v1/applications/status", tag = "approval", params(StatusQuery),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn public_status(State(state): State<AppState>, QueryOf(q): QueryOf<StatusQuery>) -> ApiResult<Json<Value>> {
+    let s = state.intake.status_by_code(&q.number, &q.code).await?;
+    Ok(Json(serde_json::to_value(s).unwrap_or(Value::Null)))
 }
 
 /// Supervision figures: case counts, on-time rate, per item; open tasks with deadline state.

@@ -34,7 +34,7 @@ impl Modify for Security {
         workflow::upload, workflow::definitions, workflow::definition, workflow::start, workflow::instance, workflow::cancel,
         workflow::tasks, workflow::act,
         catalogue::list, catalogue::get, catalogue::create, catalogue::update,
-        cases::list, cases::get, cases::act, cases::register, cases::result, cases::supervision
+        cases::list, cases::get, cases::act, cases::register, cases::result, cases::public_status, cases::supervision
     ),
     components(schemas(ErrorBody, MeDto, RegionDto, UnitDto, UnitBody, UserDto, NewUserBody, UserBody, OneTimePasswordDto, RoleDto, RoleBody,
         GrantDto, GrantBody, AuditRecordDto, AuditPageDto, SessionDto, TokenDto, TokenBody, NewTokenDto,

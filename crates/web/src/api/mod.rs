@@ -51,6 +51,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/cases/{id}/result", get(cases::result))
         .route("/api/v1/cases/{id}/{action}", post(cases::act))
         .route("/api/v1/supervision", get(cases::supervision))
+        .route("/api/v1/applications/status", get(cases::public_status))
         .route("/api/v1/catalogue", get(catalogue::list).post(catalogue::create))
         .route("/api/v1/catalogue/{id}", get(catalogue::get).put(catalogue::update))
         .route("/api/v1/workflow/definitions", get(workflow::definitions).post(workflow::upload))
