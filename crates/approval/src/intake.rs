@@ -215,14 +215,7 @@ impl IntakeService {
     }
 
     async fn event(&self, tx: &mut WriteTx, id: i64, status: &str, note: &str) -> DomainResult<()> {
-        sqlx::query("INSERT INTO intake_events (application_id, at, status, note) VALUES ($1,$2,$3,$4)")
-            .bind(id)
-            .bind(now_millis())
-            .bind(status)
-            .bind(note)
-            .execute(tx.conn())
-            .await?;
-        Ok(())
+        Ok(insert_event(tx, id, now_millis(), status, note).await?)
     }
 
     /// Starts a draft application for an item (在线申请).
@@ -677,13 +670,7 @@ impl IntakeService {
             .bind(id)
             .execute(tx.conn())
             .await?;
-        sqlx::query("INSERT INTO intake_events (application_id, at, status, note) VALUES ($1,$2,$3,$4)")
-            .bind(id)
-            .bind(at)
-            .bind(status)
-            .bind(note)
-            .execute(tx.conn())
-            .await?;
+        insert_event(tx, id, at, status, note).await?;
         // Tell the applicant: in-app, by SMS and (when given) by e-mail.
         let (label, text) = applicant_message(&item, number, status, note);
         let link = format!("/public/applications/{id}");
@@ -719,13 +706,7 @@ impl IntakeService {
         .execute(tx.conn())
         .await?;
         let note = format!("{}已送达，可在办件页面查看、下载和打印", document.name);
-        sqlx::query("INSERT INTO intake_events (application_id, at, status, note) VALUES ($1,$2,$3,$4)")
-            .bind(id)
-            .bind(at)
-            .bind(status)
-            .bind(note)
-            .execute(tx.conn())
-            .await?;
+        insert_event(tx, id, at, &status, &note).await?;
         Ok(())
     }
 
@@ -761,6 +742,18 @@ impl IntakeService {
         }
         Ok(ResultDocument { file_name, sm3 })
     }
+}
+
+/// Adds a line to an application's status history.
+async fn insert_event(tx: &mut WriteTx, id: i64, at: i64, status: &str, note: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO intake_events (application_id, at, status, note) VALUES ($1,$2,$3,$4)")
+        .bind(id)
+        .bind(at)
+        .bind(status)
+        .bind(note)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }
 
 /// A result document to download.
