@@ -3,6 +3,7 @@
 //! random tokens. Thin wrappers over RustCrypto crates, tested against the published vectors.
 
 pub mod password;
+pub mod seal;
 pub mod sm;
 pub mod token;
 pub mod totp;
