@@ -51,6 +51,7 @@ pub async fn open(config: Config) -> anyhow::Result<Opened> {
         );
     }
     let signer = AuditSigner::load_or_create(&config.audit_key_path()).context("loading the audit key")?;
+    tongban_crypto::seal::SecretBox::load_or_create(&config.secret_key_path()).context("loading the secret key")?;
     let audit = AuditTrail::new(signer, config.audit_checkpoint_path());
     let identity = IdentityService::new(db.clone(), audit.clone(), config.security.clone());
     let calendar = CalendarService::new(db.clone(), audit.clone());
@@ -109,6 +110,7 @@ pub async fn load_demo(opened: &Opened) -> anyhow::Result<Option<Vec<tongban_ide
     let principal = opened.identity.authz().principal(admin.id).await?.context("the demo system administrator has no principal")?;
     let units: Vec<(i64, String)> = opened.identity.all_units().await?.into_iter().map(|u| (u.id, u.name)).collect();
     tongban_approval::demo::load(&opened.catalogue, &opened.workflow, &principal, &units).await?;
+    tongban_oidc::demo::load(&tongban_oidc::clients::ClientRegistry::new(opened.db.clone(), opened.audit.clone())).await?;
     Ok(logins)
 }
 

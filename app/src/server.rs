@@ -22,6 +22,9 @@ pub async fn serve(config: tongban_platform::Config, demo: bool) -> anyhow::Resu
         .with_catalogue(opened.catalogue.clone())
         .with_intake(opened.intake.clone())
         .with_cases(opened.cases.clone());
+    for realm in [tongban_oidc::Realm::Staff, tongban_oidc::Realm::Public] {
+        state.oidc.keys.ensure(realm).await.context("creating the OpenID Connect signing keys")?;
+    }
     let app = tongban_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
     let (stop_tx, stop_rx) = watch::channel(false);

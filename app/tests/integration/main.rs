@@ -11,6 +11,7 @@ mod background;
 mod calendar;
 mod scopes;
 mod separation;
+mod sso;
 mod units_users;
 mod window;
 mod workflow;

@@ -116,7 +116,9 @@ pub struct ClientSpec {
 pub fn valid_redirect(uri: &str) -> bool {
     let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
     let scheme_ok = uri.starts_with("https://")
-        || loopback.iter().any(|p| uri.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with(':') || rest.starts_with('/')));
+        || loopback
+            .iter()
+            .any(|p| uri.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with(':') || rest.starts_with('/')));
     scheme_ok && uri.len() <= 500 && !uri.contains('#') && !uri.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
@@ -151,7 +153,9 @@ fn checked(spec: &ClientSpec) -> DomainResult<ClientSpec> {
     if s.grants.is_empty() {
         s.grants = vec!["authorization_code".into(), "refresh_token".into()];
     }
-    if s.grants.iter().any(|g| !KNOWN_GRANTS.contains(&g.as_str())) || (!s.confidential && s.grants.iter().any(|g| g == "client_credentials")) {
+    if s.grants.iter().any(|g| !KNOWN_GRANTS.contains(&g.as_str()))
+        || (!s.confidential && s.grants.iter().any(|g| g == "client_credentials"))
+    {
         return Err(DomainError::invalid("grants", "oidc.error.grant"));
     }
     if s.grants.iter().any(|g| g == "authorization_code") && s.redirect_uris.is_empty() {
@@ -269,16 +273,33 @@ impl ClientRegistry {
 
     /// Registers a client; answers its row id, `client_id` and (confidential clients) the
     /// secret, shown this once.
-    pub async fn create(&self, caller: &Principal, actor: &Actor, realm: Realm, spec: &ClientSpec) -> DomainResult<(i64, String, Option<String>)> {
+    pub async fn create(
+        &self,
+        caller: &Principal,
+        actor: &Actor,
+        realm: Realm,
+        spec: &ClientSpec,
+    ) -> DomainResult<(i64, String, Option<String>)> {
         self.require_admin(caller, actor, "oidc.client.create").await?;
         self.insert(actor, realm, spec).await
     }
 
     /// Registers a client without a caller (demo data, first start).
     pub async fn insert(&self, actor: &Actor, realm: Realm, spec: &ClientSpec) -> DomainResult<(i64, String, Option<String>)> {
+        self.insert_with_secret(actor, realm, spec, None).await
+    }
+
+    /// Registers a client with a chosen secret (the demo's published ones) or a random one.
+    pub async fn insert_with_secret(
+        &self,
+        actor: &Actor,
+        realm: Realm,
+        spec: &ClientSpec,
+        chosen: Option<&str>,
+    ) -> DomainResult<(i64, String, Option<String>)> {
         let s = checked(spec)?;
         let client_id = if s.client_id.is_empty() { format!("tb-{}", &random_token()[..16]) } else { s.client_id.clone() };
-        let secret = s.confidential.then(random_token);
+        let secret = s.confidential.then(|| chosen.map(String::from).unwrap_or_else(random_token));
         let now = now_millis();
         let mut tx = self.db.begin_write().await?;
         if sqlx::query("SELECT 1 FROM oidc_clients WHERE client_id = $1").bind(&client_id).fetch_optional(tx.conn()).await?.is_some() {
@@ -358,7 +379,9 @@ impl ClientRegistry {
             .bind(id)
             .execute(tx.conn())
             .await?;
-        self.audit.append(&mut tx, actor, Entry::success("oidc.client.rotate_secret", "oidc_client", id, json!({"client_id": current.client_id}))).await?;
+        self.audit
+            .append(&mut tx, actor, Entry::success("oidc.client.rotate_secret", "oidc_client", id, json!({"client_id": current.client_id})))
+            .await?;
         tx.commit().await?;
         Ok(secret)
     }
@@ -368,7 +391,12 @@ impl ClientRegistry {
         let current = self.get(caller, actor, id).await?;
         let now = now_millis();
         let mut tx = self.db.begin_write().await?;
-        sqlx::query("UPDATE oidc_clients SET enabled = $1, updated_at = $2 WHERE id = $3").bind(i64::from(enabled)).bind(now).bind(id).execute(tx.conn()).await?;
+        sqlx::query("UPDATE oidc_clients SET enabled = $1, updated_at = $2 WHERE id = $3")
+            .bind(i64::from(enabled))
+            .bind(now)
+            .bind(id)
+            .execute(tx.conn())
+            .await?;
         if !enabled {
             sqlx::query("UPDATE oidc_refresh_tokens SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL")
                 .bind(now)
@@ -401,7 +429,12 @@ mod tests {
 
     #[test]
     fn specs_are_checked_field_by_field() {
-        let ok = ClientSpec { name: "旧OA".into(), confidential: true, redirect_uris: vec!["https://oa.example/cb".into()], ..Default::default() };
+        let ok = ClientSpec {
+            name: "旧OA".into(),
+            confidential: true,
+            redirect_uris: vec!["https://oa.example/cb".into()],
+            ..Default::default()
+        };
         let s = checked(&ok).unwrap();
         assert_eq!((s.id_token_alg.as_str(), s.access_ttl, s.grants.len()), ("ES256", 3600, 2));
         let field = |spec: ClientSpec| match checked(&spec) {

@@ -170,8 +170,14 @@ impl KeyRing {
 
     /// Makes sure the realm has an active ES256 key (at start).
     pub async fn ensure(&self, realm: Realm) -> DomainResult<()> {
-        if !self.load(realm).await?.iter().any(|k| k.active && k.alg == Algorithm::ES256) {
-            self.create(realm, Algorithm::ES256).await?;
+        self.ensure_alg(realm, Algorithm::ES256).await
+    }
+
+    /// Makes sure the realm has an active key for `alg`; called before a write transaction
+    /// opens, since making a key writes too.
+    pub async fn ensure_alg(&self, realm: Realm, alg: Algorithm) -> DomainResult<()> {
+        if !self.load(realm).await?.iter().any(|k| k.active && k.alg == alg) {
+            self.create(realm, alg).await?;
         }
         Ok(())
     }

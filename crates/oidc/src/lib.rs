@@ -8,6 +8,7 @@
 //!   client credentials, userinfo, introspection (RFC 7662), revocation (RFC 7009), logout.
 
 pub mod clients;
+pub mod demo;
 pub mod keys;
 pub mod provider;
 

@@ -375,12 +375,26 @@ impl Provider {
 
     /// The token endpoint: authenticates the client (`basic` from the Authorization header, or the
     /// form's id and secret) and runs the grant.
-    pub async fn token(&self, realm: Realm, form: &TokenRequest, basic: Option<(String, String)>, actor: &Actor) -> Result<Value, OAuthError> {
-        if [&form.code, &form.code_verifier, &form.refresh_token, &form.scope, &form.redirect_uri, &form.client_secret].into_iter().any(too_long) {
+    pub async fn token(
+        &self,
+        realm: Realm,
+        form: &TokenRequest,
+        basic: Option<(String, String)>,
+        actor: &Actor,
+    ) -> Result<Value, OAuthError> {
+        if [&form.code, &form.code_verifier, &form.refresh_token, &form.scope, &form.redirect_uri, &form.client_secret]
+            .into_iter()
+            .any(too_long)
+        {
             return Err(OAuthError::invalid_request("a parameter is too long"));
         }
         let client = self.client_of_request(realm, form.client_id.as_deref(), form.client_secret.as_deref(), basic).await?;
         let actor = Actor { name: client.client_id.clone(), ..actor.clone() };
+        // Keys are made outside the grant's transaction (SQLite has one writer).
+        self.keys.ensure(realm).await?;
+        if client.id_token_alg == "RS256" {
+            self.keys.ensure_alg(realm, Algorithm::RS256).await?;
+        }
         match form.grant_type.as_deref() {
             Some("authorization_code") => self.grant_code(realm, &client, form, &actor).await,
             Some("refresh_token") => self.grant_refresh(realm, &client, form, &actor).await,
@@ -427,7 +441,14 @@ impl Provider {
         if row.get::<Option<i64>, _>(11).is_some() {
             // A code used twice: someone else may hold it. Everything issued from it goes (RFC 6749 §4.1.2).
             revoke_family(&mut tx, &family, now).await?;
-            self.audit.append(&mut tx, actor, Entry::success("oidc.code.reuse", "oidc_client", client.id, json!({"family": family})).with_outcome(tongban_audit::Outcome::Failure)).await?;
+            self.audit
+                .append(
+                    &mut tx,
+                    actor,
+                    Entry::success("oidc.code.reuse", "oidc_client", client.id, json!({"family": family}))
+                        .with_outcome(tongban_audit::Outcome::Failure),
+                )
+                .await?;
             tx.commit().await?;
             return Err(OAuthError::invalid_grant("the code was already used"));
         }
@@ -446,7 +467,11 @@ impl Provider {
             (None, Some(_)) => return Err(OAuthError::invalid_grant("no code_challenge was sent with the authorization request")),
             (None, None) => {}
         }
-        sqlx::query("UPDATE oidc_codes SET used_at = $1 WHERE code_hash = $2").bind(now).bind(sm3_hex(code.as_bytes())).execute(tx.conn()).await?;
+        sqlx::query("UPDATE oidc_codes SET used_at = $1 WHERE code_hash = $2")
+            .bind(now)
+            .bind(sm3_hex(code.as_bytes()))
+            .execute(tx.conn())
+            .await?;
         let grant = Grant {
             realm,
             subject: row.get(1),
@@ -485,7 +510,8 @@ impl Provider {
         if row.get::<Option<i64>, _>(8).is_some() && row.get::<Option<i64>, _>(9).is_none() {
             // Reuse of a rotated token: the family is revoked, for the thief and the owner alike.
             revoke_family(&mut tx, &family, now).await?;
-            let entry = Entry::success("oidc.token.reuse", "oidc_client", client.id, json!({"family": family})).with_outcome(tongban_audit::Outcome::Failure);
+            let entry = Entry::success("oidc.token.reuse", "oidc_client", client.id, json!({"family": family}))
+                .with_outcome(tongban_audit::Outcome::Failure);
             self.audit.append(&mut tx, actor, entry).await?;
             tx.commit().await?;
             return Err(OAuthError::invalid_grant("the refresh token was already used; its family is revoked"));
@@ -513,13 +539,23 @@ impl Provider {
         if !granted.contains(&"offline_access") && !self.session_alive(&mut tx, realm, grant.session_id).await? {
             return Err(OAuthError::invalid_grant("the log-in session has ended"));
         }
-        sqlx::query("UPDATE oidc_refresh_tokens SET used_at = $1 WHERE token_hash = $2").bind(now).bind(sm3_hex(token.as_bytes())).execute(tx.conn()).await?;
+        sqlx::query("UPDATE oidc_refresh_tokens SET used_at = $1 WHERE token_hash = $2")
+            .bind(now)
+            .bind(sm3_hex(token.as_bytes()))
+            .execute(tx.conn())
+            .await?;
         let out = self.issue_tokens(&mut tx, client, &grant, true, actor, "oidc.token.refresh").await?;
         tx.commit().await?;
         Ok(out)
     }
 
-    async fn grant_client_credentials(&self, realm: Realm, client: &Client, form: &TokenRequest, actor: &Actor) -> Result<Value, OAuthError> {
+    async fn grant_client_credentials(
+        &self,
+        realm: Realm,
+        client: &Client,
+        form: &TokenRequest,
+        actor: &Actor,
+    ) -> Result<Value, OAuthError> {
         if !client.confidential || !client.allows_grant("client_credentials") {
             return Err(OAuthError::unauthorized_client("grant not allowed for this client"));
         }
@@ -554,7 +590,15 @@ impl Provider {
 
     /// Access token, ID token (when `openid` was granted) and a rotated refresh token (when the
     /// client may refresh), in the caller's transaction.
-    async fn issue_tokens(&self, tx: &mut WriteTx, client: &Client, g: &Grant, id_token: bool, actor: &Actor, action: &str) -> Result<Value, OAuthError> {
+    async fn issue_tokens(
+        &self,
+        tx: &mut WriteTx,
+        client: &Client,
+        g: &Grant,
+        id_token: bool,
+        actor: &Actor,
+        action: &str,
+    ) -> Result<Value, OAuthError> {
         let facts = self.subject_claims(g.realm, g.subject).await?.ok_or_else(|| OAuthError::invalid_grant("the account is disabled"))?;
         let (access, jti) = self.access_token(g.realm, client, &g.subject.to_string(), &g.scope).await?;
         let scopes: Vec<&str> = g.scope.split_whitespace().collect();
@@ -604,7 +648,13 @@ impl Provider {
             out["refresh_token"] = json!(refresh);
         }
         let details = json!({"client_id": client.client_id, "sub": g.subject, "scope": g.scope, "jti": jti, "realm": g.realm.as_str()});
-        self.audit.append(tx, &Actor { user_id: (g.realm == Realm::Staff).then_some(g.subject), ..actor.clone() }, Entry::success(action, "oidc_client", client.id, details)).await?;
+        self.audit
+            .append(
+                tx,
+                &Actor { user_id: (g.realm == Realm::Staff).then_some(g.subject), ..actor.clone() },
+                Entry::success(action, "oidc_client", client.id, details),
+            )
+            .await?;
         Ok(out)
     }
 
@@ -615,7 +665,8 @@ impl Provider {
             .verify(realm, token, &self.issuer(realm), "at+jwt", false)
             .await
             .ok_or_else(|| OAuthError::invalid_token("the access token is invalid or expired"))?;
-        if sqlx::query("SELECT 1 FROM oidc_revoked_tokens WHERE jti = $1").bind(&claims.jti).fetch_optional(self.db.pool()).await?.is_some() {
+        if sqlx::query("SELECT 1 FROM oidc_revoked_tokens WHERE jti = $1").bind(&claims.jti).fetch_optional(self.db.pool()).await?.is_some()
+        {
             return Err(OAuthError::invalid_token("the access token was revoked"));
         }
         Ok(claims)
@@ -654,7 +705,9 @@ impl Provider {
             .fetch_optional(self.db.pool())
             .await?;
         Ok(match row {
-            Some(r) if r.get::<Option<i64>, _>(5).is_none() && r.get::<Option<i64>, _>(6).is_none() && r.get::<i64, _>(3) > now_millis() => {
+            Some(r)
+                if r.get::<Option<i64>, _>(5).is_none() && r.get::<Option<i64>, _>(6).is_none() && r.get::<i64, _>(3) > now_millis() =>
+            {
                 json!({"active": true, "token_type": "refresh_token", "client_id": r.get::<String, _>(0), "sub": r.get::<i64, _>(1).to_string(),
                     "scope": r.get::<String, _>(2), "exp": r.get::<i64, _>(3) / 1000, "iat": r.get::<i64, _>(4) / 1000, "iss": self.issuer(realm)})
             }
@@ -677,7 +730,9 @@ impl Provider {
                     .bind(c.exp * 1000)
                     .execute(tx.conn())
                     .await?;
-                self.audit.append(&mut tx, &actor, Entry::success("oidc.token.revoke", "oidc_client", client.id, json!({"jti": c.jti}))).await?;
+                self.audit
+                    .append(&mut tx, &actor, Entry::success("oidc.token.revoke", "oidc_client", client.id, json!({"jti": c.jti})))
+                    .await?;
                 tx.commit().await?;
             }
             return Ok(());
@@ -692,7 +747,9 @@ impl Provider {
         if let Some(r) = row {
             let family: String = r.get(0);
             revoke_family(&mut tx, &family, now).await?;
-            self.audit.append(&mut tx, &actor, Entry::success("oidc.token.revoke", "oidc_client", client.id, json!({"family": family}))).await?;
+            self.audit
+                .append(&mut tx, &actor, Entry::success("oidc.token.revoke", "oidc_client", client.id, json!({"family": family})))
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -718,7 +775,9 @@ impl Provider {
         let target = match req.post_logout_redirect_uri.as_deref() {
             None => None,
             Some(uri) => {
-                let id = client_id.as_deref().ok_or_else(|| OAuthError::invalid_request("post_logout_redirect_uri needs id_token_hint or client_id"))?;
+                let id = client_id
+                    .as_deref()
+                    .ok_or_else(|| OAuthError::invalid_request("post_logout_redirect_uri needs id_token_hint or client_id"))?;
                 let client = self.clients.find(realm, id).await?.ok_or_else(|| OAuthError::invalid_request("unknown client"))?;
                 if !client.post_logout_uris.iter().any(|u| u == uri) {
                     return Err(OAuthError::invalid_request("post_logout_redirect_uri is not registered"));
@@ -822,13 +881,14 @@ impl Provider {
                 m.insert("phone_number".into(), json!(r.get::<String, _>(3)));
                 m.insert("unit".into(), json!(r.get::<String, _>(4)));
                 m.insert("unit_id".into(), json!(r.get::<i64, _>(5)));
-                let roles: Vec<String> = sqlx::query("SELECT r.code FROM grants g JOIN roles r ON r.id = g.role_id WHERE g.user_id = $1 ORDER BY r.code")
-                    .bind(id)
-                    .fetch_all(self.db.pool())
-                    .await?
-                    .iter()
-                    .map(|r| r.get(0))
-                    .collect();
+                let roles: Vec<String> =
+                    sqlx::query("SELECT r.code FROM grants g JOIN roles r ON r.id = g.role_id WHERE g.user_id = $1 ORDER BY r.code")
+                        .bind(id)
+                        .fetch_all(self.db.pool())
+                        .await?
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect();
                 m.insert("roles".into(), json!(roles));
             }
             Realm::Public => {
@@ -890,7 +950,11 @@ fn scoped_claims(facts: &Map<String, Value>, scopes: &[&str]) -> Map<String, Val
 }
 
 async fn revoke_family(tx: &mut WriteTx, family: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE oidc_refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL").bind(now).bind(family).execute(tx.conn()).await?;
+    sqlx::query("UPDATE oidc_refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(family)
+        .execute(tx.conn())
+        .await?;
     Ok(())
 }
 

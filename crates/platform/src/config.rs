@@ -85,6 +85,9 @@ pub struct ServerConfig {
     pub max_upload_bytes: usize,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted reverse proxy).
     pub trust_forwarded_for: bool,
+    /// The address users and other systems reach tongban at (`https://tb.jiahe.gov.cn`): the
+    /// OpenID Connect issuers are built from it. Empty: `http://` + `bind`.
+    pub public_url: String,
 }
 
 /// Database settings.
@@ -117,6 +120,9 @@ pub struct SecurityConfig {
     pub password_history: i64,
     /// Set the `Secure` flag on cookies even without TLS here (behind a TLS-terminating proxy).
     pub secure_cookies: bool,
+    /// The SM4 key sealing secrets at rest (signing keys); default `<data_dir>/secret.key`.
+    /// Keep it off the database host's backups.
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// Audit trail settings.
@@ -156,6 +162,7 @@ impl Default for ServerConfig {
             max_body_bytes: 2 * 1024 * 1024,
             max_upload_bytes: 10 * 1024 * 1024,
             trust_forwarded_for: false,
+            public_url: String::new(),
         }
     }
 }
@@ -177,6 +184,7 @@ impl Default for SecurityConfig {
             password_expiry_days: 90,
             password_history: 5,
             secure_cookies: false,
+            secret_key_file: None,
         }
     }
 }
@@ -274,6 +282,22 @@ impl Config {
     /// Whether the server terminates TLS itself.
     pub fn tls_enabled(&self) -> bool {
         self.server.tls_cert.is_some() && self.server.tls_key.is_some()
+    }
+
+    /// Path of the SM4 key that seals secrets at rest.
+    pub fn secret_key_path(&self) -> PathBuf {
+        self.security.secret_key_file.clone().unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
+
+    /// The address tongban is reached at, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        let url = self.server.public_url.trim().trim_end_matches('/');
+        if url.is_empty() {
+            let scheme = if self.tls_enabled() { "https" } else { "http" };
+            format!("{scheme}://{}", self.server.bind)
+        } else {
+            url.to_string()
+        }
     }
 
     /// Path of the audit signing key.

@@ -170,6 +170,15 @@ pub async fn context_layer(State(state): State<AppState>, req: Request, next: Ne
 
 async fn handle(state: AppState, req: Request, next: Next, lang: Lang) -> Response {
     let tr = Tr { lang };
+    if crate::oidc::is_protocol_endpoint(req.uri().path()) {
+        // Clients, not browsers: their credentials are checked by the endpoint itself.
+        let ip = source_ip(&req, state.config.server.trust_forwarded_for);
+        let user_agent: String =
+            req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").chars().take(256).collect();
+        let mut req = req;
+        req.extensions_mut().insert(Ctx { tr, ip, user_agent, session: None, public: None, csrf: String::new(), api: true });
+        return next.run(req).await;
+    }
     let api = req.uri().path().starts_with("/api/");
     let ip = source_ip(&req, state.config.server.trust_forwarded_for);
     let headers = req.headers().clone();

@@ -7,6 +7,7 @@ mod ctx;
 mod error;
 pub mod i18n;
 mod layers;
+mod oidc;
 mod ops;
 pub(crate) mod pages;
 pub mod parse;
@@ -21,6 +22,7 @@ use axum::Router;
 
 /// Builds the whole application router with its middleware.
 pub fn router(state: AppState) -> Router {
-    let app = Router::new().merge(pages::routes()).merge(api::routes()).merge(ops::routes()).fallback(error::not_found);
+    let app =
+        Router::new().merge(pages::routes()).merge(api::routes()).merge(oidc::routes()).merge(ops::routes()).fallback(error::not_found);
     layers::apply(app, state)
 }

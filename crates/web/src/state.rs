@@ -32,6 +32,8 @@ pub struct AppState {
     pub blobs: tongban_platform::blobs::BlobStore,
     /// In-app notifications.
     pub notify: tongban_notify::NotifyService,
+    /// The OpenID Connect provider (统一身份认证).
+    pub oidc: tongban_oidc::provider::Provider,
 }
 
 impl AppState {
@@ -61,7 +63,15 @@ impl AppState {
         )
         .with_upload_limit(config.server.max_upload_bytes);
         let notify = tongban_notify::NotifyService::new(identity.db().clone());
-        AppState { identity, config, metrics, calendar, workflow, catalogue, intake, cases, blobs, notify }
+        let secrets = tongban_crypto::seal::SecretBox::load_or_create(&config.secret_key_path()).unwrap_or_else(|e| {
+            // `tongban serve` opens the key file before this and stops on errors; reaching here
+            // means a test or tool without one, where keys need not outlive the process.
+            tracing::error!("secret key: {e}; using a key for this process only");
+            tongban_crypto::seal::SecretBox::new(rand::random())
+        });
+        let keys = tongban_oidc::keys::KeyRing::new(identity.db().clone(), secrets);
+        let oidc = tongban_oidc::provider::Provider::new(identity.db().clone(), identity.audit().clone(), keys, &config.public_url());
+        AppState { identity, config, metrics, calendar, workflow, catalogue, intake, cases, blobs, notify, oidc }
     }
 
     /// The same state with this calendar service.

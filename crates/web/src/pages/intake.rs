@@ -3,7 +3,11 @@
 //! log-in (办件查询).
 
 use askama::Template;
-use axum::{extract::State, http::StatusCode};
+use axum::{
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tongban_approval::{
@@ -346,8 +350,13 @@ struct HomePage {
 }
 
 /// `GET /public`: the citizen's home with "my applications" (我的办件).
-pub async fn home(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<Done>) -> PageResult {
+pub async fn home(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<Done>, headers: axum::http::HeaderMap) -> PageResult {
     let me = ctx.citizen()?.clone();
+    // Logged in on the way to another system (单点登录): continue its authorization request.
+    if let Some(back) = crate::oidc::saved_return(&headers).filter(|b| b.starts_with("/realms/public/")) {
+        let clear = crate::oidc::clear_return();
+        return Ok(([(header::SET_COOKIE, clear)], axum::response::Redirect::to(&back)).into_response());
+    }
     let apps = state
         .intake
         .mine(&me)

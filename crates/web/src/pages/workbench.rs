@@ -1,7 +1,7 @@
 //! The staff workbench (工作台): later slices add their to-do lists here.
 
 use askama::Template;
-use axum::extract::State;
+use axum::{extract::State, response::IntoResponse};
 
 use super::{Layout, PageResult, render};
 use crate::{ctx::Ctx, state::AppState};
@@ -15,8 +15,13 @@ struct WorkbenchPage {
     grants: Vec<String>,
 }
 
-pub async fn page(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+pub async fn page(State(state): State<AppState>, ctx: Ctx, headers: axum::http::HeaderMap) -> PageResult {
     let p = ctx.principal()?;
+    // Logged in on the way to another system (单点登录): continue its authorization request.
+    if let Some(back) = crate::oidc::saved_return(&headers).filter(|b| b.starts_with("/realms/staff/")) {
+        let clear = crate::oidc::clear_return();
+        return Ok(([(axum::http::header::SET_COOKIE, clear)], axum::response::Redirect::to(&back)).into_response());
+    }
     let grants = state.identity.authz().grants_of(p.user_id).await?.into_iter().map(|g| g.role_name).collect();
     render(&WorkbenchPage {
         l: Layout::new(&ctx, "workbench.title", "workbench"),

@@ -1,0 +1,394 @@
+//! Single sign-on (统一身份认证): the OpenID Connect provider end to end through HTTP — discovery,
+//! authorization code with PKCE, ID token checked against the JWKS, userinfo, refresh rotation and
+//! reuse detection, client credentials, introspection, revocation, logout — and the refusals the
+//! specifications ask for, each leaving nothing behind.
+
+use axum::http::{Method, StatusCode};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde_json::Value;
+
+use crate::support::{Client, TestApp};
+
+const ISSUER: &str = "http://127.0.0.1:8080/realms/staff";
+const OA_SECRET: &str = tongban_oidc::demo::LEGACY_OA_SECRET;
+const OA_REDIRECT: &str = "http://127.0.0.1:9101/callback";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+fn basic(id: &str, secret: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+}
+
+fn authorize_url(client: &str, redirect: &str, scope: &str, extra: &str) -> String {
+    let q = serde_urlencoded::to_string([
+        ("response_type", "code"),
+        ("client_id", client),
+        ("redirect_uri", redirect),
+        ("scope", scope),
+        ("state", "st-1"),
+        ("nonce", "n-1"),
+    ])
+    .unwrap_or_default();
+    format!("/realms/staff/authorize?{q}{extra}")
+}
+
+fn query_of(location: &str) -> std::collections::HashMap<String, String> {
+    let q = location.split_once('?').map(|(_, q)| q).unwrap_or("");
+    serde_urlencoded::from_str::<Vec<(String, String)>>(q).unwrap_or_default().into_iter().collect()
+}
+
+async fn token(c: &mut Client, auth: Option<&str>, form: &[(&str, &str)]) -> crate::support::Resp {
+    let body = serde_urlencoded::to_string(form).unwrap_or_default();
+    let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+    if let Some(a) = auth {
+        headers.push(("authorization", a));
+    }
+    c.request(Method::POST, "/realms/staff/token", &headers, &body).await
+}
+
+/// The JWT's payload, unverified (verification is the provider's and the RP's job; here we read).
+fn payload(jwt: &str) -> Value {
+    let part = jwt.split('.').nth(1).unwrap_or("");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap_or_default()).unwrap_or(Value::Null)
+}
+
+fn header(jwt: &str) -> Value {
+    let part = jwt.split('.').next().unwrap_or("");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap_or_default()).unwrap_or(Value::Null)
+}
+
+/// Verifies an ES256 JWT against the published JWKS, as a relying party would.
+async fn verify_against_jwks(c: &mut Client, jwt: &str) -> bool {
+    use p256::ecdsa::{Signature, VerifyingKey, signature::Verifier};
+    let jwks = c.get("/realms/staff/jwks").await.json();
+    let kid = header(jwt)["kid"].clone();
+    let Some(key) = jwks["keys"].as_array().and_then(|k| k.iter().find(|k| k["kid"] == kid)).cloned() else { return false };
+    let coord = |n: &str| URL_SAFE_NO_PAD.decode(key[n].as_str().unwrap_or("")).unwrap_or_default();
+    let mut sec1 = vec![4u8];
+    sec1.extend(coord("x"));
+    sec1.extend(coord("y"));
+    let Ok(vk) = VerifyingKey::from_sec1_bytes(&sec1) else { return false };
+    let (signed, sig) = jwt.rsplit_once('.').unwrap_or(("", ""));
+    let Ok(sig) = Signature::from_slice(&URL_SAFE_NO_PAD.decode(sig).unwrap_or_default()) else { return false };
+    vk.verify(signed.as_bytes(), &sig).is_ok()
+}
+
+/// Logs zhoujun in, runs the authorization request and answers the code.
+async fn code_for(app: &TestApp, url: &str) -> (Client, String) {
+    let mut c = app.staff("zhoujun").await;
+    let r = c.get(url).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let q = query_of(r.location());
+    assert!(r.location().starts_with(OA_REDIRECT) || r.location().starts_with("http://127.0.0.1:9102/callback"), "{}", r.location());
+    assert_eq!((q.get("state").map(String::as_str), q.get("iss").map(String::as_str)), (Some("st-1"), Some(ISSUER)));
+    (c, q.get("code").cloned().unwrap_or_else(|| panic!("no code: {}", r.location())))
+}
+
+#[tokio::test]
+async fn a_staff_member_signs_in_to_the_legacy_oa_and_the_tokens_work() {
+    let app = TestApp::demo().await;
+    let mut anon = app.client();
+    let d = anon.get("/realms/staff/.well-known/openid-configuration").await.json();
+    assert_eq!(d["issuer"], ISSUER);
+    assert_eq!(d["token_endpoint"], format!("{ISSUER}/token"));
+    assert_eq!(d["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+
+    // Not logged in: to the staff log-in page, then back to the request.
+    let url = authorize_url(
+        "legacy-oa",
+        OA_REDIRECT,
+        "openid profile email unit roles offline_access",
+        &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"),
+    );
+    let mut browser = app.client();
+    let r = browser.get(&url).await;
+    assert_eq!(r.location(), "/login");
+    let r = browser.login("zhoujun", crate::support::DEMO_PASSWORD).await;
+    assert_eq!(r.location(), "/workbench");
+    let r = browser.get("/workbench").await;
+    assert_eq!(r.location(), url, "the log-in continues the authorization request");
+    let r = browser.get(&url).await;
+    let code = query_of(r.location()).get("code").cloned().unwrap_or_default();
+    assert!(!code.is_empty(), "first-party client: no consent screen: {}", r.location());
+
+    let mut oa = app.client();
+    let r = token(
+        &mut oa,
+        Some(&basic("legacy-oa", OA_SECRET)),
+        &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", OA_REDIRECT), ("code_verifier", VERIFIER)],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.headers.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+    let t = r.json();
+    let id_token = t["id_token"].as_str().unwrap_or_default().to_string();
+    let claims = payload(&id_token);
+    assert_eq!((claims["iss"].as_str(), claims["aud"].as_str(), claims["nonce"].as_str()), (Some(ISSUER), Some("legacy-oa"), Some("n-1")));
+    assert_eq!(claims["sub"], app.user_id("zhoujun").await.to_string());
+    assert_eq!(claims["unit"], "自然资源局");
+    assert_eq!(header(&id_token)["alg"], "ES256");
+    assert!(verify_against_jwks(&mut oa, &id_token).await, "the ID token verifies against the JWKS");
+
+    let access = t["access_token"].as_str().unwrap_or_default().to_string();
+    let bearer = format!("Bearer {access}");
+    let r = oa.request(Method::GET, "/realms/staff/userinfo", &[("authorization", &bearer)], "").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!((r.json()["name"].as_str(), r.json()["unit"].as_str()), (Some("周军"), Some("自然资源局")));
+    let r = oa.request(Method::GET, "/realms/staff/userinfo", &[("authorization", &format!("Bearer {id_token}"))], "").await;
+    assert_eq!((r.status, r.json()["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")), "an ID token is no access token");
+
+    // The code works once; its second use revokes what it gave.
+    let r = token(
+        &mut oa,
+        Some(&basic("legacy-oa", OA_SECRET)),
+        &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", OA_REDIRECT), ("code_verifier", VERIFIER)],
+    )
+    .await;
+    assert_eq!((r.status, r.json()["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    let refresh = t["refresh_token"].as_str().unwrap_or_default();
+    let r = token(&mut oa, Some(&basic("legacy-oa", OA_SECRET)), &[("grant_type", "refresh_token"), ("refresh_token", refresh)]).await;
+    assert_eq!(r.json()["error"], "invalid_grant", "the replayed code took its refresh token with it");
+    assert_eq!(app.audit_count("oidc.code.reuse", "failure").await, 1);
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_family() {
+    let app = TestApp::demo().await;
+    let (_browser, code) = code_for(&app, &authorize_url("legacy-oa", OA_REDIRECT, "openid profile", "")).await;
+    let mut oa = app.client();
+    let auth = basic("legacy-oa", OA_SECRET);
+    let t =
+        token(&mut oa, Some(&auth), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", OA_REDIRECT)]).await.json();
+    let first = t["refresh_token"].as_str().unwrap_or_default().to_string();
+    let r = token(&mut oa, Some(&auth), &[("grant_type", "refresh_token"), ("refresh_token", &first)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let second = r.json()["refresh_token"].as_str().unwrap_or_default().to_string();
+    assert_ne!(first, second, "rotated");
+    let r = token(&mut oa, Some(&auth), &[("grant_type", "refresh_token"), ("refresh_token", &second), ("scope", "openid profile email")])
+        .await;
+    assert_eq!(r.json()["error"], "invalid_scope", "a refresh cannot widen the scope");
+    let r = token(&mut oa, Some(&auth), &[("grant_type", "refresh_token"), ("refresh_token", &first)]).await;
+    assert_eq!(r.json()["error"], "invalid_grant", "the rotated token is dead");
+    let r = token(&mut oa, Some(&auth), &[("grant_type", "refresh_token"), ("refresh_token", &second)]).await;
+    assert_eq!(r.json()["error"], "invalid_grant", "…and its reuse killed the whole family");
+    assert_eq!(app.audit_count("oidc.token.reuse", "failure").await, 1);
+}
+
+#[tokio::test]
+async fn public_clients_need_pkce_and_the_user_consents() {
+    let app = TestApp::demo().await;
+    let redirect = "http://127.0.0.1:9102/callback";
+    let mut c = app.staff("xuhui").await;
+    let r = c.get(&authorize_url("hotline-12345", redirect, "openid profile", "")).await;
+    assert_eq!(query_of(r.location()).get("error").map(String::as_str), Some("invalid_request"), "no PKCE: {}", r.location());
+    let r = c
+        .get(&authorize_url(
+            "hotline-12345",
+            redirect,
+            "openid profile",
+            &format!("&code_challenge={CHALLENGE}&code_challenge_method=plain"),
+        ))
+        .await;
+    assert_eq!(query_of(r.location()).get("error").map(String::as_str), Some("invalid_request"), "plain is refused");
+    let url = authorize_url(
+        "hotline-12345",
+        redirect,
+        "openid profile phone",
+        &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"),
+    );
+    let r = c.get(&url).await;
+    assert_eq!(r.status, StatusCode::OK, "the consent screen: {}", r.body);
+    assert!(r.body.contains("12345政务服务便民热线系统") && r.body.contains("手机号码"));
+    let r = c.get(&format!("{url}&prompt=none")).await;
+    assert_eq!(query_of(r.location()).get("error").map(String::as_str), Some("consent_required"));
+    let csrf = c.csrf(&url).await;
+    let mut fields: Vec<(&str, &str)> = vec![
+        ("_csrf", &csrf),
+        ("decision", "deny"),
+        ("response_type", "code"),
+        ("client_id", "hotline-12345"),
+        ("redirect_uri", redirect),
+        ("scope", "openid profile phone"),
+        ("state", "st-1"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ];
+    let r = c.post_raw_form("/realms/staff/authorize", &fields).await;
+    assert_eq!(query_of(r.location()).get("error").map(String::as_str), Some("access_denied"));
+    fields[1] = ("decision", "allow");
+    let r = c.post_raw_form("/realms/staff/authorize", &fields).await;
+    let code = query_of(r.location()).get("code").cloned().unwrap_or_else(|| panic!("{}", r.location()));
+    assert_eq!(app.audit_count("oidc.consent", "success").await, 1);
+    let r = c.get(&url).await;
+    assert!(r.location().contains("code="), "consent is remembered");
+
+    let mut spa = app.client();
+    let wrong = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXl";
+    let r = token(
+        &mut spa,
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", "hotline-12345"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("code_verifier", wrong),
+        ],
+    )
+    .await;
+    assert_eq!(r.json()["error"], "invalid_grant", "PKCE mismatch");
+    let r = token(
+        &mut spa,
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", "hotline-12345"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+#[tokio::test]
+async fn bad_requests_get_the_oauth_error_and_change_nothing() {
+    let app = TestApp::demo().await;
+    let mut c = app.staff("zhoujun").await;
+    let r = c.get(&authorize_url("legacy-oa", "http://127.0.0.1:9101/other", "openid", "")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "an unregistered redirect_uri is never redirected to");
+    assert!(r.body.contains("redirect_uri"));
+    let r = c.get(&authorize_url("no-such-client", OA_REDIRECT, "openid", "")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = c.get(&authorize_url("legacy-oa", OA_REDIRECT, "profile", "")).await;
+    assert_eq!(query_of(r.location()).get("error").map(String::as_str), Some("invalid_scope"), "openid is required");
+    let r = c.get(&authorize_url("legacy-oa", OA_REDIRECT, "openid admin", "")).await;
+    assert_eq!(query_of(r.location()).get("error").map(String::as_str), Some("invalid_scope"));
+    let r = c.get(&authorize_url("legacy-oa", OA_REDIRECT, "openid", "").replace("response_type=code", "response_type=token")).await;
+    assert_eq!(query_of(r.location()).get("error").map(String::as_str), Some("unsupported_response_type"), "{}", r.location());
+    let r = c.get(&authorize_url("legacy-oa", OA_REDIRECT, "openid", "&response_type=token")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "a repeated parameter makes the request untrustworthy");
+    let long = "x".repeat(3000);
+    let r = c.get(&authorize_url("legacy-oa", OA_REDIRECT, "openid", "").replace("nonce=n-1", &format!("nonce={long}"))).await;
+    assert!(r.location().contains("error=invalid_request"), "oversized parameters are refused");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM oidc_codes").await, 0, "no code for any of them");
+
+    let (_b, code) = code_for(&app, &authorize_url("legacy-oa", OA_REDIRECT, "openid", "")).await;
+    let mut oa = app.client();
+    let r = token(
+        &mut oa,
+        Some(&basic("legacy-oa", "wrong")),
+        &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", OA_REDIRECT)],
+    )
+    .await;
+    assert_eq!((r.status, r.json()["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
+    assert!(r.headers.get("www-authenticate").is_some());
+    let r = token(
+        &mut oa,
+        Some(&basic("legacy-oa", OA_SECRET)),
+        &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "http://127.0.0.1:9101/x")],
+    )
+    .await;
+    assert_eq!(r.json()["error"], "invalid_grant", "redirect_uri must match");
+    let r = token(&mut oa, Some(&basic("legacy-oa", OA_SECRET)), &[("grant_type", "password"), ("username", "x")]).await;
+    assert_eq!(r.json()["error"], "unsupported_grant_type");
+    app.sql("UPDATE oidc_codes SET expires_at = 0").await;
+    let r = token(
+        &mut oa,
+        Some(&basic("legacy-oa", OA_SECRET)),
+        &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", OA_REDIRECT)],
+    )
+    .await;
+    assert_eq!(r.json()["error"], "invalid_grant", "expired");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM oidc_refresh_tokens").await, 0, "nothing issued");
+
+    // Forged tokens at userinfo: alg none, a flipped signature byte.
+    let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt"}"#), URL_SAFE_NO_PAD.encode(format!(r#"{{"iss":"{ISSUER}","sub":"1","aud":"legacy-oa","exp":9999999999,"iat":1,"jti":"x","client_id":"legacy-oa","scope":"openid"}}"#)));
+    let r = oa.request(Method::GET, "/realms/staff/userinfo", &[("authorization", &format!("Bearer {none}"))], "").await;
+    assert_eq!(r.json()["error"], "invalid_token", "alg none");
+    let r = oa.request(Method::GET, "/realms/staff/userinfo", &[], "").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn systems_use_client_credentials_and_tokens_are_introspected_and_revoked() {
+    let app = TestApp::demo().await;
+    let mut ex = app.client();
+    let auth = basic("data-exchange", tongban_oidc::demo::EXCHANGE_SECRET);
+    let r = token(&mut ex, Some(&auth), &[("grant_type", "client_credentials"), ("scope", "unit")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let access = r.json()["access_token"].as_str().unwrap_or_default().to_string();
+    assert_eq!(payload(&access)["sub"], "data-exchange");
+    assert!(r.json().get("refresh_token").is_none() && r.json().get("id_token").is_none());
+    let r = token(&mut ex, Some(&auth), &[("grant_type", "client_credentials"), ("scope", "email")]).await;
+    assert_eq!(r.json()["error"], "invalid_scope");
+    let r = token(&mut ex, Some(&basic("legacy-oa", OA_SECRET)), &[("grant_type", "client_credentials")]).await;
+    assert_eq!(r.json()["error"], "unauthorized_client", "not every client may");
+
+    let form = |t: &str| serde_urlencoded::to_string([("token", t)]).unwrap_or_default();
+    let ct = ("content-type", "application/x-www-form-urlencoded");
+    let r = ex.request(Method::POST, "/realms/staff/introspect", &[ct, ("authorization", &auth)], &form(&access)).await;
+    assert_eq!((r.json()["active"].as_bool(), r.json()["client_id"].as_str()), (Some(true), Some("data-exchange")), "{}", r.body);
+    let r = ex.request(Method::POST, "/realms/staff/introspect", &[ct], &form(&access)).await;
+    assert_eq!(r.json()["error"], "invalid_client", "introspection needs client authentication");
+    let r = ex.request(Method::POST, "/realms/staff/revoke", &[ct, ("authorization", &auth)], &form(&access)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = ex.request(Method::POST, "/realms/staff/introspect", &[ct, ("authorization", &auth)], &form(&access)).await;
+    assert_eq!(r.json()["active"], false, "revoked");
+    let r = ex.request(Method::POST, "/realms/staff/revoke", &[ct, ("authorization", &auth)], &form("unknown-token")).await;
+    assert_eq!(r.status, StatusCode::OK, "unknown tokens answer the same (RFC 7009)");
+    assert_eq!(app.audit_count("oidc.token.client_credentials", "success").await, 1);
+    assert_eq!(app.audit_count("oidc.token.revoke", "success").await, 1);
+}
+
+#[tokio::test]
+async fn citizens_never_get_staff_tokens_and_logout_ends_the_grants() {
+    let app = TestApp::demo().await;
+    // A citizen's session does not count in the staff realm.
+    let mut citizen = app.client();
+    let fields = [
+        ("kind", "person"),
+        ("name", "李秀英"),
+        ("cert_no", "11010519491231002X"),
+        ("phone", "13900000061"),
+        ("email", ""),
+        ("password", "Citizen#2026"),
+        ("password_again", "Citizen#2026"),
+    ];
+    let r = citizen.post_form("/public/register", "/public/register", &fields).await;
+    assert_eq!(r.location(), "/public?done=registered", "{}", r.body);
+    let r = citizen.get(&authorize_url("legacy-oa", OA_REDIRECT, "openid", "")).await;
+    assert_eq!(r.location(), "/login", "the staff log-in is asked for");
+    let r = citizen.get("/realms/public/authorize?response_type=code&client_id=legacy-oa&redirect_uri=http%3A%2F%2F127.0.0.1%3A9101%2Fcallback&scope=openid").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "staff clients do not exist in the public realm");
+    let url = format!(
+        "/realms/public/authorize?response_type=code&client_id=citizen-app&redirect_uri=http%3A%2F%2F127.0.0.1%3A9103%2Fcallback&scope=openid%20profile&code_challenge={CHALLENGE}&code_challenge_method=S256"
+    );
+    let r = citizen.get(&url).await;
+    assert!(r.location().starts_with("http://127.0.0.1:9103/callback?code="), "{}", r.location());
+    assert!(r.location().contains("realms%2Fpublic"), "the public issuer answers");
+
+    // Logout: the OA's refresh token (no offline_access) dies with the session.
+    let (mut browser, code) = code_for(&app, &authorize_url("legacy-oa", OA_REDIRECT, "openid profile", "")).await;
+    let mut oa = app.client();
+    let auth = basic("legacy-oa", OA_SECRET);
+    let t =
+        token(&mut oa, Some(&auth), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", OA_REDIRECT)]).await.json();
+    let hint = t["id_token"].as_str().unwrap_or_default();
+    let q = serde_urlencoded::to_string([("id_token_hint", hint), ("post_logout_redirect_uri", "http://evil.example/"), ("state", "bye")])
+        .unwrap_or_default();
+    let r = browser.get(&format!("/realms/staff/logout?{q}")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "unregistered post-logout URI");
+    let q =
+        serde_urlencoded::to_string([("id_token_hint", hint), ("post_logout_redirect_uri", "http://127.0.0.1:9101/"), ("state", "bye")])
+            .unwrap_or_default();
+    let r = browser.get(&format!("/realms/staff/logout?{q}")).await;
+    assert_eq!(r.location(), "http://127.0.0.1:9101/?state=bye");
+    assert_eq!(browser.get("/workbench").await.location(), "/login", "logged out of tongban too");
+    let r =
+        token(&mut oa, Some(&auth), &[("grant_type", "refresh_token"), ("refresh_token", t["refresh_token"].as_str().unwrap_or_default())])
+            .await;
+    assert_eq!(r.json()["error"], "invalid_grant", "the session's grants ended");
+    assert_eq!(app.audit_count("oidc.logout", "success").await, 1);
+}
