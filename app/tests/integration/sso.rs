@@ -392,3 +392,56 @@ async fn citizens_never_get_staff_tokens_and_logout_ends_the_grants() {
     assert_eq!(r.json()["error"], "invalid_grant", "the session's grants ended");
     assert_eq!(app.audit_count("oidc.logout", "success").await, 1);
 }
+
+#[tokio::test]
+async fn the_system_administrator_registers_rotates_and_disables_a_client() {
+    let app = TestApp::demo().await;
+    let mut staff = app.staff("zhoujun").await;
+    assert_eq!(staff.get("/admin/clients").await.status, StatusCode::FORBIDDEN, "config.write only");
+    let mut sys = app.admin("sysadmin").await;
+    let r = sys.get("/admin/clients").await;
+    assert!(r.body.contains("legacy-oa") && r.body.contains("hotline-12345"), "the demo systems are listed");
+    let fields = [
+        ("realm", "staff"),
+        ("client_id", "archives"),
+        ("name", "档案管理系统"),
+        ("confidential", "on"),
+        ("redirect_uris", "http://oa.example/cb"),
+        ("scopes", "openid"),
+        ("grants", "client_credentials"),
+        ("id_token_alg", "ES256"),
+        ("access_ttl", "600"),
+        ("refresh_ttl", "86400"),
+    ];
+    let r = sys.post_form("/admin/clients/new", "/admin/clients", &fields).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "plain http off the loopback");
+    assert!(r.body.contains("aria-invalid=\"true\"") && r.body.contains("https"), "{}", r.body);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM oidc_clients WHERE client_id = 'archives'").await, 0);
+    let mut ok = fields.to_vec();
+    ok[4] = ("redirect_uris", "https://archives.jiahe.gov.cn/cb");
+    let r = sys.post_form("/admin/clients/new", "/admin/clients", &ok).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let secret = r.element_text("client-secret");
+    assert_eq!(secret.len(), 43, "shown once");
+
+    let mut archives = app.client();
+    let cc = [("grant_type", "client_credentials")];
+    assert_eq!(token(&mut archives, Some(&basic("archives", &secret)), &cc).await.status, StatusCode::OK);
+    let id = app.scalar("SELECT id FROM oidc_clients WHERE client_id = 'archives'").await;
+    let r = sys.post_form(&format!("/admin/clients/{id}"), &format!("/admin/clients/{id}/rotate-secret"), &[]).await;
+    let fresh = r.element_text("client-secret");
+    assert_ne!(fresh, secret);
+    assert_eq!(
+        token(&mut archives, Some(&basic("archives", &secret)), &cc).await.json()["error"],
+        "invalid_client",
+        "the old secret is gone"
+    );
+    assert_eq!(token(&mut archives, Some(&basic("archives", &fresh)), &cc).await.status, StatusCode::OK);
+    let r = sys.post_form(&format!("/admin/clients/{id}"), &format!("/admin/clients/{id}/disable"), &[]).await;
+    assert_eq!(r.location(), "/admin/clients?done=client_saved");
+    assert_eq!(token(&mut archives, Some(&basic("archives", &fresh)), &cc).await.json()["error"], "invalid_client", "disabled");
+    assert_eq!(app.audit_count("oidc.client.create", "success").await, 5, "four demo systems and this one");
+    assert_eq!(app.audit_count("oidc.client.rotate_secret", "success").await, 1);
+    assert_eq!(app.audit_count("oidc.client.disable", "success").await, 1);
+    assert!(app.audit_count("oidc.client.list", "denied").await >= 1, "the refused look is recorded");
+}

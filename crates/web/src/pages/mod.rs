@@ -1,6 +1,7 @@
 //! Server-rendered staff pages. Each module owns one area; this one holds the shared layout,
 //! rendering helpers and the route table.
 
+mod admin_clients;
 mod admin_roles;
 mod admin_units;
 mod admin_users;
@@ -58,6 +59,8 @@ pub struct NavUser {
     pub can_cases: bool,
     /// Show the supervision dashboard.
     pub can_supervise: bool,
+    /// Show the relying parties (single sign-on clients).
+    pub can_clients: bool,
 }
 
 /// What the base layout needs.
@@ -105,6 +108,7 @@ fn nav_user(p: &Principal) -> NavUser {
         can_catalogue: p.has(Permission::CatalogueWrite),
         can_cases: p.has(Permission::ApprovalAccept),
         can_supervise: p.has(Permission::SupervisionRead),
+        can_clients: p.has(Permission::ConfigWrite),
     }
 }
 
@@ -238,6 +242,10 @@ pub fn routes() -> Router<AppState> {
         .route("/login/password", get(auth::password_page).post(auth::password_submit))
         .route("/logout", post(auth::logout))
         .route("/workbench", get(workbench::page))
+        .route("/admin/clients", get(admin_clients::list).post(admin_clients::create))
+        .route("/admin/clients/new", get(admin_clients::new_form))
+        .route("/admin/clients/{id}", get(admin_clients::edit_form).post(admin_clients::update))
+        .route("/admin/clients/{id}/{action}", post(admin_clients::act))
         .route("/admin/units", get(admin_units::list).post(admin_units::create))
         .route("/admin/units/new", get(admin_units::new_form))
         .route("/admin/units/{id}/edit", get(admin_units::edit_form))
