@@ -31,15 +31,21 @@ pub async fn log_in_as(addr: &str, username: &str) -> anyhow::Result<String> {
 }
 
 pub async fn load(addr: &str, path: &str, cookie: &str, connections: usize, seconds: u64) -> anyhow::Result<serde_json::Value> {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\r\n");
+    load_raw(addr, path, &req, connections, seconds).await
+}
+
+/// Sends the raw HTTP/1.1 request `req` over `connections` keep-alive connections for `seconds`;
+/// reports throughput and latency percentiles under `label`.
+pub async fn load_raw(addr: &str, label: &str, req: &str, connections: usize, seconds: u64) -> anyhow::Result<serde_json::Value> {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        let (addr, path, cookie) = (addr.to_string(), path.to_string(), cookie.to_string());
+        let (addr, req) = (addr.to_string(), req.to_string());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0u64;
             let mut stream = TcpStream::connect(&addr).await?;
-            let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\r\n");
             let mut buf = Vec::with_capacity(32 * 1024);
             while Instant::now() < deadline {
                 let t = Instant::now();
@@ -63,7 +69,7 @@ pub async fn load(addr: &str, path: &str, cookie: &str, connections: usize, seco
     all.sort_unstable();
     let pct = |p: f64| all.get(((all.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0) as f64 / 1000.0;
     Ok(json!({
-        "path": path,
+        "path": label,
         "requests": all.len(),
         "non_200": errors,
         "requests_per_second": (all.len() as f64 / seconds as f64).round(),

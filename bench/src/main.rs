@@ -16,6 +16,7 @@ mod audit;
 mod http;
 mod intake;
 mod lists;
+mod oidc;
 mod server;
 mod startup;
 mod tasks;
@@ -128,6 +129,24 @@ enum Bench {
         #[arg(long, env = "TONGBAN_BENCH_POSTGRES")]
         postgres: Option<String>,
     },
+    /// OpenID Connect token endpoint, discovery and JWKS, side by side with oidc-provider (npm).
+    Oidc {
+        /// The tongban binary to start.
+        #[arg(long, default_value = "target/release/tongban")]
+        bin: String,
+        /// Node.js, for the peer.
+        #[arg(long, default_value = "node")]
+        node: String,
+        /// The peer's start script.
+        #[arg(long, default_value = "bench/node/oidc-provider/server.mjs")]
+        script: String,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds per endpoint.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Working-day deadline computations.
     Calendar {
         /// Computations.
@@ -147,6 +166,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::Calendar { count } => workflow::calendar(count)?,
         Bench::Intake { bin, clients, seconds, postgres } => intake::run(&bin, clients, seconds, postgres.as_deref()).await?,
         Bench::Tasks { bin, tasks, connections, postgres } => tasks::run(&bin, tasks, connections, postgres.as_deref()).await?,
+        Bench::Oidc { bin, node, script, connections, seconds } => oidc::run(&bin, &node, &script, connections, seconds).await?,
         Bench::Lists { bin, tasks, connections, seconds, postgres } => {
             lists::run(&bin, tasks, connections, seconds, postgres.as_deref()).await?
         }

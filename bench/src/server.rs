@@ -25,7 +25,7 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -93,6 +93,10 @@ pub async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow:
     let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
     let headers: Vec<(String, String)> =
         lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked")) {
+        let body = read_chunked(stream, buf, head_end).await?;
+        return Ok(Response { status, headers, body });
+    }
     let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
     while buf.len() < head_end + len {
         let n = stream.read(&mut chunk).await?;
@@ -116,4 +120,35 @@ pub async fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &st
     req.push_str(body);
     stream.write_all(req.as_bytes()).await?;
     read_response(&mut stream, &mut Vec::new()).await
+}
+
+/// Reads a chunked body (the peer server in the OIDC benchmark may send one) that starts at
+/// `start` in `buf`.
+async fn read_chunked(stream: &mut TcpStream, buf: &mut Vec<u8>, start: usize) -> anyhow::Result<String> {
+    let mut chunk = [0u8; 16384];
+    let mut body = Vec::new();
+    let mut pos = start;
+    loop {
+        let line_end = loop {
+            if let Some(i) = buf[pos..].windows(2).position(|w| w == b"\r\n") {
+                break pos + i;
+            }
+            let n = stream.read(&mut chunk).await?;
+            anyhow::ensure!(n > 0, "connection closed in chunk size");
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let size_text = String::from_utf8_lossy(&buf[pos..line_end]).to_string();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)?;
+        pos = line_end + 2;
+        while buf.len() < pos + size + 2 {
+            let n = stream.read(&mut chunk).await?;
+            anyhow::ensure!(n > 0, "connection closed in chunk");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        if size == 0 {
+            return Ok(String::from_utf8_lossy(&body).to_string());
+        }
+        body.extend_from_slice(&buf[pos..pos + size]);
+        pos += size + 2;
+    }
 }
