@@ -99,6 +99,15 @@ pub fn job_runner(opened: &Opened) -> tongban_platform::jobs::JobRunner {
     let mut runner = tongban_platform::jobs::JobRunner::new(opened.db.clone());
     runner.register(tongban_workflow::service::TICK_JOB, Arc::new(tongban_workflow::service::TickJob(opened.workflow.clone())));
     runner.register(tongban_notify::SEND_JOB, Arc::new(tongban_notify::SendJob::new(opened.db.clone(), opened.config.notify.clone())));
+    // The key file was opened (and created) by `open`; a failure here leaves logout tokens unsent
+    // and their jobs retrying, never a crash.
+    if let Ok(secrets) = tongban_crypto::seal::SecretBox::load_or_create(&opened.config.secret_key_path()) {
+        let keys = tongban_oidc::keys::KeyRing::new(opened.db.clone(), secrets);
+        runner.register(
+            tongban_oidc::backchannel::BACKCHANNEL_JOB,
+            Arc::new(tongban_oidc::backchannel::BackchannelJob::new(keys, &opened.config.public_url())),
+        );
+    }
     runner
 }
 

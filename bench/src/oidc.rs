@@ -37,7 +37,8 @@ impl Drop for Peer {
 
 async fn start_peer(node: &str, script: &str) -> anyhow::Result<Peer> {
     let port = free_port()?;
-    let mut child = Command::new(node).arg(script).arg(port.to_string()).stdout(Stdio::piped()).stderr(Stdio::null()).kill_on_drop(true).spawn()?;
+    let mut child =
+        Command::new(node).arg(script).arg(port.to_string()).stdout(Stdio::piped()).stderr(Stdio::null()).kill_on_drop(true).spawn()?;
     let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
     let mut lines = BufReader::new(stdout).lines();
     let began = Instant::now();
@@ -63,11 +64,19 @@ async fn measure(addr: &str, connections: usize, seconds: u64) -> anyhow::Result
     let jwks_path = path_of(d["jwks_uri"].as_str().unwrap_or(""));
     let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT}:{SECRET}")));
     let body = "grant_type=client_credentials&scope=unit";
-    let check = request(addr, "POST", &token_path, &[("Authorization", &basic), ("Content-Type", "application/x-www-form-urlencoded")], body).await?;
+    let check =
+        request(addr, "POST", &token_path, &[("Authorization", &basic), ("Content-Type", "application/x-www-form-urlencoded")], body)
+            .await?;
     let token: Value = serde_json::from_str(&check.body).unwrap_or(Value::Null);
     let access = token["access_token"].as_str().unwrap_or("");
-    anyhow::ensure!(check.status == 200 && access.split('.').count() == 3, "no JWT access token from {addr}: {} {}", check.status, check.body);
-    let header: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(access.split('.').next().unwrap_or(""))?)?;
+    anyhow::ensure!(
+        check.status == 200 && access.split('.').count() == 3,
+        "no JWT access token from {addr}: {} {}",
+        check.status,
+        check.body
+    );
+    let header: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(access.split('.').next().unwrap_or(""))?)?;
     let req = format!(
         "POST {token_path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {basic}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
@@ -94,9 +103,9 @@ pub async fn run(bin: &str, node: &str, script: &str, connections: usize, second
         let peer = start_peer(node, script).await?;
         measure(&peer.addr, connections, seconds).await?
     };
-    let version = std::fs::read_to_string(std::path::Path::new(script).with_file_name("package.json")).ok().and_then(|t| {
-        serde_json::from_str::<Value>(&t).ok().and_then(|v| v["dependencies"]["oidc-provider"].as_str().map(String::from))
-    });
+    let version = std::fs::read_to_string(std::path::Path::new(script).with_file_name("package.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok().and_then(|v| v["dependencies"]["oidc-provider"].as_str().map(String::from)));
     let ratios = json!({
         "token_rps": ratio(&ours, &theirs, "token_client_credentials", "requests_per_second"),
         "token_p99": ratio(&ours, &theirs, "token_client_credentials", "p99_ms"),

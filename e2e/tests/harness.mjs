@@ -42,9 +42,14 @@ export async function startServer() {
     output: () => output,
     // Stops the server (it writes an audit checkpoint on the way out), then removes its data.
     stop: async () => {
-      const exited = new Promise((ok) => proc.once('exit', ok));
-      proc.kill('SIGTERM');
-      await Promise.race([exited, new Promise((ok) => setTimeout(ok, 10_000))]);
+      if (proc.exitCode === null && proc.signalCode === null) {
+        let timer;
+        const exited = new Promise((ok) => proc.once('exit', ok));
+        proc.kill('SIGTERM');
+        // Clear the timer afterwards, or it keeps the test process alive for the full 10 s.
+        await Promise.race([exited, new Promise((ok) => { timer = setTimeout(ok, 10_000); })]);
+        clearTimeout(timer);
+      }
       rmSync(dir, { recursive: true, force: true });
     },
   };

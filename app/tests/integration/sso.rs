@@ -445,3 +445,62 @@ async fn the_system_administrator_registers_rotates_and_disables_a_client() {
     assert_eq!(app.audit_count("oidc.client.disable", "success").await, 1);
     assert!(app.audit_count("oidc.client.list", "denied").await >= 1, "the refused look is recorded");
 }
+
+/// A relying party's back-channel logout endpoint: records the form bodies it receives.
+async fn backchannel_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let store = seen.clone();
+    let app = axum::Router::new().route(
+        "/backchannel",
+        axum::routing::post(move |body: String| {
+            let store = store.clone();
+            async move {
+                if let Ok(mut s) = store.lock() {
+                    s.push(body);
+                }
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/backchannel"), seen)
+}
+
+#[tokio::test]
+async fn logging_out_tells_every_system_the_session_reached_over_the_back_channel() {
+    let app = TestApp::demo().await;
+    let (uri, seen) = backchannel_receiver().await;
+    app.sql(&format!("UPDATE oidc_clients SET backchannel_logout_uri = '{uri}' WHERE client_id = 'legacy-oa'")).await;
+    let d = app.client().get("/realms/staff/.well-known/openid-configuration").await.json();
+    assert_eq!(d["backchannel_logout_supported"], true);
+    let (mut browser, code) = code_for(&app, &authorize_url("legacy-oa", OA_REDIRECT, "openid", "")).await;
+    let mut oa = app.client();
+    let t = token(
+        &mut oa,
+        Some(&basic("legacy-oa", OA_SECRET)),
+        &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", OA_REDIRECT)],
+    )
+    .await
+    .json();
+    let sid = payload(t["id_token"].as_str().unwrap_or_default())["sid"].clone();
+    let r = browser.post_form("/workbench", "/logout", &[]).await;
+    assert_eq!(r.location(), "/login");
+    let runner = tongban::boot::job_runner(&app.opened);
+    for _ in 0..5 {
+        if runner.run_once().await.expect("job") == tongban_platform::jobs::RunOutcome::Idle {
+            break;
+        }
+    }
+    let bodies = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(bodies.len(), 1, "one logout token for the one system reached: {bodies:?}");
+    let form: std::collections::HashMap<String, String> = serde_urlencoded::from_str(&bodies[0]).unwrap_or_default();
+    let jwt = form.get("logout_token").cloned().unwrap_or_default();
+    assert_eq!(header(&jwt)["typ"], "logout+jwt");
+    let claims = payload(&jwt);
+    assert_eq!((claims["sid"].clone(), claims["aud"].as_str(), claims["iss"].as_str()), (sid, Some("legacy-oa"), Some(ISSUER)));
+    assert_eq!(claims["sub"], app.user_id("zhoujun").await.to_string());
+    assert!(claims["events"].get("http://schemas.openid.net/event/backchannel-logout").is_some() && claims.get("nonce").is_none());
+    assert!(verify_against_jwks(&mut oa, &jwt).await, "signed with the realm's published key");
+}

@@ -7,6 +7,7 @@
 //! - [`provider`]: authorization code with PKCE, refresh token rotation with reuse detection,
 //!   client credentials, userinfo, introspection (RFC 7662), revocation (RFC 7009), logout.
 
+pub mod backchannel;
 pub mod clients;
 pub mod demo;
 pub mod keys;

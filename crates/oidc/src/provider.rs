@@ -235,7 +235,8 @@ impl Provider {
             "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "acr", "at_hash", "azp",
                 "name", "preferred_username", "email", "phone_number", "unit", "unit_id", "roles"],
             "authorization_response_iss_parameter_supported": true,
-            "backchannel_logout_supported": false,
+            "backchannel_logout_supported": true,
+            "backchannel_logout_session_supported": true,
             "frontchannel_logout_supported": false,
         })
     }
@@ -694,7 +695,7 @@ impl Provider {
         }
         if token.matches('.').count() == 2 {
             return Ok(match self.check_access_token(realm, token).await {
-                Ok(c) => json!({"active": true, "token_type": "access_token", "scope": c.scope, "client_id": c.client_id, "sub": c.sub,
+                Ok(c) => json!({"active": true, "token_type": "Bearer", "scope": c.scope, "client_id": c.client_id, "sub": c.sub,
                     "aud": c.aud, "iss": c.iss, "exp": c.exp, "iat": c.iat, "jti": c.jti}),
                 Err(_) => json!({"active": false}),
             });
@@ -708,7 +709,7 @@ impl Provider {
             Some(r)
                 if r.get::<Option<i64>, _>(5).is_none() && r.get::<Option<i64>, _>(6).is_none() && r.get::<i64, _>(3) > now_millis() =>
             {
-                json!({"active": true, "token_type": "refresh_token", "client_id": r.get::<String, _>(0), "sub": r.get::<i64, _>(1).to_string(),
+                json!({"active": true, "client_id": r.get::<String, _>(0), "sub": r.get::<i64, _>(1).to_string(),
                     "scope": r.get::<String, _>(2), "exp": r.get::<i64, _>(3) / 1000, "iat": r.get::<i64, _>(4) / 1000, "iss": self.issuer(realm)})
             }
             _ => json!({"active": false}),
@@ -789,19 +790,36 @@ impl Provider {
         Ok((target, hint.map(|h| h.sub)))
     }
 
-    /// A log-in session ended (log-out, expiry, administrator): refresh tokens bound to it
-    /// (those without `offline_access`) stop working, and the ending is audited per client.
-    pub async fn session_ended(&self, realm: Realm, session_id: i64, actor: &Actor) -> DomainResult<usize> {
+    /// A log-in session of `subject` ended (log-out, administrator): refresh tokens bound to it
+    /// (those without `offline_access`) stop working, every client it reached with a back-channel
+    /// URI is told (a job per client, retried), and the ending is audited.
+    pub async fn session_ended(&self, realm: Realm, session_id: i64, subject: i64, actor: &Actor) -> DomainResult<usize> {
         let now = now_millis();
         let mut tx = self.db.begin_write().await?;
-        let clients: Vec<String> = sqlx::query("SELECT client_id FROM oidc_session_clients WHERE realm = $1 AND session_id = $2")
-            .bind(realm.as_str())
-            .bind(session_id)
-            .fetch_all(tx.conn())
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let rows = sqlx::query(
+            "SELECT s.client_id, COALESCE(c.backchannel_logout_uri, '') FROM oidc_session_clients s \
+             LEFT JOIN oidc_clients c ON c.client_id = s.client_id AND c.enabled = 1 WHERE s.realm = $1 AND s.session_id = $2",
+        )
+        .bind(realm.as_str())
+        .bind(session_id)
+        .fetch_all(tx.conn())
+        .await?;
+        let clients: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        for r in &rows {
+            let uri: String = r.get(1);
+            if uri.is_empty() {
+                continue;
+            }
+            let d = crate::backchannel::Delivery {
+                realm: realm.as_str().into(),
+                client_id: r.get(0),
+                uri,
+                sid: sid_of(realm, session_id),
+                sub: subject.to_string(),
+            };
+            let payload = serde_json::to_value(&d).map_err(|e| tongban_platform::DomainError::Internal(e.to_string()))?;
+            tongban_platform::jobs::enqueue(&mut tx, crate::backchannel::BACKCHANNEL_JOB, &payload, 6).await?;
+        }
         sqlx::query(
             "UPDATE oidc_refresh_tokens SET revoked_at = $1 WHERE realm = $2 AND session_id = $3 AND revoked_at IS NULL AND scope NOT LIKE '%offline_access%'",
         )

@@ -456,7 +456,7 @@ async fn end_session(state: &AppState, ctx: &Ctx, realm: Realm, s: Subject, targ
             format!("{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0", crate::ctx::PUBLIC_COOKIE)
         }
     };
-    state.oidc.session_ended(realm, s.session_id, &actor).await?;
+    state.oidc.session_ended(realm, s.session_id, s.id, &actor).await?;
     let mut resp = done_page(ctx, target)?;
     if let Ok(v) = HeaderValue::from_str(&clear) {
         resp.headers_mut().append(header::SET_COOKIE, v);

@@ -220,6 +220,8 @@ pub async fn logout(State(state): State<AppState>, ctx: Ctx) -> PageResult {
         && s.session_id != 0
     {
         state.identity.revoke_session(s, &ctx.actor(), s.session_id).await?;
+        // Single sign-on: the systems this session reached end theirs too.
+        state.oidc.session_ended(tongban_oidc::Realm::Staff, s.session_id, s.user_id, &ctx.actor()).await?;
     }
     Ok(([(header::SET_COOKIE, crate::ctx::clear_session_cookie())], Redirect::to("/login")).into_response())
 }

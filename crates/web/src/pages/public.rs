@@ -128,6 +128,7 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, PageForm(f): PageFor
 pub async fn logout(State(state): State<AppState>, ctx: Ctx) -> PageResult {
     if let Some(p) = &ctx.public {
         state.identity.logout_public(p, &ctx.actor()).await?;
+        state.oidc.session_ended(tongban_oidc::Realm::Public, p.session_id, p.account_id, &ctx.actor()).await?;
     }
     let clear = format!("{PUBLIC_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
     Ok(([(header::SET_COOKIE, clear)], Redirect::to("/public/login")).into_response())
