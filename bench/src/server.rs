@@ -39,7 +39,7 @@ pub async fn start(bin: &str) -> anyhow::Result<Server> {
 pub async fn start_in(bin: &str, dir: tempfile::TempDir, database_url: Option<&str>) -> anyhow::Result<Server> {
     let addr = format!("127.0.0.1:{}", free_port()?);
     let began = Instant::now();
-    let mut command = Command::new(bin);
+    let mut command = pinned(bin);
     match database_url {
         Some(url) => command.env("TONGBAN_DATABASE__URL", url),
         None => command.env_remove("TONGBAN_DATABASE__URL"),
@@ -150,5 +150,18 @@ async fn read_chunked(stream: &mut TcpStream, buf: &mut Vec<u8>, start: usize) -
         }
         body.extend_from_slice(&buf[pos..pos + size]);
         pos += size + 2;
+    }
+}
+
+/// A command for `program`, pinned with `taskset` to the CPUs in `TONGBAN_BENCH_SERVER_CPUS`
+/// when set (for comparisons where server and load generator must not share a core).
+pub fn pinned(program: &str) -> Command {
+    match std::env::var("TONGBAN_BENCH_SERVER_CPUS") {
+        Ok(cpus) if !cpus.is_empty() => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &cpus, program]);
+            c
+        }
+        _ => Command::new(program),
     }
 }

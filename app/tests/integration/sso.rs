@@ -504,3 +504,22 @@ async fn logging_out_tells_every_system_the_session_reached_over_the_back_channe
     assert!(claims["events"].get("http://schemas.openid.net/event/backchannel-logout").is_some() && claims.get("nonce").is_none());
     assert!(verify_against_jwks(&mut oa, &jwt).await, "signed with the realm's published key");
 }
+
+#[tokio::test]
+async fn concurrent_token_requests_each_get_a_committed_audit_record_in_one_unbroken_chain() {
+    let app = TestApp::demo().await;
+    let auth = basic("data-exchange", tongban_oidc::demo::EXCHANGE_SECRET);
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let mut c = app.client();
+        let auth = auth.clone();
+        tasks.push(tokio::spawn(async move {
+            token(&mut c, Some(&auth), &[("grant_type", "client_credentials"), ("scope", "unit")]).await.status
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), StatusCode::OK);
+    }
+    assert_eq!(app.audit_count("oidc.token.client_credentials", "success").await, 40, "one record per token, none lost");
+    assert!(app.opened.audit.verify(&app.opened.db).await.expect("verify").ok(), "records written in shared transactions keep the chain");
+}

@@ -7,12 +7,14 @@
 //! an edit followed by recomputing the chain breaks the MAC; deleting the newest rows is caught
 //! by the signed checkpoints of the chain head.
 
+mod batch;
 mod checkpoint;
 mod model;
 mod query;
 mod trail;
 mod verify;
 
+pub use batch::AuditBatcher;
 pub use checkpoint::Checkpoint;
 pub use model::{Actor, AuditRecord, Entry, Outcome, redact};
 pub use query::{AuditFilter, AuditPage, to_csv};

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-use tongban_audit::{Actor, AuditTrail, Entry};
+use tongban_audit::{Actor, AuditBatcher, AuditTrail, Entry};
 use tongban_crypto::{sm3_hex, token::random_token};
 use tongban_platform::{Db, WriteTx, clock::now_millis, error::DomainResult};
 
@@ -171,6 +171,8 @@ pub struct Provider {
     pub keys: KeyRing,
     /// Registered clients.
     pub clients: ClientRegistry,
+    /// Audit records of token issues that write nothing else share transactions.
+    batched_audit: AuditBatcher,
     base_url: String,
 }
 
@@ -202,7 +204,8 @@ impl Provider {
     /// The provider over `db`, answering as `base_url` (scheme, host and port, no trailing slash).
     pub fn new(db: Db, audit: AuditTrail, keys: KeyRing, base_url: &str) -> Self {
         let clients = ClientRegistry::new(db.clone(), audit.clone());
-        Provider { db, audit, keys, clients, base_url: base_url.trim_end_matches('/').to_string() }
+        let batched_audit = AuditBatcher::new(db.clone(), audit.clone());
+        Provider { db, audit, keys, clients, batched_audit, base_url: base_url.trim_end_matches('/').to_string() }
     }
 
     /// The realm's issuer identifier.
@@ -566,10 +569,13 @@ impl Provider {
         }
         let scope = scopes.join(" ");
         let (token, jti) = self.access_token(realm, client, &client.client_id, &scope).await?;
-        let mut tx = self.db.begin_write().await?;
         let details = json!({"client_id": client.client_id, "grant": "client_credentials", "scope": scope, "jti": jti});
-        self.audit.append(&mut tx, actor, Entry::success("oidc.token.client_credentials", "oidc_client", client.id, details)).await?;
-        tx.commit().await?;
+        let entry = Entry::success("oidc.token.client_credentials", "oidc_client", client.id, details);
+        // The token is answered only once its audit record is committed.
+        self.batched_audit.append(actor.clone(), entry).await.map_err(|e| {
+            tracing::error!("oidc audit: {e}");
+            OAuthError::server_error()
+        })?;
         Ok(json!({"access_token": token, "token_type": "Bearer", "expires_in": client.access_ttl, "scope": scope}))
     }
 

@@ -9,9 +9,22 @@ use tongban_identity::IdentityService;
 use tongban_platform::{Config, Db};
 use tongban_workflow::WorkflowService;
 
-/// What every handler can reach.
+/// What every handler can reach: a cheap handle (one reference count) on [`Services`], since
+/// axum clones the state for every extractor and middleware of every request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind [`AppState`].
+#[derive(Clone)]
+pub struct Services {
     /// Identity, which also holds the authz service and the audit trail.
     pub identity: IdentityService,
     /// The configuration in force.
@@ -71,36 +84,36 @@ impl AppState {
         });
         let keys = tongban_oidc::keys::KeyRing::new(identity.db().clone(), secrets);
         let oidc = tongban_oidc::provider::Provider::new(identity.db().clone(), identity.audit().clone(), keys, &config.public_url());
-        AppState { identity, config, metrics, calendar, workflow, catalogue, intake, cases, blobs, notify, oidc }
+        AppState(Arc::new(Services { identity, config, metrics, calendar, workflow, catalogue, intake, cases, blobs, notify, oidc }))
     }
 
     /// The same state with this calendar service.
     pub fn with_calendar(mut self, calendar: CalendarService) -> Self {
-        self.calendar = calendar;
+        Arc::make_mut(&mut self.0).calendar = calendar;
         self
     }
 
     /// The same state with this catalogue service.
     pub fn with_catalogue(mut self, catalogue: CatalogueService) -> Self {
-        self.catalogue = catalogue;
+        Arc::make_mut(&mut self.0).catalogue = catalogue;
         self
     }
 
     /// The same state with this case service.
     pub fn with_cases(mut self, cases: CaseService) -> Self {
-        self.cases = cases;
+        Arc::make_mut(&mut self.0).cases = cases;
         self
     }
 
     /// The same state with this intake service.
     pub fn with_intake(mut self, intake: IntakeService) -> Self {
-        self.intake = intake;
+        Arc::make_mut(&mut self.0).intake = intake;
         self
     }
 
     /// The same state with this workflow service.
     pub fn with_workflow(mut self, workflow: WorkflowService) -> Self {
-        self.workflow = workflow;
+        Arc::make_mut(&mut self.0).workflow = workflow;
         self
     }
 
