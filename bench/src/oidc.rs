@@ -37,8 +37,13 @@ impl Drop for Peer {
 
 async fn start_peer(node: &str, script: &str) -> anyhow::Result<Peer> {
     let port = free_port()?;
-    let mut child =
-        Command::from(crate::server::pinned(node)).arg(script).arg(port.to_string()).stdout(Stdio::piped()).stderr(Stdio::null()).kill_on_drop(true).spawn()?;
+    let mut child = Command::from(crate::server::pinned(node))
+        .arg(script)
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
     let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
     let mut lines = BufReader::new(stdout).lines();
     let began = Instant::now();

@@ -30,6 +30,10 @@ struct LoadedKey {
     kid: String,
     alg: Algorithm,
     encoding: Option<EncodingKey>,
+    /// ES256 signing through ring: its P-256 is about eight times faster than the generic
+    /// arithmetic behind `jsonwebtoken`'s RustCrypto backend, and the signature is most of a
+    /// token's cost. (`jsonwebtoken` still verifies and signs RS256.)
+    fast_es256: Option<Arc<ring::signature::EcdsaKeyPair>>,
     decoding: DecodingKey,
     jwk: Value,
     active: bool,
@@ -148,19 +152,19 @@ impl KeyRing {
             let alg = if r.get::<String, _>(1) == "RS256" { Algorithm::RS256 } else { Algorithm::ES256 };
             let jwk: Value = serde_json::from_str(&r.get::<String, _>(3)).map_err(|e| DomainError::Internal(e.to_string()))?;
             let active = r.get::<Option<i64>, _>(4).is_none();
-            let encoding = if active {
+            let (encoding, fast_es256) = if active {
                 let der = self
                     .secrets
                     .open(&r.get::<String, _>(2), &Self::context(&kid))
                     .map_err(|e| DomainError::Internal(format!("signing key {kid}: {e}")))?;
-                Some(match alg {
-                    Algorithm::RS256 => EncodingKey::from_rsa_der(&der),
-                    _ => EncodingKey::from_ec_der(&der),
-                })
+                match alg {
+                    Algorithm::RS256 => (Some(EncodingKey::from_rsa_der(&der)), None),
+                    _ => (Some(EncodingKey::from_ec_der(&der)), ring_key(&der).map(Arc::new)),
+                }
             } else {
-                None
+                (None, None)
             };
-            keys.push(LoadedKey { decoding: decoding_of(&jwk)?, kid, alg, encoding, jwk, active });
+            keys.push(LoadedKey { decoding: decoding_of(&jwk)?, kid, alg, encoding, fast_es256, jwk, active });
         }
         if let Ok(mut c) = self.cache.write() {
             c.insert(realm, Cache { loaded_at: now, keys: keys.clone() });
@@ -190,6 +194,9 @@ impl KeyRing {
             keys = self.load(realm).await?;
         }
         let key = keys.iter().find(|k| k.active && k.alg == alg).ok_or_else(|| DomainError::Internal("no signing key".into()))?;
+        if let Some(pair) = &key.fast_es256 {
+            return sign_es256(pair, &key.kid, typ, claims);
+        }
         let Some(encoding) = &key.encoding else { return Err(DomainError::Internal("retired key".into())) };
         let mut header = Header::new(alg);
         header.kid = Some(key.kid.clone());
@@ -248,5 +255,54 @@ impl KeyRing {
         self.ensure(realm).await?;
         self.forget(realm);
         Ok(algs)
+    }
+}
+
+/// A ring key pair from the PKCS#8 document that `jsonwebtoken` signs with.
+fn ring_key(pkcs8: &[u8]) -> Option<ring::signature::EcdsaKeyPair> {
+    use p256::{elliptic_curve::sec1::ToEncodedPoint, pkcs8::DecodePrivateKey};
+    let secret = p256::SecretKey::from_pkcs8_der(pkcs8).ok()?;
+    let public = secret.public_key().to_encoded_point(false);
+    let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+    ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
+        alg,
+        &secret.to_bytes(),
+        public.as_bytes(),
+        &ring::rand::SystemRandom::new(),
+    )
+    .ok()
+}
+
+/// A compact JWS (RFC 7515) over `claims`, ES256: the fixed-length r ‖ s signature is exactly the
+/// JWS form.
+fn sign_es256<T: Serialize>(pair: &ring::signature::EcdsaKeyPair, kid: &str, typ: &str, claims: &T) -> DomainResult<String> {
+    let header = json!({"alg": "ES256", "typ": typ, "kid": kid});
+    let payload = serde_json::to_vec(claims).map_err(|e| DomainError::Internal(format!("claims: {e}")))?;
+    let mut out = format!("{}.{}", b64(header.to_string().as_bytes()), b64(&payload));
+    let sig = pair.sign(&ring::rand::SystemRandom::new(), out.as_bytes()).map_err(|_| DomainError::Internal("signing failed".into()))?;
+    out.push('.');
+    out.push_str(&b64(sig.as_ref()));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_signatures_verify_with_jsonwebtoken_and_the_published_key() {
+        let (kid, der, jwk) = generate(Algorithm::ES256).unwrap();
+        let pair = ring_key(&der).expect("ring accepts the generated key");
+        let token = sign_es256(&pair, &kid, "at+jwt", &json!({"sub": "1", "exp": 4_000_000_000u64})).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!((header.alg, header.kid.as_deref(), header.typ.as_deref()), (Algorithm::ES256, Some(kid.as_str()), Some("at+jwt")));
+        let mut v = jsonwebtoken::Validation::new(Algorithm::ES256);
+        v.validate_aud = false;
+        v.required_spec_claims.clear();
+        let claims = jsonwebtoken::decode::<Value>(&token, &decoding_of(&jwk).unwrap(), &v).unwrap().claims;
+        assert_eq!(claims["sub"], "1");
+        let mut forged = token.clone();
+        forged.replace_range(token.len() - 4.., "AAAA");
+        assert!(jsonwebtoken::decode::<Value>(&forged, &decoding_of(&jwk).unwrap(), &v).is_err(), "a changed signature fails");
     }
 }
