@@ -20,3 +20,7 @@ $bench calendar | tee bench/out/calendar.json
 $bench intake | tee bench/out/intake.json
 $bench tasks | tee bench/out/tasks.json
 $bench lists | tee bench/out/lists.json
+# Single sign-on side by side with oidc-provider (npm): shared cores, then one core each.
+(cd bench/node/oidc-provider && npm ci --silent)
+$bench oidc | tee bench/out/oidc.json
+TONGBAN_BENCH_SERVER_CPUS=1 taskset -c 0 $bench oidc | tee bench/out/oidc-pinned.json
