@@ -523,3 +523,55 @@ async fn concurrent_token_requests_each_get_a_committed_audit_record_in_one_unbr
     assert_eq!(app.audit_count("oidc.token.client_credentials", "success").await, 40, "one record per token, none lost");
     assert!(app.opened.audit.verify(&app.opened.db).await.expect("verify").ok(), "records written in shared transactions keep the chain");
 }
+
+#[tokio::test]
+async fn users_see_and_withdraw_the_systems_they_let_in() {
+    let app = TestApp::demo().await;
+    let (mut me, code) = code_for(&app, &authorize_url("legacy-oa", OA_REDIRECT, "openid profile", "")).await;
+    let mut oa = app.client();
+    let auth = basic("legacy-oa", OA_SECRET);
+    let t =
+        token(&mut oa, Some(&auth), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", OA_REDIRECT)]).await.json();
+    let r = me.get("/me/sessions").await;
+    assert!(r.body.contains("id=\"app-grants\"") && r.body.contains("嘉禾县协同办公系统（旧OA）"), "{}", r.body);
+    let mut other = app.staff("xuhui").await;
+    assert!(!other.get("/me/sessions").await.body.contains("协同办公系统"), "only one's own grants");
+    let r = me.post_form("/me/sessions", "/me/apps/legacy-oa/revoke", &[]).await;
+    assert_eq!(r.location(), "/me/sessions?done=app_revoked");
+    let r =
+        token(&mut oa, Some(&auth), &[("grant_type", "refresh_token"), ("refresh_token", t["refresh_token"].as_str().unwrap_or_default())])
+            .await;
+    assert_eq!(r.json()["error"], "invalid_grant", "the system lost its refresh token");
+    assert!(!me.get("/me/sessions").await.body.contains("协同办公系统"));
+    assert_eq!(app.audit_count("oidc.grant.revoke", "success").await, 1);
+}
+
+#[tokio::test]
+async fn locking_an_account_logs_it_out_of_every_system() {
+    let app = TestApp::demo().await;
+    let (uri, seen) = backchannel_receiver().await;
+    app.sql(&format!("UPDATE oidc_clients SET backchannel_logout_uri = '{uri}' WHERE client_id = 'legacy-oa'")).await;
+    let (_browser, code) = code_for(&app, &authorize_url("legacy-oa", OA_REDIRECT, "openid", "")).await;
+    let mut oa = app.client();
+    let auth = basic("legacy-oa", OA_SECRET);
+    let t =
+        token(&mut oa, Some(&auth), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", OA_REDIRECT)]).await.json();
+    let mut sys = app.admin("sysadmin").await;
+    let id = app.user_id("zhoujun").await;
+    let r = sys.post_form(&format!("/admin/users/{id}"), &format!("/admin/users/{id}/lock"), &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let runner = tongban::boot::job_runner(&app.opened);
+    for _ in 0..5 {
+        if runner.run_once().await.expect("job") == tongban_platform::jobs::RunOutcome::Idle {
+            break;
+        }
+    }
+    assert_eq!(seen.lock().map(|s| s.len()).unwrap_or(0), 1, "the OA was told over the back channel");
+    let r =
+        token(&mut oa, Some(&auth), &[("grant_type", "refresh_token"), ("refresh_token", t["refresh_token"].as_str().unwrap_or_default())])
+            .await;
+    assert_eq!(r.json()["error"], "invalid_grant");
+    let r = sys.post_form(&format!("/admin/users/{id}"), &format!("/admin/users/{id}/unlock"), &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'oidc.backchannel'").await, 1, "told once, not again on the next action");
+}

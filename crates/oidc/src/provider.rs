@@ -834,12 +834,84 @@ impl Provider {
         .bind(session_id)
         .execute(tx.conn())
         .await?;
+        // Told once: a later sweep (an administrator ending every session) skips this one.
+        sqlx::query("DELETE FROM oidc_session_clients WHERE realm = $1 AND session_id = $2")
+            .bind(realm.as_str())
+            .bind(session_id)
+            .execute(tx.conn())
+            .await?;
         if !clients.is_empty() {
             let details = json!({"realm": realm.as_str(), "sid": sid_of(realm, session_id), "clients": clients});
             self.audit.append(&mut tx, actor, Entry::success("oidc.logout", "session", session_id, details)).await?;
         }
         tx.commit().await?;
         Ok(clients.len())
+    }
+
+    /// Every log-in session of a staff member has ended (an administrator disabled, locked or
+    /// reset the account): each one that reached a client is ended here too.
+    pub async fn staff_sessions_ended(&self, user_id: i64, actor: &Actor) -> DomainResult<usize> {
+        let sessions: Vec<i64> = sqlx::query(
+            "SELECT DISTINCT c.session_id FROM oidc_session_clients c JOIN sessions s ON s.id = c.session_id \
+             WHERE c.realm = 'staff' AND s.user_id = $1 AND s.revoked_at IS NOT NULL",
+        )
+        .bind(user_id)
+        .fetch_all(self.db.pool())
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+        for id in &sessions {
+            self.session_ended(Realm::Staff, *id, user_id, actor).await?;
+        }
+        Ok(sessions.len())
+    }
+
+    /// The systems a user has let in (授权管理): consents and live refresh grants, per client.
+    pub async fn app_grants(&self, realm: Realm, subject: i64) -> DomainResult<Vec<AppGrant>> {
+        let rows = sqlx::query(
+            "SELECT c.client_id, c.name, COALESCE(g.scope, ''), COALESCE(g.granted_at, 0), \
+             (SELECT COUNT(*) FROM oidc_refresh_tokens t WHERE t.realm = $1 AND t.subject = $2 AND t.client_id = c.client_id \
+              AND t.revoked_at IS NULL AND t.used_at IS NULL AND t.expires_at > $3) \
+             FROM oidc_clients c LEFT JOIN oidc_consents g ON g.client_id = c.client_id AND g.realm = $1 AND g.subject = $2 \
+             WHERE c.realm = $1 ORDER BY c.name",
+        )
+        .bind(realm.as_str())
+        .bind(subject)
+        .bind(now_millis())
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AppGrant { client_id: r.get(0), name: r.get(1), scope: r.get(2), granted_at: r.get(3), live_tokens: r.get(4) })
+            .filter(|g| g.granted_at > 0 || g.live_tokens > 0)
+            .collect())
+    }
+
+    /// Withdraws a user's grant to a client: the consent goes and every refresh token the client
+    /// holds for the user is revoked (the next log-in there asks again).
+    pub async fn revoke_app_grant(&self, realm: Realm, subject: i64, client_id: &str, actor: &Actor) -> DomainResult<()> {
+        let now = now_millis();
+        let mut tx = self.db.begin_write().await?;
+        sqlx::query("DELETE FROM oidc_consents WHERE realm = $1 AND subject = $2 AND client_id = $3")
+            .bind(realm.as_str())
+            .bind(subject)
+            .bind(client_id)
+            .execute(tx.conn())
+            .await?;
+        sqlx::query(
+            "UPDATE oidc_refresh_tokens SET revoked_at = $1 WHERE realm = $2 AND subject = $3 AND client_id = $4 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(realm.as_str())
+        .bind(subject)
+        .bind(client_id)
+        .execute(tx.conn())
+        .await?;
+        let details = json!({"realm": realm.as_str(), "client_id": client_id});
+        self.audit.append(&mut tx, actor, Entry::success("oidc.grant.revoke", "oidc_client", 0, details)).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn session_alive(&self, tx: &mut WriteTx, realm: Realm, session_id: i64) -> Result<bool, sqlx::Error> {
@@ -931,6 +1003,21 @@ impl Provider {
         }
         Ok(Some(m))
     }
+}
+
+/// A system the user has let in.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppGrant {
+    /// The client.
+    pub client_id: String,
+    /// Its name.
+    pub name: String,
+    /// Consented scopes (empty for first-party systems, which do not ask).
+    pub scope: String,
+    /// When consent was given (ms; 0 if never asked).
+    pub granted_at: i64,
+    /// Refresh tokens the system holds for the user.
+    pub live_tokens: i64,
 }
 
 /// When and how a session logged in.

@@ -137,10 +137,12 @@ pub async fn user_action(State(state): State<AppState>, ctx: Ctx, params: PathPa
         "unlock" => ids.set_user_locked(p, &actor, id, false).await?,
         "reset-password" => {
             let one_time_password = ids.reset_password(p, &actor, id).await?;
+            state.oidc.staff_sessions_ended(id, &actor).await?;
             return Ok(Json(OneTimePasswordDto { user_id: id, one_time_password }).into_response());
         }
         _ => return Err(DomainError::invalid("action", "error.invalid_choice").into()),
     }
+    state.oidc.staff_sessions_ended(id, &actor).await?;
     Ok(Json(json!({"ok": true})).into_response())
 }
 

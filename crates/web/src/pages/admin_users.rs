@@ -287,10 +287,13 @@ pub async fn action(State(state): State<AppState>, ctx: Ctx, params: PathParams)
         "unlock" => ids.set_user_locked(p, &actor, id, false).await?,
         "reset-password" => {
             let secret = ids.reset_password(p, &actor, id).await?;
+            // Single sign-on: the systems the user's sessions reached end theirs too.
+            state.oidc.staff_sessions_ended(id, &actor).await?;
             return detail_page(&state, &ctx, id, secret, String::new(), Some("password_reset")).await;
         }
         _ => return Err(DomainError::NotFound("error.no_such_page").into()),
     }
+    state.oidc.staff_sessions_ended(id, &actor).await?;
     see_other(&format!("/admin/users/{id}?done=user_saved"))
 }
 

@@ -32,6 +32,7 @@ struct SessionsPage {
     l: Layout,
     sessions: Vec<SessionRow>,
     totp_enabled: bool,
+    grants: Vec<(tongban_oidc::provider::AppGrant, String)>,
 }
 
 pub async fn sessions(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<Done>) -> PageResult {
@@ -52,15 +53,34 @@ pub async fn sessions(State(state): State<AppState>, ctx: Ctx, QueryOf(q): Query
         })
         .collect();
     let totp_enabled = state.identity.user(p, &ctx.actor(), p.user_id).await.map(|u| u.totp_enabled).unwrap_or(true);
+    let grants = state
+        .oidc
+        .app_grants(tongban_oidc::Realm::Staff, p.user_id)
+        .await?
+        .into_iter()
+        .map(|g| {
+            let at = if g.granted_at > 0 { format_local(g.granted_at) } else { String::new() };
+            (g, at)
+        })
+        .collect();
     let l = Layout::new(&ctx, "me.title", "me").with_flash(q.done.as_deref());
-    render(&SessionsPage { l, sessions: rows, totp_enabled })
+    render(&SessionsPage { l, sessions: rows, totp_enabled, grants })
 }
 
 pub async fn revoke_session(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
     let id = params.id("id")?;
     ctx.principal()?;
-    state.identity.revoke_session(ctx.session()?, &ctx.actor(), id).await?;
+    let session = ctx.session()?;
+    state.identity.revoke_session(session, &ctx.actor(), id).await?;
+    state.oidc.session_ended(tongban_oidc::Realm::Staff, id, session.user_id, &ctx.actor()).await?;
     see_other("/me/sessions?done=session_revoked")
+}
+
+/// `POST /me/apps/{client_id}/revoke`: withdraws the grant to a system (授权撤销).
+pub async fn revoke_app(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
+    let p = ctx.principal()?;
+    state.oidc.revoke_app_grant(tongban_oidc::Realm::Staff, p.user_id, params.text("client_id"), &ctx.actor()).await?;
+    see_other("/me/sessions?done=app_revoked")
 }
 
 struct TokenRow {

@@ -312,6 +312,7 @@ pub fn routes() -> Router<AppState> {
         .route("/me/notifications/read", post(notifications::mark_read))
         .route("/me/sessions", get(me::sessions))
         .route("/me/sessions/{id}/revoke", post(me::revoke_session))
+        .route("/me/apps/{client_id}/revoke", post(me::revoke_app))
         .route("/me/tokens", get(me::tokens).post(me::create_token))
         .route("/me/tokens/{id}/revoke", post(me::revoke_token))
         .route("/me/password", get(me::password_page).post(me::password_submit))
