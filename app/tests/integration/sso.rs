@@ -575,3 +575,36 @@ async fn locking_an_account_logs_it_out_of_every_system() {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(app.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'oidc.backchannel'").await, 1, "told once, not again on the next action");
 }
+
+#[tokio::test]
+async fn browser_clients_may_call_the_token_endpoint_from_their_own_origin_only() {
+    let app = TestApp::demo().await;
+    let mut c = app.client();
+    let pre = |origin: &'static str| [("origin", origin), ("access-control-request-method", "POST")];
+    let r = c.request(Method::OPTIONS, "/realms/staff/token", &pre("http://127.0.0.1:9102"), "").await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        r.headers.get("access-control-allow-origin").and_then(|v| v.to_str().ok()),
+        Some("http://127.0.0.1:9102"),
+        "the 12345 system's origin"
+    );
+    let r = c.request(Method::OPTIONS, "/realms/staff/token", &pre("http://127.0.0.1:9101"), "").await;
+    assert!(r.headers.get("access-control-allow-origin").is_none(), "a confidential client's origin is not a browser client");
+    let r = c.request(Method::OPTIONS, "/realms/staff/token", &pre("https://evil.example"), "").await;
+    assert!(r.headers.get("access-control-allow-origin").is_none());
+    let form = "grant_type=refresh_token&client_id=hotline-12345&refresh_token=x";
+    let r = c
+        .request(
+            Method::POST,
+            "/realms/staff/token",
+            &[("origin", "http://127.0.0.1:9102"), ("content-type", "application/x-www-form-urlencoded")],
+            form,
+        )
+        .await;
+    assert_eq!(r.json()["error"], "invalid_grant");
+    assert_eq!(
+        r.headers.get("access-control-allow-origin").and_then(|v| v.to_str().ok()),
+        Some("http://127.0.0.1:9102"),
+        "errors are readable too"
+    );
+}

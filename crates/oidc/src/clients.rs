@@ -259,6 +259,25 @@ impl ClientRegistry {
         Ok(r.as_ref().map(client_of))
     }
 
+    /// Whether a browser page at `origin` (`scheme://host[:port]`) may call the realm's endpoints
+    /// (CORS): it must be the origin of a redirect URI of an enabled public client, the only
+    /// kind that runs in browsers.
+    pub async fn origin_allowed(&self, realm: Realm, origin: &str) -> Result<bool, sqlx::Error> {
+        if origin.is_empty() || origin.len() > 200 || origin.contains(char::is_whitespace) {
+            return Ok(false);
+        }
+        let rows = sqlx::query("SELECT redirect_uris FROM oidc_clients WHERE realm = $1 AND enabled = 1 AND confidential = 0")
+            .bind(realm.as_str())
+            .fetch_all(self.db.pool())
+            .await?;
+        Ok(rows.iter().any(|r| {
+            serde_json::from_str::<Vec<String>>(&r.get::<String, _>(0))
+                .unwrap_or_default()
+                .iter()
+                .any(|u| u.strip_prefix(origin).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+        }))
+    }
+
     /// Authenticates a client at the token, introspection and revocation endpoints: a
     /// confidential client by its secret, a public one by its id alone.
     pub async fn authenticate(&self, realm: Realm, client_id: &str, secret: Option<&str>) -> Result<Client, OAuthError> {

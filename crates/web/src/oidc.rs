@@ -41,6 +41,50 @@ pub fn routes() -> Router<AppState> {
         .route("/realms/{realm}/introspect", axum::routing::post(introspect))
         .route("/realms/{realm}/revoke", axum::routing::post(revoke))
         .route("/realms/{realm}/logout", get(logout).post(logout_confirmed))
+        .route("/realms/{realm}/token", axum::routing::options(preflight))
+        .route("/realms/{realm}/userinfo", axum::routing::options(preflight))
+        .route("/realms/{realm}/revoke", axum::routing::options(preflight))
+        .route("/realms/{realm}/jwks", axum::routing::options(preflight))
+        .route("/realms/{realm}/.well-known/openid-configuration", axum::routing::options(preflight))
+        .layer(axum::middleware::from_fn(cors))
+}
+
+/// Cross-origin calls from browser clients (CORS): a handler that found the request's origin
+/// allowed marks its response; the headers are written here.
+async fn cors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut resp = next.run(req).await;
+    if let Some(AllowedOrigin(o)) = resp.extensions().get::<AllowedOrigin>().cloned()
+        && let Ok(v) = HeaderValue::from_str(&o)
+    {
+        resp.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        resp.headers_mut().insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    resp
+}
+
+/// Set on a response when the request's origin may read it.
+#[derive(Clone)]
+struct AllowedOrigin(String);
+
+/// Marks `resp` readable by the request's origin when a public client of the realm lives there.
+async fn allow_origin(state: &AppState, realm: Realm, headers: &HeaderMap, mut resp: Response) -> Response {
+    if let Some(o) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
+        && state.oidc.clients.origin_allowed(realm, o).await.unwrap_or(false)
+    {
+        resp.extensions_mut().insert(AllowedOrigin(o.to_string()));
+    }
+    resp
+}
+
+/// `OPTIONS` on a machine endpoint: the CORS preflight.
+async fn preflight(State(state): State<AppState>, params: PathParams, headers: HeaderMap) -> Response {
+    let Some(realm) = Realm::parse(params.text("realm")) else { return unknown_realm() };
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, content-type"));
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    allow_origin(&state, realm, &headers, resp).await
 }
 
 /// Whether `path` is a machine endpoint (called by clients, not browsers with our cookies): no
@@ -302,10 +346,11 @@ async fn token(State(state): State<AppState>, ctx: Ctx, params: PathParams, head
         let basic = basic_credentials(&headers)?;
         state.oidc.token(realm, &f, basic, &ctx.actor()).await
     };
-    match run.await {
+    let resp = match run.await {
         Ok(v) => (no_store(), Json(v)).into_response(),
         Err(e) => oauth_json(&e),
-    }
+    };
+    allow_origin(&state, realm, &headers, resp).await
 }
 
 /// `GET|POST /realms/{realm}/userinfo` with `Authorization: Bearer`.
@@ -313,10 +358,11 @@ async fn userinfo(State(state): State<AppState>, params: PathParams, headers: He
     let Some(realm) = Realm::parse(params.text("realm")) else { return unknown_realm() };
     let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
     let Some(token) = token else { return oauth_json(&OAuthError::invalid_token("a Bearer access token is required")) };
-    match state.oidc.userinfo(realm, token).await {
+    let resp = match state.oidc.userinfo(realm, token).await {
         Ok(v) => (no_store(), Json(v)).into_response(),
         Err(e) => oauth_json(&e),
-    }
+    };
+    allow_origin(&state, realm, &headers, resp).await
 }
 
 /// Introspection and revocation forms.
