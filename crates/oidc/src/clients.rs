@@ -70,45 +70,33 @@ impl Client {
 
 /// What an administrator registers or edits.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ClientSpec {
     /// `client_id` to use (letters, digits, `-`, `_`; 3–64); generated when empty.
-    #[serde(default)]
     pub client_id: String,
     /// Display name.
     pub name: String,
     /// Confidential or public.
-    #[serde(default)]
     pub confidential: bool,
     /// Redirect URIs.
-    #[serde(default)]
     pub redirect_uris: Vec<String>,
     /// Post-logout redirect URIs.
-    #[serde(default)]
     pub post_logout_uris: Vec<String>,
     /// Back-channel logout URI.
-    #[serde(default)]
     pub backchannel_logout_uri: String,
     /// Allowed scopes.
-    #[serde(default)]
     pub scopes: Vec<String>,
     /// Allowed grants.
-    #[serde(default)]
     pub grants: Vec<String>,
     /// `ES256` (default) or `RS256`.
-    #[serde(default)]
     pub id_token_alg: String,
     /// Access token lifetime in seconds (60–86 400; default 3 600).
-    #[serde(default)]
     pub access_ttl: i64,
     /// Refresh token lifetime in seconds (300–2 592 000; default 604 800).
-    #[serde(default)]
     pub refresh_ttl: i64,
     /// Skip consent.
-    #[serde(default)]
     pub first_party: bool,
     /// Logo URL.
-    #[serde(default)]
     pub logo_url: String,
 }
 
