@@ -61,3 +61,60 @@ async fn ordinary_staff_cannot_list_accounts() {
     let me = staff.get("/api/v1/me").await.json();
     assert_eq!(me["permissions"]["workbench.use"], "self");
 }
+
+#[tokio::test]
+async fn unit_administrators_grant_only_the_roles_opened_to_them_and_only_inside_their_scope() {
+    let app = TestApp::demo().await;
+    let role = |code: &str| format!("SELECT id FROM roles WHERE code = '{code}'");
+    let (staff, supervisor, sys_admin) =
+        (app.scalar(&role("staff")).await, app.scalar(&role("supervisor")).await, app.scalar(&role("sys_admin")).await);
+    let (liuyang, zhoujun) = (app.user_id("liuyang").await, app.user_id("zhoujun").await);
+    let mut unit_admin = app.staff("zhaomin").await;
+    let grant = |user: i64, role: i64, scope: &'static str| {
+        (format!("/admin/users/{user}"), format!("/admin/users/{user}/grants"), role.to_string(), scope)
+    };
+
+    let (page, path, r, s) = grant(liuyang, staff, "self");
+    let first = unit_admin.get(&page).await;
+    assert_eq!(first.status, StatusCode::OK, "{page}: {}", first.body);
+    let resp = unit_admin.post_form(&page, &path, &[("role_id", &r), ("scope", s)]).await;
+    assert_eq!(resp.status, StatusCode::FORBIDDEN, "not opened yet");
+    let mut sec = app.admin("secadmin").await;
+    let resp = sec.post_form("/admin/roles", &format!("/admin/roles/{staff}/assignable"), &[]).await;
+    assert_eq!(resp.location(), "/admin/roles?done=role_saved");
+    let resp = sec.post_form("/admin/roles", &format!("/admin/roles/{sys_admin}/assignable"), &[]).await;
+    assert_eq!(resp.status, StatusCode::CONFLICT, "the three administrator roles never");
+    let listed = unit_admin.get(&format!("/admin/users/{liuyang}")).await;
+    assert!(
+        listed.body.contains(&format!("<option value=\"{staff}\"")) && !listed.body.contains(&format!("<option value=\"{supervisor}\"")),
+        "only opened roles are offered"
+    );
+
+    let resp = unit_admin.post_form(&page, &path, &[("role_id", &r), ("scope", "all")]).await;
+    assert_eq!(resp.status, StatusCode::CONFLICT, "wider than her own subtree: {}", resp.body);
+    assert!(resp.body.contains("不能超过"));
+    let resp = unit_admin.post_form(&page, &path, &[("role_id", &r), ("scope", "self")]).await;
+    assert_eq!(resp.location(), format!("/admin/users/{liuyang}?done=grant_saved"), "{}", resp.body);
+    let (page2, path2, r2, s2) = grant(liuyang, supervisor, "self");
+    assert_eq!(unit_admin.post_form(&page2, &path2, &[("role_id", &r2), ("scope", s2)]).await.status, StatusCode::FORBIDDEN, "not opened");
+    let (_, path3, r3, s3) = grant(zhoujun, staff, "self");
+    assert_eq!(
+        unit_admin.post_form(&page, &path3, &[("role_id", &r3), ("scope", s3)]).await.status,
+        StatusCode::NOT_FOUND,
+        "outside her tree"
+    );
+
+    let g = app.scalar(&format!("SELECT id FROM grants WHERE user_id = {liuyang} AND role_id = {staff}")).await;
+    let resp = unit_admin.post_form(&page, &format!("/admin/grants/{g}/revoke"), &[]).await;
+    assert_eq!(resp.location(), format!("/admin/users/{liuyang}?done=grant_saved"));
+    let window = app
+        .scalar(&format!("SELECT id FROM grants WHERE user_id = {liuyang} AND role_id = {}", app.scalar(&role("window_clerk")).await))
+        .await;
+    assert_eq!(
+        unit_admin.post_form(&page, &format!("/admin/grants/{window}/revoke"), &[]).await.status,
+        StatusCode::FORBIDDEN,
+        "a role not opened cannot be taken either"
+    );
+    assert_eq!(app.audit_count("role.assignable", "success").await, 1);
+    assert!(app.audit_count("grant.create", "denied").await >= 2);
+}

@@ -190,6 +190,9 @@ pub struct Role {
     pub admin_class: Option<AdminClass>,
     /// Built-in roles cannot be edited or deleted.
     pub builtin: bool,
+    /// Unit administrators may grant it within their scope (分级管理); set by the security
+    /// administrator, never for the three administrator roles.
+    pub assignable: bool,
     /// Its permissions.
     pub permissions: Vec<Permission>,
 }

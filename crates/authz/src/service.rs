@@ -100,7 +100,7 @@ impl AuthzService {
 
     async fn load_roles(&self, only: Option<i64>) -> DomainResult<Vec<Role>> {
         let rows = sqlx::query(
-            "SELECT id, code, name, description, admin_class, builtin FROM roles WHERE ($1 = 0 OR id = $1) ORDER BY builtin DESC, id",
+            "SELECT id, code, name, description, admin_class, builtin, assignable FROM roles WHERE ($1 = 0 OR id = $1) ORDER BY builtin DESC, id",
         )
         .bind(only.unwrap_or(0))
         .fetch_all(self.db.pool())
@@ -125,6 +125,7 @@ impl AuthzService {
                     description: r.get(3),
                     admin_class: AdminClass::parse(&r.get::<String, _>(4)),
                     builtin: r.get::<i64, _>(5) != 0,
+                    assignable: r.get::<i64, _>(6) != 0,
                     permissions,
                 }
             })
@@ -233,8 +234,7 @@ impl AuthzService {
 
     /// Gives `role_id` to `user_id` with `scope` (security administrator).
     pub async fn grant(&self, caller: &Principal, actor: &Actor, user_id: i64, role_id: i64, scope: Scope) -> DomainResult<i64> {
-        self.guard(caller, actor, Permission::GrantWrite, "grant.create").await?;
-        self.guard_target(caller, actor, user_id, "grant.create").await?;
+        self.grant_guard(caller, actor, user_id, role_id, Some(scope), "grant.create").await?;
         let mut tx = self.db.begin_write().await?;
         let role = sqlx::query("SELECT admin_class, code FROM roles WHERE id = $1").bind(role_id).fetch_optional(tx.conn()).await?;
         let Some(role) = role else {
@@ -293,8 +293,7 @@ impl AuthzService {
 
     /// Takes a grant away (security administrator). Returns the user it was taken from.
     pub async fn revoke(&self, caller: &Principal, actor: &Actor, grant_id: i64) -> DomainResult<i64> {
-        self.guard(caller, actor, Permission::GrantWrite, "grant.revoke").await?;
-        let row = sqlx::query("SELECT g.user_id, r.code FROM grants g JOIN roles r ON r.id = g.role_id WHERE g.id = $1")
+        let row = sqlx::query("SELECT g.user_id, r.code, r.id FROM grants g JOIN roles r ON r.id = g.role_id WHERE g.id = $1")
             .bind(grant_id)
             .fetch_optional(self.db.pool())
             .await?;
@@ -302,7 +301,7 @@ impl AuthzService {
             return Err(DomainError::NotFound("error.grant_not_found"));
         };
         let (user_id, role_code): (i64, String) = (row.get(0), row.get(1));
-        self.guard_target(caller, actor, user_id, "grant.revoke").await?;
+        self.grant_guard(caller, actor, user_id, row.get(2), None, "grant.revoke").await?;
         let mut tx = self.db.begin_write().await?;
         sqlx::query("DELETE FROM grants WHERE id = $1").bind(grant_id).execute(tx.conn()).await?;
         let details = json!({"user_id": user_id, "role": role_code});
@@ -310,6 +309,73 @@ impl AuthzService {
         outbox::publish(&mut tx, "authz.grant.changed", &json!({"user_id": user_id})).await?;
         tx.commit().await?;
         Ok(user_id)
+    }
+
+    /// Who may give or take `role_id` to or from `user_id`: the security administrator
+    /// (`grant.write`) within their scope, or — for roles marked assignable — anyone holding
+    /// `user.write` over the account (分级管理: a unit administrator for their unit tree), never
+    /// with a wider scope than their own.
+    async fn grant_guard(
+        &self,
+        caller: &Principal,
+        actor: &Actor,
+        user_id: i64,
+        role_id: i64,
+        scope: Option<Scope>,
+        action: &str,
+    ) -> DomainResult<()> {
+        if caller.has(Permission::GrantWrite) {
+            return self.guard_target(caller, actor, user_id, action, Permission::GrantWrite).await;
+        }
+        let Some(own) = caller.scope(Permission::UserWrite) else {
+            return self.guard(caller, actor, Permission::GrantWrite, action).await;
+        };
+        let role =
+            sqlx::query("SELECT assignable, admin_class FROM roles WHERE id = $1").bind(role_id).fetch_optional(self.db.pool()).await?;
+        let assignable = role.is_some_and(|r| r.get::<i64, _>(0) != 0 && AdminClass::parse(&r.get::<String, _>(1)).is_none());
+        if !assignable {
+            self.record_denied(actor, action, user_id, "role_not_assignable").await;
+            return Err(DomainError::Forbidden("error.role_not_assignable"));
+        }
+        self.guard_target(caller, actor, user_id, action, Permission::UserWrite).await?;
+        if scope.is_some_and(|s| s > own) {
+            self.record_denied(actor, action, user_id, "scope_too_wide").await;
+            return Err(DomainError::invalid("scope", "error.scope_too_wide"));
+        }
+        Ok(())
+    }
+
+    /// Roles the caller may grant: every role for the security administrator, the assignable
+    /// ones for account administrators (分级管理).
+    pub async fn grantable_roles(&self, caller: &Principal) -> DomainResult<Vec<Role>> {
+        if caller.has(Permission::GrantWrite) {
+            return self.load_roles(None).await;
+        }
+        caller.require(Permission::UserWrite)?;
+        Ok(self.load_roles(None).await?.into_iter().filter(|r| r.assignable && r.admin_class.is_none()).collect())
+    }
+
+    /// Marks a role assignable by unit administrators, or not (security administrator). The three
+    /// administrator roles never are.
+    pub async fn set_role_assignable(&self, caller: &Principal, actor: &Actor, role_id: i64, assignable: bool) -> DomainResult<()> {
+        self.guard(caller, actor, Permission::RoleWrite, "role.assignable").await?;
+        let mut tx = self.db.begin_write().await?;
+        let row = sqlx::query("SELECT admin_class, code FROM roles WHERE id = $1").bind(role_id).fetch_optional(tx.conn()).await?;
+        let Some(row) = row else { return Err(DomainError::NotFound("error.role_not_found")) };
+        if AdminClass::parse(&row.get::<String, _>(0)).is_some() {
+            return Err(DomainError::Conflict("error.admin_role_not_assignable"));
+        }
+        sqlx::query("UPDATE roles SET assignable = $2, updated_at = $3 WHERE id = $1")
+            .bind(role_id)
+            .bind(i64::from(assignable))
+            .bind(now_millis())
+            .execute(tx.conn())
+            .await?;
+        let details = json!({"role": row.get::<String, _>(1), "assignable": assignable});
+        self.audit.append(&mut tx, actor, Entry::success("role.assignable", "role", role_id, details)).await?;
+        outbox::publish(&mut tx, "authz.role.updated", &json!({"role_id": role_id})).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Checks a permission, recording a refusal in the audit trail.
@@ -322,7 +388,7 @@ impl AuthzService {
     }
 
     /// The target of a grant change must be someone else, inside the caller's scope.
-    async fn guard_target(&self, caller: &Principal, actor: &Actor, user_id: i64, action: &str) -> DomainResult<()> {
+    async fn guard_target(&self, caller: &Principal, actor: &Actor, user_id: i64, action: &str, p: Permission) -> DomainResult<()> {
         if user_id == caller.user_id {
             self.record_denied(actor, action, user_id, "own_grants").await;
             return Err(DomainError::Forbidden("error.own_grants"));
@@ -336,7 +402,7 @@ impl AuthzService {
         };
         let path: String = row.get(1);
         let target = Target { owner_user_id: Some(user_id), unit_id: row.get(0), unit_path: &path };
-        if !caller.allows(Permission::GrantWrite, target) {
+        if !caller.allows(p, target) {
             self.record_denied(actor, action, user_id, "out_of_scope").await;
             return Err(DomainError::NotFound("error.user_not_found"));
         }

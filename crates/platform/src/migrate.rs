@@ -32,6 +32,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 8, name: "notify", shared: include_str!("../migrations/0008_notify.sql"), sqlite: "", postgres: "" },
     Migration { version: 9, name: "results", shared: include_str!("../migrations/0009_results.sql"), sqlite: "", postgres: "" },
     Migration { version: 10, name: "oidc", shared: include_str!("../migrations/0010_oidc.sql"), sqlite: "", postgres: "" },
+    Migration { version: 11, name: "delegation", shared: include_str!("../migrations/0011_delegation.sql"), sqlite: "", postgres: "" },
 ];
 
 fn render(m: &Migration, kind: DbKind) -> String {

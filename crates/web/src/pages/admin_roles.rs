@@ -18,6 +18,8 @@ struct RoleRow {
     class_key: String,
     permissions: Vec<&'static str>,
     builtin: bool,
+    assignable: bool,
+    admin: bool,
 }
 
 #[derive(Template)]
@@ -40,6 +42,8 @@ pub async fn list(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<D
             class_key: format!("admin_class.{}", r.admin_class.map(|c| c.as_str()).unwrap_or("none")),
             permissions: r.permissions.iter().map(|p| p.as_str()).collect(),
             builtin: r.builtin,
+            assignable: r.assignable,
+            admin: r.admin_class.is_some(),
         })
         .collect();
     let l = Layout::new(&ctx, "roles.title", "roles").with_flash(q.done.as_deref());
@@ -152,4 +156,17 @@ pub async fn update(
             form(&ctx, Some(id), &input, err)
         }
     }
+}
+
+/// `POST /admin/roles/{id}/{assignable|not-assignable}`: opens a role to unit administrators
+/// (分级管理), or closes it (security administrator).
+pub async fn set_assignable(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
+    let p = ctx.principal()?;
+    let on = match params.text("action") {
+        "assignable" => true,
+        "not-assignable" => false,
+        _ => return Err(tongban_platform::DomainError::NotFound("error.no_such_page").into()),
+    };
+    state.identity.authz().set_role_assignable(p, &ctx.actor(), params.id("id")?, on).await?;
+    see_other("/admin/roles?done=role_saved")
 }

@@ -198,7 +198,8 @@ async fn detail_page(state: &AppState, ctx: &Ctx, id: i64, secret: String, grant
     let p = ctx.principal()?;
     let user = state.identity.user(p, &ctx.actor(), id).await?;
     let can_write = p.has(Permission::UserWrite) && id != p.user_id;
-    let can_grant = p.has(Permission::GrantWrite) && id != p.user_id;
+    // The security administrator grants any role; account administrators the assignable ones (分级管理).
+    let can_grant = (p.has(Permission::GrantWrite) || p.has(Permission::UserWrite)) && id != p.user_id;
     let grants = state
         .identity
         .authz()
@@ -207,7 +208,8 @@ async fn detail_page(state: &AppState, ctx: &Ctx, id: i64, secret: String, grant
         .into_iter()
         .map(|g| GrantRow { id: g.id, role_name: g.role_name, scope_key: format!("scope.{}", g.scope.as_str()) })
         .collect();
-    let roles = if can_grant { state.identity.authz().roles(p).await?.into_iter().map(|r| (r.id, r.name)).collect() } else { Vec::new() };
+    let roles =
+        if can_grant { state.identity.authz().grantable_roles(p).await?.into_iter().map(|r| (r.id, r.name)).collect() } else { Vec::new() };
     let mut actions = vec![if user.enabled { ("disable", "common.disable") } else { ("enable", "common.enable") }];
     actions.push(if user.is_locked(now_millis()) { ("unlock", "users.unlock") } else { ("lock", "users.lock") });
     actions.push(("reset-password", "users.reset_password"));

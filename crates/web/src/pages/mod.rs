@@ -266,6 +266,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/roles/new", get(admin_roles::new_form))
         .route("/admin/roles/{id}/edit", get(admin_roles::edit_form))
         .route("/admin/roles/{id}", post(admin_roles::update))
+        .route("/admin/roles/{id}/{action}", post(admin_roles::set_assignable))
         .route("/admin/workflows", get(workflow::definitions).post(workflow::upload))
         .route("/admin/workflows/{id}", get(workflow::definition))
         .route("/admin/workflows/{id}/start", post(workflow::start))
