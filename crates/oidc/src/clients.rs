@@ -203,17 +203,24 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// How long a looked-up client is trusted before it is read again (another instance may have
+/// changed it; changes made here clear the cache at once).
+const CACHE_MS: i64 = 5_000;
+
+type ClientCache = std::sync::Arc<std::sync::RwLock<std::collections::HashMap<(Realm, String), (i64, Option<Client>)>>>;
+
 /// The client registry.
 #[derive(Clone)]
 pub struct ClientRegistry {
     db: Db,
     audit: AuditTrail,
+    cache: ClientCache,
 }
 
 impl ClientRegistry {
     /// The registry over `db`.
     pub fn new(db: Db, audit: AuditTrail) -> Self {
-        ClientRegistry { db, audit }
+        ClientRegistry { db, audit, cache: ClientCache::default() }
     }
 
     async fn require_admin(&self, caller: &Principal, actor: &Actor, action: &str) -> DomainResult<()> {
@@ -237,14 +244,36 @@ impl ClientRegistry {
         r.as_ref().map(client_of).ok_or(DomainError::NotFound("error.not_found"))
     }
 
-    /// An enabled client of `realm` by `client_id`, for the protocol endpoints.
+    /// An enabled client of `realm` by `client_id`, for the protocol endpoints (cached briefly:
+    /// the token endpoint looks its client up on every request).
     pub async fn find(&self, realm: Realm, client_id: &str) -> Result<Option<Client>, sqlx::Error> {
+        let now = now_millis();
+        let key = (realm, client_id.to_string());
+        if let Ok(c) = self.cache.read()
+            && let Some((at, client)) = c.get(&key)
+            && now - at < CACHE_MS
+        {
+            return Ok(client.clone());
+        }
         let r = sqlx::query(&format!("{COLUMNS} WHERE client_id = $1 AND realm = $2 AND enabled = 1"))
             .bind(client_id)
             .bind(realm.as_str())
             .fetch_optional(self.db.pool())
             .await?;
-        Ok(r.as_ref().map(client_of))
+        let client = r.as_ref().map(client_of);
+        if let Ok(mut c) = self.cache.write() {
+            if c.len() > 10_000 {
+                c.clear();
+            }
+            c.insert(key, (now, client.clone()));
+        }
+        Ok(client)
+    }
+
+    fn forget(&self) {
+        if let Ok(mut c) = self.cache.write() {
+            c.clear();
+        }
     }
 
     /// Whether a browser page at `origin` (`scheme://host[:port]`) may call the realm's endpoints
@@ -339,6 +368,7 @@ impl ClientRegistry {
         let details = json!({"client_id": client_id, "realm": realm.as_str(), "redirect_uris": s.redirect_uris, "grants": s.grants});
         self.audit.append(&mut tx, actor, Entry::success("oidc.client.create", "oidc_client", id, details)).await?;
         tx.commit().await?;
+        self.forget();
         Ok((id, client_id, secret))
     }
 
@@ -369,6 +399,7 @@ impl ClientRegistry {
         let details = json!({"client_id": current.client_id, "redirect_uris": s.redirect_uris, "scopes": s.scopes, "grants": s.grants});
         self.audit.append(&mut tx, actor, Entry::success("oidc.client.update", "oidc_client", id, details)).await?;
         tx.commit().await?;
+        self.forget();
         Ok(())
     }
 
@@ -390,6 +421,7 @@ impl ClientRegistry {
             .append(&mut tx, actor, Entry::success("oidc.client.rotate_secret", "oidc_client", id, json!({"client_id": current.client_id})))
             .await?;
         tx.commit().await?;
+        self.forget();
         Ok(secret)
     }
 
@@ -414,6 +446,7 @@ impl ClientRegistry {
         let action = if enabled { "oidc.client.enable" } else { "oidc.client.disable" };
         self.audit.append(&mut tx, actor, Entry::success(action, "oidc_client", id, json!({"client_id": current.client_id}))).await?;
         tx.commit().await?;
+        self.forget();
         Ok(())
     }
 }
