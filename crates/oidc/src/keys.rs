@@ -43,6 +43,8 @@ struct LoadedKey {
 struct Cache {
     loaded_at: i64,
     keys: Vec<LoadedKey>,
+    /// The JWKS document, serialised once per load (clients fetch it often).
+    jwks: Arc<str>,
 }
 
 /// The signing keys of both realms.
@@ -166,8 +168,9 @@ impl KeyRing {
             };
             keys.push(LoadedKey { decoding: decoding_of(&jwk)?, kid, alg, encoding, fast_es256, jwk, active });
         }
+        let jwks: Arc<str> = json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}).to_string().into();
         if let Ok(mut c) = self.cache.write() {
-            c.insert(realm, Cache { loaded_at: now, keys: keys.clone() });
+            c.insert(realm, Cache { loaded_at: now, keys: keys.clone(), jwks });
         }
         Ok(keys)
     }
@@ -230,6 +233,16 @@ impl KeyRing {
     pub async fn jwks(&self, realm: Realm) -> DomainResult<Value> {
         let keys = self.load(realm).await?;
         Ok(json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}))
+    }
+
+    /// The realm's JSON Web Key Set as served, serialised once per load.
+    pub async fn jwks_text(&self, realm: Realm) -> DomainResult<Arc<str>> {
+        self.load(realm).await?;
+        let cached = self.cache.read().ok().and_then(|c| c.get(&realm).map(|c| c.jwks.clone()));
+        match cached {
+            Some(text) => Ok(text),
+            None => Ok(self.jwks(realm).await?.to_string().into()),
+        }
     }
 
     /// Rotates the realm's keys (轮换): new active keys for each algorithm in use; the old ones

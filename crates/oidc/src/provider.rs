@@ -174,6 +174,7 @@ pub struct Provider {
     /// Audit records of token issues that write nothing else share transactions.
     batched_audit: AuditBatcher,
     base_url: String,
+    discovery_cache: std::sync::Arc<[std::sync::OnceLock<std::sync::Arc<str>>; 2]>,
 }
 
 fn with_query(uri: &str, pairs: &[(&str, String)]) -> String {
@@ -205,12 +206,22 @@ impl Provider {
     pub fn new(db: Db, audit: AuditTrail, keys: KeyRing, base_url: &str) -> Self {
         let clients = ClientRegistry::new(db.clone(), audit.clone());
         let batched_audit = AuditBatcher::new(db.clone(), audit.clone());
-        Provider { db, audit, keys, clients, batched_audit, base_url: base_url.trim_end_matches('/').to_string() }
+        let base_url = base_url.trim_end_matches('/').to_string();
+        Provider { db, audit, keys, clients, batched_audit, base_url, discovery_cache: Default::default() }
     }
 
     /// The realm's issuer identifier.
     pub fn issuer(&self, realm: Realm) -> String {
         format!("{}/realms/{}", self.base_url, realm.as_str())
+    }
+
+    /// The discovery document, serialised (it only changes with the configuration).
+    pub fn discovery_text(&self, realm: Realm) -> std::sync::Arc<str> {
+        let slot = match realm {
+            Realm::Staff => &self.discovery_cache[0],
+            Realm::Public => &self.discovery_cache[1],
+        };
+        slot.get_or_init(|| self.discovery(realm).to_string().into()).clone()
     }
 
     /// The discovery document (`/.well-known/openid-configuration`).

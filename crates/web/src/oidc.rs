@@ -169,15 +169,17 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
 
 async fn discovery(State(state): State<AppState>, params: PathParams) -> Response {
     match Realm::parse(params.text("realm")) {
-        Some(realm) => Json(state.oidc.discovery(realm)).into_response(),
+        Some(realm) => ([(header::CONTENT_TYPE, "application/json")], state.oidc.discovery_text(realm).to_string()).into_response(),
         None => unknown_realm(),
     }
 }
 
 async fn jwks(State(state): State<AppState>, params: PathParams) -> Response {
     let Some(realm) = Realm::parse(params.text("realm")) else { return unknown_realm() };
-    match state.oidc.keys.jwks(realm).await {
-        Ok(v) => ([(header::CACHE_CONTROL, "public, max-age=300")], Json(v)).into_response(),
+    match state.oidc.keys.jwks_text(realm).await {
+        Ok(text) => {
+            ([(header::CACHE_CONTROL, "public, max-age=300"), (header::CONTENT_TYPE, "application/json")], text.to_string()).into_response()
+        }
         Err(e) => oauth_json(&e.into()),
     }
 }
