@@ -201,6 +201,8 @@ async fn public_clients_need_pkce_and_the_user_consents() {
     assert!(r.body.contains("12345政务服务便民热线系统") && r.body.contains("手机号码"));
     let r = c.get(&format!("{url}&prompt=none")).await;
     assert_eq!(query_of(r.location()).get("error").map(String::as_str), Some("consent_required"));
+    let r = c.get(&format!("{url}&prompt=login")).await;
+    assert_eq!(query_of(r.location()).get("error").map(String::as_str), Some("login_required"), "no silent reuse of the session");
     let csrf = c.csrf(&url).await;
     let mut fields: Vec<(&str, &str)> = vec![
         ("_csrf", &csrf),

@@ -285,8 +285,14 @@ async fn authorize(State(state): State<AppState>, ctx: Ctx, params: PathParams, 
         Ok(v) => v,
         Err(e) => return authorize_failure(&ctx, &state, realm, e),
     };
+    if valid.prompt.iter().any(|p| p == "login") && subject(&ctx, realm).is_some() {
+        // Forced re-authentication of a live session is not built yet; OIDC Core §3.1.2.1 asks
+        // for an error rather than a silent reuse.
+        let e = OAuthError::login_required("re-authentication of a live session is not supported; log out first");
+        return Ok(Redirect::to(&valid.error_redirect(&state.oidc.issuer(realm), &e)).into_response());
+    }
     match subject(&ctx, realm) {
-        Some(s) if !valid.prompt.iter().any(|p| p == "login") => proceed(&state, &ctx, realm, &req, valid, s).await,
+        Some(s) => proceed(&state, &ctx, realm, &req, valid, s).await,
         _ if valid.prompt.iter().any(|p| p == "none") => {
             Ok(Redirect::to(&valid.error_redirect(&state.oidc.issuer(realm), &OAuthError::login_required("nobody is logged in")))
                 .into_response())
