@@ -7,7 +7,7 @@ mod ctx;
 mod error;
 pub mod i18n;
 mod layers;
-mod oidc;
+pub(crate) mod oidc;
 mod ops;
 pub(crate) mod pages;
 pub mod parse;

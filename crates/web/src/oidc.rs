@@ -211,6 +211,23 @@ fn message_page(ctx: &Ctx, status: StatusCode, heading: &str, message: String, l
 }
 
 #[derive(Template)]
+#[template(path = "oidc_continue.html")]
+struct ContinuePage {
+    l: Layout,
+    url: String,
+}
+
+/// Continues to `url` with a page that refreshes to it, not a redirect: after a form (log-in,
+/// consent, log-out confirmation) browsers hold every redirect of the chain to the page's
+/// `form-action 'self'`, which would block the step to the relying party's site.
+pub fn continue_page(ctx: &Ctx, url: &str) -> PageResult {
+    let mut resp = render_status(StatusCode::OK, &ContinuePage { l: Layout::new(ctx, "oidc.title", ""), url: url.to_string() })?;
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    Ok(resp)
+}
+
+#[derive(Template)]
 #[template(path = "oidc_consent.html")]
 struct ConsentPage {
     l: Layout,
@@ -338,12 +355,14 @@ async fn consent(State(state): State<AppState>, ctx: Ctx, params: PathParams, bo
         return Ok(Redirect::to(&valid.error_redirect(&state.oidc.issuer(realm), &OAuthError::login_required("the log-in has ended")))
             .into_response());
     };
+    // A form: continue by page, not redirect (see `continue_page`).
     if f.decision != "allow" {
-        return Ok(
-            Redirect::to(&valid.error_redirect(&state.oidc.issuer(realm), &OAuthError::access_denied("the user declined"))).into_response()
-        );
+        return continue_page(&ctx, &valid.error_redirect(&state.oidc.issuer(realm), &OAuthError::access_denied("the user declined")));
     }
-    issue(&state, &ctx, realm, &valid, subject, true).await
+    match state.oidc.issue_code(&subject, &valid, true, &ctx.actor()).await {
+        Ok(url) => continue_page(&ctx, &url),
+        Err(e) => continue_page(&ctx, &valid.error_redirect(&state.oidc.issuer(realm), &e)),
+    }
 }
 
 /// `POST /realms/{realm}/token`.
@@ -480,9 +499,20 @@ async fn logout_confirmed(State(state): State<AppState>, ctx: Ctx, params: PathP
         Ok(t) => t,
         Err(e) => return message_page(&ctx, StatusCode::BAD_REQUEST, e.error, e.description, None),
     };
-    match subject(&ctx, realm) {
-        Some(s) => end_session(&state, &ctx, realm, s, target).await,
-        None => done_page(&ctx, target),
+    // A confirmed form: continue by page, not redirect (see `continue_page`).
+    let resp = match subject(&ctx, realm) {
+        Some(s) => end_session(&state, &ctx, realm, s, None).await?,
+        None => done_page(&ctx, None)?,
+    };
+    match target {
+        Some(t) => {
+            let mut page = continue_page(&ctx, &t)?;
+            for v in resp.headers().get_all(header::SET_COOKIE) {
+                page.headers_mut().append(header::SET_COOKIE, v.clone());
+            }
+            Ok(page)
+        }
+        None => Ok(resp),
     }
 }
 

@@ -6,7 +6,6 @@ use askama::Template;
 use axum::{
     extract::State,
     http::{StatusCode, header},
-    response::IntoResponse,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -354,8 +353,11 @@ pub async fn home(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<D
     let me = ctx.citizen()?.clone();
     // Logged in on the way to another system (单点登录): continue its authorization request.
     if let Some(back) = crate::oidc::saved_return(&headers).filter(|b| b.starts_with("/realms/public/")) {
-        let clear = crate::oidc::clear_return();
-        return Ok(([(header::SET_COOKIE, clear)], axum::response::Redirect::to(&back)).into_response());
+        let mut page = crate::oidc::continue_page(&ctx, &back)?;
+        if let Ok(v) = axum::http::HeaderValue::from_str(&crate::oidc::clear_return()) {
+            page.headers_mut().append(header::SET_COOKIE, v);
+        }
+        return Ok(page);
     }
     let apps = state
         .intake
