@@ -38,7 +38,13 @@ fn continued(r: &crate::support::Resp) -> String {
     let marker = "id=\"continue\" href=\"";
     let start = r.body.find(marker).map(|i| i + marker.len()).unwrap_or_else(|| panic!("no continue link: {}", r.body));
     let end = r.body[start..].find('"').map(|e| start + e).unwrap_or(start);
-    r.body[start..end].replace("&#38;", "&").replace("&amp;", "&").replace("&#x2f;", "/").replace("&#47;", "/").replace("&#x3d;", "=").replace("&#61;", "=")
+    r.body[start..end]
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+        .replace("&#x2f;", "/")
+        .replace("&#47;", "/")
+        .replace("&#x3d;", "=")
+        .replace("&#61;", "=")
 }
 
 fn query_of(location: &str) -> std::collections::HashMap<String, String> {
