@@ -79,6 +79,8 @@ async fn unit_administrators_grant_only_the_roles_opened_to_them_and_only_inside
     assert_eq!(first.status, StatusCode::OK, "{page}: {}", first.body);
     let resp = unit_admin.post_form(&page, &path, &[("role_id", &r), ("scope", s)]).await;
     assert_eq!(resp.status, StatusCode::FORBIDDEN, "not opened yet");
+    let refused = unit_admin.post_form("/me/sessions", &format!("/admin/roles/{staff}/assignable"), &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "only the security administrator opens roles");
     let mut sec = app.admin("secadmin").await;
     let resp = sec.post_form("/admin/roles", &format!("/admin/roles/{staff}/assignable"), &[]).await;
     assert_eq!(resp.location(), "/admin/roles?done=role_saved");
@@ -116,5 +118,6 @@ async fn unit_administrators_grant_only_the_roles_opened_to_them_and_only_inside
         "a role not opened cannot be taken either"
     );
     assert_eq!(app.audit_count("role.assignable", "success").await, 1);
+    assert_eq!(app.audit_count("role.assignable", "denied").await, 1);
     assert!(app.audit_count("grant.create", "denied").await >= 2);
 }

@@ -17,43 +17,29 @@ pub const KNOWN_SCOPES: [&str; 7] = ["openid", "profile", "email", "phone", "uni
 /// Grants a client may be allowed.
 pub const KNOWN_GRANTS: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
 
-/// A registered client.
+/// A registered client: its registration ([`ClientSpec`], whose fields read through it) and
+/// what the registry keeps beside it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Client {
     /// Row id.
     pub id: i64,
     /// Realm.
     pub realm: Realm,
-    /// Public identifier (`client_id`).
-    pub client_id: String,
-    /// Display name (shown on the consent screen).
-    pub name: String,
-    /// Confidential (has a secret) or public (browser or mobile app; PKCE required).
-    pub confidential: bool,
+    /// The registration; `spec.client_id` is the public identifier.
+    #[serde(flatten)]
+    pub spec: ClientSpec,
     #[serde(skip)]
     secret_hash: Option<String>,
-    /// Exact redirect URIs.
-    pub redirect_uris: Vec<String>,
-    /// Exact post-logout redirect URIs.
-    pub post_logout_uris: Vec<String>,
-    /// Back-channel logout endpoint, if any.
-    pub backchannel_logout_uri: String,
-    /// Scopes it may ask for.
-    pub scopes: Vec<String>,
-    /// Grants it may use.
-    pub grants: Vec<String>,
-    /// ID token algorithm: `ES256` or `RS256`.
-    pub id_token_alg: String,
-    /// Access token lifetime (s).
-    pub access_ttl: i64,
-    /// Refresh token lifetime (s).
-    pub refresh_ttl: i64,
-    /// First-party systems skip the consent screen.
-    pub first_party: bool,
-    /// Logo URL for the consent screen.
-    pub logo_url: String,
     /// Disabled clients get nothing.
     pub enabled: bool,
+}
+
+impl std::ops::Deref for Client {
+    type Target = ClientSpec;
+
+    fn deref(&self) -> &ClientSpec {
+        &self.spec
+    }
 }
 
 impl Client {
@@ -69,7 +55,7 @@ impl Client {
 }
 
 /// What an administrator registers or edits.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClientSpec {
     /// `client_id` to use (letters, digits, `-`, `_`; 3–64); generated when empty.
@@ -181,20 +167,22 @@ fn client_of(r: &sqlx::any::AnyRow) -> Client {
     Client {
         id: r.get(0),
         realm: Realm::parse(&r.get::<String, _>(1)).unwrap_or(Realm::Staff),
-        client_id: r.get(2),
-        name: r.get(3),
-        confidential: r.get::<i64, _>(4) != 0,
+        spec: ClientSpec {
+            client_id: r.get(2),
+            name: r.get(3),
+            confidential: r.get::<i64, _>(4) != 0,
+            redirect_uris: list(6),
+            post_logout_uris: list(7),
+            backchannel_logout_uri: r.get(8),
+            scopes: words(9),
+            grants: words(10),
+            id_token_alg: r.get(11),
+            access_ttl: r.get(12),
+            refresh_ttl: r.get(13),
+            first_party: r.get::<i64, _>(14) != 0,
+            logo_url: r.get(15),
+        },
         secret_hash: r.get(5),
-        redirect_uris: list(6),
-        post_logout_uris: list(7),
-        backchannel_logout_uri: r.get(8),
-        scopes: words(9),
-        grants: words(10),
-        id_token_alg: r.get(11),
-        access_ttl: r.get(12),
-        refresh_ttl: r.get(13),
-        first_party: r.get::<i64, _>(14) != 0,
-        logo_url: r.get(15),
         enabled: r.get::<i64, _>(16) != 0,
     }
 }

@@ -168,7 +168,7 @@ impl KeyRing {
             };
             keys.push(LoadedKey { decoding: decoding_of(&jwk)?, kid, alg, encoding, fast_es256, jwk, active });
         }
-        let jwks: Arc<str> = json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}).to_string().into();
+        let jwks = jwks_of(&keys);
         if let Ok(mut c) = self.cache.write() {
             c.insert(realm, Cache { loaded_at: now, keys: keys.clone(), jwks });
         }
@@ -229,20 +229,11 @@ impl KeyRing {
         jsonwebtoken::decode::<T>(token, &key.decoding, &v).ok().map(|d| d.claims)
     }
 
-    /// The realm's JSON Web Key Set.
-    pub async fn jwks(&self, realm: Realm) -> DomainResult<Value> {
-        let keys = self.load(realm).await?;
-        Ok(json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}))
-    }
-
     /// The realm's JSON Web Key Set as served, serialised once per load.
     pub async fn jwks_text(&self, realm: Realm) -> DomainResult<Arc<str>> {
-        self.load(realm).await?;
+        let keys = self.load(realm).await?;
         let cached = self.cache.read().ok().and_then(|c| c.get(&realm).map(|c| c.jwks.clone()));
-        match cached {
-            Some(text) => Ok(text),
-            None => Ok(self.jwks(realm).await?.to_string().into()),
-        }
+        Ok(cached.unwrap_or_else(|| jwks_of(&keys)))
     }
 
     /// Rotates the realm's keys (轮换): new active keys for each algorithm in use; the old ones
@@ -269,6 +260,11 @@ impl KeyRing {
         self.forget(realm);
         Ok(algs)
     }
+}
+
+/// The JWKS document of `keys`.
+fn jwks_of(keys: &[LoadedKey]) -> Arc<str> {
+    json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}).to_string().into()
 }
 
 /// A ring key pair from the PKCS#8 document that `jsonwebtoken` signs with.

@@ -151,22 +151,7 @@ pub async fn create(State(state): State<AppState>, ctx: Ctx, PageForm(fields): P
 /// `GET /admin/clients/{id}`: the edit form.
 pub async fn edit_form(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
     let c = state.oidc.clients.get(ctx.principal()?, &ctx.actor(), params.id("id")?).await?;
-    let spec = ClientSpec {
-        client_id: c.client_id.clone(),
-        name: c.name.clone(),
-        confidential: c.confidential,
-        redirect_uris: c.redirect_uris.clone(),
-        post_logout_uris: c.post_logout_uris.clone(),
-        backchannel_logout_uri: c.backchannel_logout_uri.clone(),
-        scopes: c.scopes.clone(),
-        grants: c.grants.clone(),
-        id_token_alg: c.id_token_alg.clone(),
-        access_ttl: c.access_ttl,
-        refresh_ttl: c.refresh_ttl,
-        first_party: c.first_party,
-        logo_url: c.logo_url.clone(),
-    };
-    form_page(&ctx, Some(c.id), c.realm.as_str(), spec, (String::new(), String::new()))
+    form_page(&ctx, Some(c.id), c.realm.as_str(), c.spec, (String::new(), String::new()))
 }
 
 /// `POST /admin/clients/{id}`: saves the edit form.
@@ -188,7 +173,7 @@ pub async fn update(
                 &ctx,
                 Some(id),
                 current.realm.as_str(),
-                ClientSpec { client_id: current.client_id, confidential: current.confidential, ..spec },
+                ClientSpec { client_id: current.spec.client_id, confidential: current.spec.confidential, ..spec },
                 err,
             )
         }
@@ -204,7 +189,7 @@ pub async fn act(State(state): State<AppState>, ctx: Ctx, params: PathParams) ->
         "rotate-secret" => {
             let c = state.oidc.clients.get(p, &actor, id).await?;
             let secret = state.oidc.clients.rotate_secret(p, &actor, id).await?;
-            secret_page(&state, &ctx, c.realm, c.client_id, secret)
+            secret_page(&state, &ctx, c.realm, c.spec.client_id, secret)
         }
         "disable" => {
             state.oidc.clients.set_enabled(p, &actor, id, false).await?;
