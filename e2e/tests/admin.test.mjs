@@ -25,7 +25,7 @@ test('demo system admin logs in, creates a unit and a user, logs out', async () 
 
   await page.getByLabel('用户名').fill('sysadmin');
   await page.getByLabel('密码').fill('Jiahe@2026');
-  await page.getByRole('button', { name: '登录' }).click();
+  await page.getByRole('button', { name: '登录', exact: true }).click();
 
   // First log-in of an administrator: enrol an authenticator.
   await page.waitForURL('**/login/enrol');

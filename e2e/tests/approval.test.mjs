@@ -33,7 +33,7 @@ async function staffPage(username) {
   await page.goto(`${server.base}/login`);
   await page.getByLabel('用户名').fill(username);
   await page.getByLabel('密码').fill('Jiahe@2026');
-  await page.getByRole('button', { name: '登录' }).click();
+  await page.getByRole('button', { name: '登录', exact: true }).click();
   await page.waitForURL('**/workbench');
   return page;
 }

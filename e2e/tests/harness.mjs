@@ -17,21 +17,26 @@ function freePort() {
   });
 }
 
-export async function startServer() {
+// `localhost: true` serves the pages at http://localhost:PORT (server.public_url), the origin
+// passkeys are bound to: browsers refuse WebAuthn on a bare IP address. `api` stays on 127.0.0.1
+// for the test's own requests.
+export async function startServer({ localhost = false } = {}) {
   const bin = process.env.TONGBAN_BIN || join(root, 'target', 'debug', 'tongban');
   const dir = mkdtempSync(join(tmpdir(), 'tongban-e2e-'));
   const port = await freePort();
   const env = { ...process.env, TONGBAN_DATA_DIR: dir, TONGBAN_SERVER__BIND: `127.0.0.1:${port}` };
+  if (localhost) env.TONGBAN_SERVER__PUBLIC_URL = `http://localhost:${port}`;
   delete env.TONGBAN_CONFIG;
   delete env.TONGBAN_DATABASE__URL;
   const proc = spawn(bin, ['serve', '--demo'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   proc.stdout.on('data', (d) => { output += d; });
   proc.stderr.on('data', (d) => { output += d; });
-  const base = `http://127.0.0.1:${port}`;
+  const api = `http://127.0.0.1:${port}`;
+  const base = localhost ? `http://localhost:${port}` : api;
   for (let i = 0; i < 150; i++) {
     try {
-      const r = await fetch(`${base}/healthz`);
+      const r = await fetch(`${api}/healthz`);
       if (r.ok) break;
     } catch { /* not up yet */ }
     if (proc.exitCode !== null) throw new Error(`tongban exited: ${output}`);
@@ -39,6 +44,7 @@ export async function startServer() {
   }
   return {
     base,
+    api,
     output: () => output,
     // Stops the server (it writes an audit checkpoint on the way out), then removes its data.
     stop: async () => {

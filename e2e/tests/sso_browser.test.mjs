@@ -59,7 +59,7 @@ test('log in once to the OA, open the 12345 system without a second log-in, log 
   await page.waitForURL('**/login');
   await page.getByLabel('用户名').fill('zhoujun');
   await page.getByLabel('密码').fill('Jiahe@2026');
-  await page.getByRole('button', { name: '登录' }).click();
+  await page.getByRole('button', { name: '登录', exact: true }).click();
   await page.waitForURL(`${OA}/callback**`);
   const oaCode = (await page.locator('#code').textContent()).trim();
   assert.ok(oaCode.length > 20, 'the OA received a code');

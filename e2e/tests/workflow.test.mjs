@@ -25,7 +25,7 @@ async function logIn(page, username) {
   await page.goto(`${server.base}/login`);
   await page.getByLabel('用户名').fill(username);
   await page.getByLabel('密码').fill('Jiahe@2026');
-  await page.getByRole('button', { name: '登录' }).click();
+  await page.getByRole('button', { name: '登录', exact: true }).click();
 }
 
 async function logOut(page) {

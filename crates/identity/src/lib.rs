@@ -6,6 +6,7 @@ pub mod demo;
 pub mod idcheck;
 mod login;
 mod model;
+mod passkeys;
 mod public;
 mod regions;
 mod service;
@@ -17,8 +18,39 @@ mod users;
 
 pub use login::{LoginResult, Stage, TotpEnrolment};
 pub use model::{ApiTokenInfo, NewUser, Region, SessionInfo, Unit, UnitInput, UnitKind, User, UserProfile};
+pub use passkeys::{PASSKEY_AMR, PasskeyChallenge, PasskeyInfo, PasskeyLogin, PasskeyOwner, PasskeyParty};
 pub use public::{PublicKind, PublicPrincipal, PublicRegistration};
 pub use regions::valid_region_code;
 pub use service::IdentityService;
 pub use sessions::{AuthSession, NewApiToken};
 pub use setup::InitialAdmin;
+
+/// Which accounts a realm serves (用户域): staff log in to internal systems, the public to
+/// citizen services; credentials, sessions and tokens never cross between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Realm {
+    /// Staff of the county's units (政务人员).
+    Staff,
+    /// Citizens and enterprises (公众).
+    Public,
+}
+
+impl Realm {
+    /// The name in URLs and storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Realm::Staff => "staff",
+            Realm::Public => "public",
+        }
+    }
+
+    /// Parses a URL segment.
+    pub fn parse(s: &str) -> Option<Realm> {
+        match s {
+            "staff" => Some(Realm::Staff),
+            "public" => Some(Realm::Public),
+            _ => None,
+        }
+    }
+}

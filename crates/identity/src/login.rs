@@ -72,19 +72,19 @@ pub struct TotpEnrolment {
     pub qr_svg: String,
 }
 
-struct Credentials {
-    id: i64,
-    username: String,
-    unit_name: String,
-    enabled: bool,
-    password_hash: String,
-    password_changed_at: i64,
-    must_change: bool,
-    failed: i64,
-    locked_until: Option<i64>,
-    totp_secret: Option<String>,
-    totp_enabled: bool,
-    totp_last_step: Option<i64>,
+pub(crate) struct Credentials {
+    pub(crate) id: i64,
+    pub(crate) username: String,
+    pub(crate) unit_name: String,
+    pub(crate) enabled: bool,
+    pub(crate) password_hash: String,
+    pub(crate) password_changed_at: i64,
+    pub(crate) must_change: bool,
+    pub(crate) failed: i64,
+    pub(crate) locked_until: Option<i64>,
+    pub(crate) totp_secret: Option<String>,
+    pub(crate) totp_enabled: bool,
+    pub(crate) totp_last_step: Option<i64>,
 }
 
 fn credentials_from_row(r: &AnyRow) -> Credentials {
@@ -117,7 +117,7 @@ impl IdentityService {
         Ok(row.as_ref().map(credentials_from_row))
     }
 
-    async fn credentials_by_id(&self, id: i64) -> DomainResult<Credentials> {
+    pub(crate) async fn credentials_by_id(&self, id: i64) -> DomainResult<Credentials> {
         let row = sqlx::query(&format!("{CRED_SELECT} WHERE u.id = $1")).bind(id).fetch_optional(self.db.pool()).await?;
         row.as_ref().map(credentials_from_row).ok_or(DomainError::Unauthenticated("error.login_required"))
     }
@@ -130,14 +130,15 @@ impl IdentityService {
         Ok(row.is_some())
     }
 
-    async fn next_stage(&self, c: &Credentials, totp_done: bool) -> DomainResult<Stage> {
+    /// What comes after the log-in's factors: `second_factor` is true after TOTP or a passkey.
+    pub(crate) async fn next_stage(&self, c: &Credentials, second_factor: bool) -> DomainResult<Stage> {
         let expiry = self.policy.password_expiry_days * 86_400_000;
         let expired = expiry > 0 && c.password_changed_at + expiry < now_millis();
-        Ok(if c.totp_enabled && !totp_done {
+        Ok(if c.totp_enabled && !second_factor {
             Stage::Totp
         } else if c.must_change || expired {
             Stage::PasswordChange
-        } else if !c.totp_enabled && self.requires_totp(c.id).await? {
+        } else if !c.totp_enabled && !second_factor && self.requires_totp(c.id).await? {
             Stage::TotpEnroll
         } else {
             Stage::Complete
@@ -186,14 +187,47 @@ impl IdentityService {
         let stage = self.next_stage(&c, false).await?;
         let mut tx = self.db.begin_write().await?;
         sqlx::query("UPDATE users SET failed_logins = 0 WHERE id = $1").bind(c.id).execute(tx.conn()).await?;
-        let secret = self.open_session(&mut tx, c.id, stage, ip, user_agent).await?;
+        let secret = self.open_session(&mut tx, c.id, stage, "pwd", ip, user_agent).await?;
         let details = json!({"factor": "password", "next": stage.as_str()});
         self.audit.append(&mut tx, &who, Entry::success("auth.login", "user", c.id, details)).await?;
         tx.commit().await?;
         Ok(LoginResult { session_secret: secret, stage })
     }
 
-    async fn ip_blocked(&self, ip: &str) -> DomainResult<bool> {
+    /// Re-authentication (再次验证) of the browser's live session by its password, when a system
+    /// demands a fresh log-in (`prompt=login`, `max_age`): the session, and the systems it signed
+    /// in to, stay; its sign-in time and methods are renewed. A TOTP step follows when enrolled.
+    pub async fn reauthenticate(&self, session: &AuthSession, password_plain: &str, actor: &Actor) -> DomainResult<Stage> {
+        if password_plain.is_empty() {
+            return Err(DomainError::invalid("password", "error.required"));
+        }
+        if self.ip_blocked(&actor.ip).await? {
+            return Err(DomainError::Locked("error.ip_locked"));
+        }
+        let c = self.credentials_by_id(session.user_id).await?;
+        if c.locked_until.is_some_and(|t| t > now_millis()) {
+            return Err(DomainError::Locked("error.account_locked"));
+        }
+        if !password::verify_password(password_plain, &c.password_hash) {
+            let locked = self.login_failed(Some(&c), actor, "bad_password").await?;
+            return Err(if locked {
+                DomainError::Locked("error.account_locked")
+            } else {
+                DomainError::Unauthenticated("error.bad_credentials")
+            });
+        }
+        let stage = self.next_stage(&c, false).await?;
+        let mut tx = self.db.begin_write().await?;
+        if !crate::passkeys::renew_session(&mut tx, crate::Realm::Staff, session.session_id, c.id, stage, "pwd").await? {
+            return Err(DomainError::Unauthenticated("error.login_required"));
+        }
+        let details = json!({"factor": "password", "next": stage.as_str(), "reauthenticated": true});
+        self.audit.append(&mut tx, actor, Entry::success("auth.login", "user", c.id, details)).await?;
+        tx.commit().await?;
+        Ok(stage)
+    }
+
+    pub(crate) async fn ip_blocked(&self, ip: &str) -> DomainResult<bool> {
         let row = sqlx::query("SELECT locked_until FROM login_throttle WHERE ip = $1").bind(ip).fetch_optional(self.db.pool()).await?;
         Ok(row.and_then(|r| r.get::<Option<i64>, _>(0)).is_some_and(|t| t > now_millis()))
     }
@@ -301,6 +335,11 @@ impl IdentityService {
             sqlx::query("UPDATE recovery_codes SET used_at = $2 WHERE id = $1").bind(id).bind(now_millis()).execute(tx.conn()).await?;
         }
         self.set_stage(&mut tx, session.session_id, stage).await?;
+        sqlx::query("UPDATE sessions SET amr = 'pwd otp mfa', auth_time = $2 WHERE id = $1")
+            .bind(session.session_id)
+            .bind(now_millis())
+            .execute(tx.conn())
+            .await?;
         let factor = if step.is_some() { "totp" } else { "recovery_code" };
         self.audit.append(&mut tx, actor, Entry::success("auth.second_factor", "user", c.id, json!({"factor": factor}))).await?;
         tx.commit().await?;

@@ -10,7 +10,7 @@ use time::Date;
 use tongban_audit::{Actor, Entry, Outcome};
 use tongban_crypto::{password, sm3_hex, token};
 use tongban_platform::{
-    DomainError,
+    DomainError, WriteTx,
     clock::{local_date, now_millis},
     error::DomainResult,
 };
@@ -208,22 +208,66 @@ impl IdentityService {
                 DomainError::Unauthenticated("error.bad_credentials")
             });
         }
-        let secret = token::random_token();
         let mut tx = self.db.begin_write().await?;
         sqlx::query("UPDATE public_accounts SET failed_logins = 0 WHERE id = $1").bind(id).execute(tx.conn()).await?;
+        let secret = self.open_public_session(&mut tx, id, "pwd", ip).await?;
+        self.audit.append(&mut tx, &actor(Some(id)), Entry::success("public.login", "public_account", id, json!({}))).await?;
+        tx.commit().await?;
+        Ok(secret)
+    }
+
+    /// Re-authentication (再次验证) of a citizen's live session by password (see the staff
+    /// `reauthenticate`): the session stays, its sign-in time and methods are renewed.
+    pub async fn reauthenticate_public(&self, who: &PublicPrincipal, pass: &str, actor: &Actor) -> DomainResult<()> {
+        if pass.is_empty() {
+            return Err(DomainError::invalid("password", "error.required"));
+        }
+        if self.ip_blocked(&actor.ip).await? {
+            return Err(DomainError::Locked("error.ip_locked"));
+        }
+        let r = sqlx::query("SELECT password_hash, failed_logins, locked_until FROM public_accounts WHERE id = $1")
+            .bind(who.account_id)
+            .fetch_one(self.db.pool())
+            .await?;
+        if r.get::<Option<i64>, _>(2).is_some_and(|t| t > now_millis()) {
+            return Err(DomainError::Locked("error.account_locked"));
+        }
+        if !password::verify_password(pass, &r.get::<String, _>(0)) {
+            let locked = self.public_login_failed(Some((who.account_id, r.get(1))), actor, "bad_password").await?;
+            return Err(if locked {
+                DomainError::Locked("error.account_locked")
+            } else {
+                DomainError::Unauthenticated("error.bad_credentials")
+            });
+        }
+        let mut tx = self.db.begin_write().await?;
+        let stage = crate::Stage::Complete;
+        if !crate::passkeys::renew_session(&mut tx, crate::Realm::Public, who.session_id, who.account_id, stage, "pwd").await? {
+            return Err(DomainError::Unauthenticated("public.error.login_required"));
+        }
+        let details = json!({"factor": "password", "reauthenticated": true});
+        self.audit.append(&mut tx, actor, Entry::success("public.login", "public_account", who.account_id, details)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Creates a public session in `tx`, logged in by the methods `amr`; answers its secret.
+    pub(crate) async fn open_public_session(&self, tx: &mut WriteTx, account_id: i64, amr: &str, ip: &str) -> DomainResult<String> {
+        let secret = token::random_token();
+        let now = now_millis();
         sqlx::query(
-            "INSERT INTO public_sessions (token_hash, account_id, csrf_token, created_at, last_seen_at, expires_at, ip) VALUES ($1,$2,$3,$4,$4,$5,$6)",
+            "INSERT INTO public_sessions (token_hash, account_id, csrf_token, created_at, last_seen_at, expires_at, ip, amr, auth_time) \
+             VALUES ($1,$2,$3,$4,$4,$5,$6,$7,$4)",
         )
         .bind(sm3_hex(secret.as_bytes()))
-        .bind(id)
+        .bind(account_id)
         .bind(token::random_token())
         .bind(now)
         .bind(now + self.policy.session_absolute_hours * 3_600_000)
         .bind(ip)
+        .bind(amr)
         .execute(tx.conn())
         .await?;
-        self.audit.append(&mut tx, &actor(Some(id)), Entry::success("public.login", "public_account", id, json!({}))).await?;
-        tx.commit().await?;
         Ok(secret)
     }
 

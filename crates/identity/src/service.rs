@@ -11,13 +11,20 @@ pub struct IdentityService {
     pub(crate) audit: AuditTrail,
     pub(crate) authz: AuthzService,
     pub(crate) policy: SecurityConfig,
+    pub(crate) passkeys: Option<crate::PasskeyParty>,
 }
 
 impl IdentityService {
     /// A service over `db`, recording to `audit`, with the given security policy.
     pub fn new(db: Db, audit: AuditTrail, policy: SecurityConfig) -> Self {
         let authz = AuthzService::new(db.clone(), audit.clone());
-        IdentityService { db, audit, authz, policy }
+        IdentityService { db, audit, authz, policy, passkeys: None }
+    }
+
+    /// Turns on passkeys for the relying party at `public_url` (none for a bare IP address).
+    pub fn with_passkeys(mut self, public_url: &str) -> Self {
+        self.passkeys = crate::PasskeyParty::for_public_url(public_url);
+        self
     }
 
     /// The roles-and-grants service sharing this database.

@@ -52,13 +52,22 @@ pub struct NewApiToken {
 }
 
 impl IdentityService {
-    /// Creates a session in `tx` and returns its secret token.
-    pub(crate) async fn open_session(&self, tx: &mut WriteTx, user_id: i64, stage: Stage, ip: &str, ua: &str) -> DomainResult<String> {
+    /// Creates a session in `tx`, logged in by the methods `amr` (RFC 8176, space-separated), and
+    /// returns its secret token.
+    pub(crate) async fn open_session(
+        &self,
+        tx: &mut WriteTx,
+        user_id: i64,
+        stage: Stage,
+        amr: &str,
+        ip: &str,
+        ua: &str,
+    ) -> DomainResult<String> {
         let secret = token::random_token();
         let now = now_millis();
         sqlx::query(
-            "INSERT INTO sessions (token_hash, user_id, stage, csrf_token, created_at, last_seen_at, expires_at, ip, user_agent) \
-             VALUES ($1,$2,$3,$4,$5,$5,$6,$7,$8)",
+            "INSERT INTO sessions (token_hash, user_id, stage, csrf_token, created_at, last_seen_at, expires_at, ip, user_agent, amr, auth_time) \
+             VALUES ($1,$2,$3,$4,$5,$5,$6,$7,$8,$9,$5)",
         )
         .bind(sm3_hex(secret.as_bytes()))
         .bind(user_id)
@@ -68,6 +77,7 @@ impl IdentityService {
         .bind(now + self.policy.session_absolute_hours * 3_600_000)
         .bind(ip)
         .bind(ua.chars().take(256).collect::<String>())
+        .bind(amr)
         .execute(tx.conn())
         .await?;
         Ok(secret)

@@ -13,33 +13,47 @@ pub mod demo;
 pub mod keys;
 pub mod provider;
 
-use serde::Serialize;
+pub use tongban_identity::Realm;
 
-/// Which accounts a realm serves (用户域).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Realm {
-    /// Staff of the county's units (政务人员).
-    Staff,
-    /// Citizens and enterprises (公众).
-    Public,
+/// Authentication context classes (认证强度等级) that tongban issues as `acr`, weakest first. A
+/// client asks for one with `acr_values` (step-up); a session below it logs in again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Acr {
+    /// A password.
+    Pwd,
+    /// Two factors: a password and a one-time code.
+    Mfa,
+    /// A phishing-resistant key: a passkey or a certificate (U 盾).
+    Hwk,
 }
 
-impl Realm {
-    /// The name in URLs and storage.
-    pub fn as_str(self) -> &'static str {
+impl Acr {
+    /// Every class, weakest first (for discovery).
+    pub const ALL: [Acr; 3] = [Acr::Pwd, Acr::Mfa, Acr::Hwk];
+
+    /// The `acr` value.
+    pub fn uri(self) -> &'static str {
         match self {
-            Realm::Staff => "staff",
-            Realm::Public => "public",
+            Acr::Pwd => "urn:tongban:acr:pwd",
+            Acr::Mfa => "urn:tongban:acr:mfa",
+            Acr::Hwk => "urn:tongban:acr:hwk",
         }
     }
 
-    /// Parses a URL segment.
-    pub fn parse(s: &str) -> Option<Realm> {
-        match s {
-            "staff" => Some(Realm::Staff),
-            "public" => Some(Realm::Public),
-            _ => None,
+    /// Parses an `acr` value.
+    pub fn parse(s: &str) -> Option<Acr> {
+        Acr::ALL.into_iter().find(|a| a.uri() == s)
+    }
+
+    /// The class that a log-in by the methods `amr` (RFC 8176, space-separated) reaches.
+    pub fn of_amr(amr: &str) -> Acr {
+        let has = |m: &str| amr.split_whitespace().any(|x| x == m);
+        if has("hwk") {
+            Acr::Hwk
+        } else if has("mfa") {
+            Acr::Mfa
+        } else {
+            Acr::Pwd
         }
     }
 }

@@ -13,7 +13,7 @@ use tongban_crypto::{sm3_hex, token::random_token};
 use tongban_platform::{Db, WriteTx, clock::now_millis, error::DomainResult};
 
 use crate::{
-    OAuthError, Realm,
+    Acr, OAuthError, Realm,
     clients::{Client, ClientRegistry},
     keys::KeyRing,
 };
@@ -46,6 +46,21 @@ pub struct AuthorizeRequest {
     pub code_challenge_method: Option<String>,
     /// `none`, `login` or `consent`.
     pub prompt: Option<String>,
+    /// Seconds: a log-in older than this must be repeated.
+    pub max_age: Option<String>,
+    /// Space-separated `acr` values the client asks for, in order of preference.
+    pub acr_values: Option<String>,
+}
+
+/// Why a live session must log in again before a code is issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reauth {
+    /// The client sent `prompt=login`.
+    Forced,
+    /// The log-in is older than the client's `max_age`.
+    TooOld,
+    /// The client asked for at least this class (`acr_values`).
+    Stronger(Acr),
 }
 
 /// An authorization request that passed every check.
@@ -65,6 +80,10 @@ pub struct ValidRequest {
     pub code_challenge: Option<String>,
     /// `prompt` values.
     pub prompt: Vec<String>,
+    /// The oldest log-in accepted, in seconds.
+    pub max_age: Option<i64>,
+    /// The weakest class among the requested `acr_values` that tongban knows (none asked: any).
+    pub acr: Option<Acr>,
 }
 
 impl ValidRequest {
@@ -248,6 +267,7 @@ impl Provider {
             "code_challenge_methods_supported": ["S256"],
             "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "acr", "at_hash", "azp",
                 "name", "preferred_username", "email", "phone_number", "unit", "unit_id", "roles"],
+            "acr_values_supported": Acr::ALL.map(Acr::uri),
             "authorization_response_iss_parameter_supported": true,
             "backchannel_logout_supported": true,
             "backchannel_logout_session_supported": true,
@@ -276,9 +296,11 @@ impl Provider {
             nonce: req.nonce.clone(),
             code_challenge: req.code_challenge.clone(),
             prompt: req.prompt.as_deref().unwrap_or("").split_whitespace().map(String::from).collect(),
+            max_age: None,
+            acr: req.acr_values.as_deref().unwrap_or("").split_whitespace().filter_map(Acr::parse).min(),
         };
         let fail = |v: &ValidRequest, e: OAuthError| Err(AuthorizeError::Redirect(Box::new(v.clone()), e));
-        if [&req.state, &req.nonce, &req.scope, &req.code_challenge, &req.prompt].into_iter().any(too_long) {
+        if [&req.state, &req.nonce, &req.scope, &req.code_challenge, &req.prompt, &req.max_age, &req.acr_values].into_iter().any(too_long) {
             return fail(&valid, OAuthError::invalid_request("a parameter is too long"));
         }
         if req.response_type.as_deref() != Some("code") {
@@ -305,7 +327,30 @@ impl Provider {
         if valid.prompt.iter().any(|p| p == "none") && valid.prompt.len() > 1 {
             return fail(&valid, OAuthError::invalid_request("prompt=none cannot be combined"));
         }
+        match req.max_age.as_deref().map(str::parse::<i64>) {
+            None => {}
+            Some(Ok(n)) if n >= 0 => valid.max_age = Some(n),
+            Some(_) => return fail(&valid, OAuthError::invalid_request("max_age must be a non-negative integer")),
+        }
         Ok(valid)
+    }
+
+    /// Why the browser's session cannot answer `req` without logging in again, if it cannot:
+    /// `prompt=login`, a log-in older than `max_age`, or weaker than the `acr_values` asked for
+    /// (OIDC Core §3.1.2.1, step-up). `None` also when the session has ended (that is answered
+    /// when the code is issued).
+    pub async fn reauthentication_needed(&self, subject: &Subject, req: &ValidRequest) -> Result<Option<Reauth>, OAuthError> {
+        if req.prompt.iter().any(|p| p == "login") {
+            return Ok(Some(Reauth::Forced));
+        }
+        let Some(login) = self.login_facts(subject).await? else { return Ok(None) };
+        if req.max_age.is_some_and(|max| now_millis() - login.auth_time > max.saturating_mul(1000)) {
+            return Ok(Some(Reauth::TooOld));
+        }
+        if req.acr.is_some_and(|wanted| Acr::of_amr(&login.amr.join(" ")) < wanted) {
+            return Ok(Some(Reauth::Stronger(req.acr.unwrap_or(Acr::Hwk))));
+        }
+        Ok(None)
     }
 
     /// Whether the user must still consent to `req` (first-party clients never ask).
@@ -635,7 +680,7 @@ impl Provider {
             claims.insert("auth_time".into(), json!(g.auth_time / 1000));
             claims.insert("sid".into(), json!(sid_of(g.realm, g.session_id)));
             claims.insert("amr".into(), json!(g.amr.split_whitespace().collect::<Vec<_>>()));
-            claims.insert("acr".into(), json!(if g.amr.contains("otp") { "urn:tongban:acr:mfa" } else { "urn:tongban:acr:pwd" }));
+            claims.insert("acr".into(), json!(Acr::of_amr(&g.amr).uri()));
             claims.insert("at_hash".into(), json!(URL_SAFE_NO_PAD.encode(&half[..16])));
             if let Some(n) = &g.nonce {
                 claims.insert("nonce".into(), json!(n));
@@ -943,7 +988,7 @@ impl Provider {
         let row = match s.realm {
             Realm::Staff => {
                 sqlx::query(
-                    "SELECT s.created_at, u.totp_enabled FROM sessions s JOIN users u ON u.id = s.user_id \
+                    "SELECT COALESCE(s.auth_time, s.created_at), s.amr FROM sessions s JOIN users u ON u.id = s.user_id \
                      WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND u.enabled = 1",
                 )
                 .bind(s.session_id)
@@ -951,21 +996,16 @@ impl Provider {
                 .fetch_optional(self.db.pool())
                 .await?
             }
-            Realm::Public => {
-                sqlx::query(
-                    "SELECT s.created_at, 0 FROM public_sessions s JOIN public_accounts a ON a.id = s.account_id \
+            Realm::Public => sqlx::query(
+                "SELECT COALESCE(s.auth_time, s.created_at), s.amr FROM public_sessions s JOIN public_accounts a ON a.id = s.account_id \
                      WHERE s.id = $1 AND s.account_id = $2 AND s.revoked_at IS NULL AND a.enabled = 1",
-                )
-                .bind(s.session_id)
-                .bind(s.id)
-                .fetch_optional(self.db.pool())
-                .await?
-            }
+            )
+            .bind(s.session_id)
+            .bind(s.id)
+            .fetch_optional(self.db.pool())
+            .await?,
         };
-        Ok(row.map(|r| {
-            let otp = r.get::<i64, _>(1) != 0;
-            LoginFacts { auth_time: r.get(0), amr: if otp { vec!["pwd".into(), "otp".into(), "mfa".into()] } else { vec!["pwd".into()] } }
-        }))
+        Ok(row.map(|r| LoginFacts { auth_time: r.get(0), amr: r.get::<String, _>(1).split_whitespace().map(String::from).collect() }))
     }
 
     /// What can be said about an enabled account, by claim name.

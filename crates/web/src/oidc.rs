@@ -16,8 +16,8 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tongban_oidc::{
-    OAuthError, Realm,
-    provider::{AuthorizeError, AuthorizeRequest, LogoutRequest, Subject, TokenRequest, ValidRequest},
+    Acr, OAuthError, Realm,
+    provider::{AuthorizeError, AuthorizeRequest, LogoutRequest, Reauth, Subject, TokenRequest, ValidRequest},
 };
 
 use crate::{
@@ -238,6 +238,8 @@ fn request_fields(req: &AuthorizeRequest) -> Vec<(&'static str, String)> {
         ("nonce", &req.nonce),
         ("code_challenge", &req.code_challenge),
         ("code_challenge_method", &req.code_challenge_method),
+        ("max_age", &req.max_age),
+        ("acr_values", &req.acr_values),
     ];
     pairs.into_iter().filter_map(|(k, v)| v.clone().map(|v| (k, v))).collect()
 }
@@ -292,29 +294,42 @@ async fn authorize(State(state): State<AppState>, ctx: Ctx, params: PathParams, 
         Ok(v) => v,
         Err(e) => return authorize_failure(&ctx, &state, realm, e),
     };
-    if valid.prompt.iter().any(|p| p == "login") && subject(&ctx, realm).is_some() {
-        // Forced re-authentication of a live session is not built yet; OIDC Core §3.1.2.1 asks
-        // for an error rather than a silent reuse.
-        let e = OAuthError::login_required("re-authentication of a live session is not supported; log out first");
-        return Ok(Redirect::to(&valid.error_redirect(&state.oidc.issuer(realm), &e)).into_response());
-    }
+    let none = valid.prompt.iter().any(|p| p == "none");
     match subject(&ctx, realm) {
-        Some(s) => proceed(&state, &ctx, realm, &req, valid, s).await,
-        _ if valid.prompt.iter().any(|p| p == "none") => {
+        Some(s) => match state.oidc.reauthentication_needed(&s, &valid).await {
+            Ok(None) => proceed(&state, &ctx, realm, &req, valid, s).await,
+            Ok(Some(_)) if none => {
+                let e = OAuthError::login_required("the client asks for a fresh or stronger log-in");
+                Ok(Redirect::to(&valid.error_redirect(&state.oidc.issuer(realm), &e)).into_response())
+            }
+            Ok(Some(why)) => Ok(to_login(realm, uri.query().unwrap_or(""), Some(why))),
+            Err(e) => Ok(Redirect::to(&valid.error_redirect(&state.oidc.issuer(realm), &e)).into_response()),
+        },
+        None if none => {
             Ok(Redirect::to(&valid.error_redirect(&state.oidc.issuer(realm), &OAuthError::login_required("nobody is logged in")))
                 .into_response())
         }
-        _ => {
-            let back = format!("/realms/{}/authorize?{}", realm.as_str(), strip_prompt_login(uri.query().unwrap_or("")));
-            let encoded: String = serde_urlencoded::to_string([("", back)]).unwrap_or_default().trim_start_matches('=').to_string();
-            let cookie = format!("{RETURN_COOKIE}={encoded}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600");
-            let login = match realm {
-                Realm::Staff => "/login",
-                Realm::Public => "/public/login",
-            };
-            Ok(([(header::SET_COOKIE, cookie)], Redirect::to(login)).into_response())
-        }
+        None => Ok(to_login(realm, uri.query().unwrap_or(""), None)),
     }
+}
+
+/// Sends the browser to the realm's log-in page (re-authentication when `why` is given),
+/// remembering the authorization request to continue afterwards.
+fn to_login(realm: Realm, query: &str, why: Option<Reauth>) -> Response {
+    let back = format!("/realms/{}/authorize?{}", realm.as_str(), strip_prompt_login(query));
+    let encoded: String = serde_urlencoded::to_string([("", back)]).unwrap_or_default().trim_start_matches('=').to_string();
+    let cookie = format!("{RETURN_COOKIE}={encoded}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600");
+    let login = match realm {
+        Realm::Staff => "/login",
+        Realm::Public => "/public/login",
+    };
+    let target = match why {
+        None => login.to_string(),
+        Some(Reauth::Forced | Reauth::TooOld) => format!("{login}?reauth=fresh"),
+        Some(Reauth::Stronger(Acr::Hwk)) => format!("{login}?reauth=hwk"),
+        Some(Reauth::Stronger(_)) => format!("{login}?reauth=mfa"),
+    };
+    ([(header::SET_COOKIE, cookie)], Redirect::to(&target)).into_response()
 }
 
 /// After a forced log-in the request continues without `prompt=login` (or it would loop).

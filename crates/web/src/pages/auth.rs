@@ -11,7 +11,12 @@ use tongban_identity::Stage;
 use tongban_platform::DomainError;
 
 use super::{Layout, PageResult, form_error, render, render_status, see_other};
-use crate::{ctx::Ctx, error::PageError, parse::PageForm, state::AppState};
+use crate::{
+    ctx::Ctx,
+    error::PageError,
+    parse::{PageForm, QueryOf},
+    state::AppState,
+};
 
 /// Where a session at `stage` goes next.
 pub fn stage_path(stage: Stage) -> &'static str {
@@ -29,6 +34,17 @@ struct LoginPage {
     l: Layout,
     username: String,
     error: String,
+    /// Re-authentication of the current session: why (`fresh`, `mfa`, `hwk`), else empty.
+    reauth: String,
+    /// The origin passkeys work on (empty: none configured).
+    passkey_origin: String,
+}
+
+impl LoginPage {
+    fn new(state: &AppState, ctx: &Ctx, username: String, error: String, reauth: String) -> Self {
+        let passkey_origin = state.identity.passkey_origin().unwrap_or_default().to_string();
+        LoginPage { l: Layout::new(ctx, "login.title", ""), username, error, reauth, passkey_origin }
+    }
 }
 
 #[derive(Deserialize)]
@@ -37,21 +53,57 @@ pub struct LoginForm {
     username: String,
     #[serde(default)]
     password: String,
+    /// Set when re-authenticating the current session.
+    #[serde(default)]
+    reauth: String,
 }
 
-pub async fn login_page(ctx: Ctx) -> PageResult {
-    if let Some(s) = &ctx.session {
-        return see_other(stage_path(s.stage));
+/// Why a relying party sent the browser back to log in again (`?reauth=`).
+#[derive(Deserialize, Default)]
+pub struct ReauthQuery {
+    #[serde(default)]
+    pub reauth: String,
+}
+
+/// The known reasons for re-authentication (anything else is shown as `fresh`).
+pub fn reauth_reason(q: &str) -> String {
+    match q {
+        "" => String::new(),
+        "mfa" | "hwk" => q.to_string(),
+        _ => "fresh".to_string(),
     }
-    render(&LoginPage { l: Layout::new(&ctx, "login.title", ""), username: String::new(), error: String::new() })
+}
+
+pub async fn login_page(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<ReauthQuery>) -> PageResult {
+    let reauth = reauth_reason(&q.reauth);
+    match &ctx.session {
+        // A complete session asked to log in again keeps its user name.
+        Some(s) if s.stage == Stage::Complete && !reauth.is_empty() => {
+            render(&LoginPage::new(&state, &ctx, s.username.clone(), String::new(), reauth))
+        }
+        Some(s) => see_other(stage_path(s.stage)),
+        None => render(&LoginPage::new(&state, &ctx, String::new(), String::new(), String::new())),
+    }
 }
 
 pub async fn login_submit(State(state): State<AppState>, ctx: Ctx, PageForm(form): PageForm<LoginForm>) -> PageResult {
-    match state.identity.login_password(&form.username, &form.password, &ctx.ip, &ctx.user_agent).await {
-        Ok(result) => {
-            let cookie = crate::ctx::session_cookie(&state, &result.session_secret);
-            Ok(([(header::SET_COOKIE, cookie)], Redirect::to(stage_path(result.stage))).into_response())
+    let reauth = reauth_reason(&form.reauth);
+    let result = match &ctx.session {
+        Some(s) if s.stage == Stage::Complete && !reauth.is_empty() => {
+            state.identity.reauthenticate(s, &form.password, &ctx.actor()).await.map(|stage| (None, stage))
         }
+        _ => state
+            .identity
+            .login_password(&form.username, &form.password, &ctx.ip, &ctx.user_agent)
+            .await
+            .map(|r| (Some(r.session_secret), r.stage)),
+    };
+    match result {
+        Ok((Some(secret), stage)) => {
+            let cookie = crate::ctx::session_cookie(&state, &secret);
+            Ok(([(header::SET_COOKIE, cookie)], Redirect::to(stage_path(stage))).into_response())
+        }
+        Ok((None, stage)) => see_other(stage_path(stage)),
         Err(e @ (DomainError::Unauthenticated(_) | DomainError::Locked(_) | DomainError::Invalid(_))) => {
             let status = match e {
                 DomainError::Locked(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -59,7 +111,7 @@ pub async fn login_submit(State(state): State<AppState>, ctx: Ctx, PageForm(form
                 _ => StatusCode::UNAUTHORIZED,
             };
             let error = crate::error::message(&ctx.tr, &e);
-            render_status(status, &LoginPage { l: Layout::new(&ctx, "login.title", ""), username: form.username, error })
+            render_status(status, &LoginPage::new(&state, &ctx, form.username, error, reauth))
         }
         Err(e) => Err(PageError(e)),
     }

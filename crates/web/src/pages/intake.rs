@@ -346,6 +346,9 @@ struct HomePage {
     me: tongban_identity::PublicPrincipal,
     apps: Vec<(ApplicationSummary, String, String)>,
     notes: Vec<(tongban_notify::Notification, String)>,
+    passkeys: Vec<(tongban_identity::PasskeyInfo, String, String)>,
+    passkey_origin: String,
+    passkey_action: &'static str,
 }
 
 /// `GET /public`: the citizen's home with "my applications" (我的办件).
@@ -383,5 +386,8 @@ pub async fn home(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<D
         })
         .collect();
     state.notify.mark_all_read(to).await?;
-    render(&HomePage { l: Layout::new(&ctx, "public.home", "public").with_flash(q.done.as_deref()), me, apps, notes })
+    let passkeys = super::me::passkey_rows(&state, tongban_identity::Realm::Public, me.account_id).await?;
+    let passkey_origin = state.identity.passkey_origin().unwrap_or_default().to_string();
+    let l = Layout::new(&ctx, "public.home", "public").with_flash(q.done.as_deref());
+    render(&HomePage { l, me, apps, notes, passkeys, passkey_origin, passkey_action: "/public/passkeys" })
 }

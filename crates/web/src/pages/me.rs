@@ -33,6 +33,28 @@ struct SessionsPage {
     sessions: Vec<SessionRow>,
     totp_enabled: bool,
     grants: Vec<(tongban_oidc::provider::AppGrant, String)>,
+    passkeys: Vec<(tongban_identity::PasskeyInfo, String, String)>,
+    passkey_origin: String,
+    passkey_action: &'static str,
+}
+
+/// An account's passkeys with their dates formatted for the list.
+pub async fn passkey_rows(
+    state: &AppState,
+    realm: tongban_identity::Realm,
+    owner: i64,
+) -> Result<Vec<(tongban_identity::PasskeyInfo, String, String)>, tongban_platform::DomainError> {
+    Ok(state
+        .identity
+        .passkeys(realm, owner)
+        .await?
+        .into_iter()
+        .map(|k| {
+            let created = format_local(k.created_at);
+            let used = k.last_used_at.map(format_local).unwrap_or_default();
+            (k, created, used)
+        })
+        .collect())
 }
 
 pub async fn sessions(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<Done>) -> PageResult {
@@ -64,7 +86,9 @@ pub async fn sessions(State(state): State<AppState>, ctx: Ctx, QueryOf(q): Query
         })
         .collect();
     let l = Layout::new(&ctx, "me.title", "me").with_flash(q.done.as_deref());
-    render(&SessionsPage { l, sessions: rows, totp_enabled, grants })
+    let passkeys = passkey_rows(&state, tongban_identity::Realm::Staff, p.user_id).await?;
+    let passkey_origin = state.identity.passkey_origin().unwrap_or_default().to_string();
+    render(&SessionsPage { l, sessions: rows, totp_enabled, grants, passkeys, passkey_origin, passkey_action: "/me/passkeys" })
 }
 
 pub async fn revoke_session(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {

@@ -13,6 +13,7 @@ mod catalogue;
 mod intake;
 mod me;
 mod notifications;
+mod passkeys;
 mod public;
 mod regions;
 mod supervision;
@@ -21,13 +22,14 @@ mod workflow;
 
 use askama::Template;
 use axum::{
-    Router,
+    Extension, Router,
     http::{StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
     routing::{get, post},
 };
 use rust_embed::RustEmbed;
 use tongban_authz::{Permission, Principal};
+use tongban_identity::Realm;
 use tongban_platform::DomainError;
 
 use crate::{ctx::Ctx, error::PageError, i18n::Tr, state::AppState};
@@ -241,6 +243,16 @@ pub fn routes() -> Router<AppState> {
         .route("/login/enrol", get(auth::enrol_page).post(auth::enrol_submit))
         .route("/login/password", get(auth::password_page).post(auth::password_submit))
         .route("/logout", post(auth::logout))
+        .route("/login/passkey/begin", post(passkeys::login_begin).layer(Extension(Realm::Staff)))
+        .route("/login/passkey/finish", post(passkeys::login_finish).layer(Extension(Realm::Staff)))
+        .route("/public/login/passkey/begin", post(passkeys::login_begin).layer(Extension(Realm::Public)))
+        .route("/public/login/passkey/finish", post(passkeys::login_finish).layer(Extension(Realm::Public)))
+        .route("/me/passkeys/begin", post(passkeys::register_begin).layer(Extension(Realm::Staff)))
+        .route("/me/passkeys/finish", post(passkeys::register_finish).layer(Extension(Realm::Staff)))
+        .route("/me/passkeys/{id}/remove", post(passkeys::remove).layer(Extension(Realm::Staff)))
+        .route("/public/passkeys/begin", post(passkeys::register_begin).layer(Extension(Realm::Public)))
+        .route("/public/passkeys/finish", post(passkeys::register_finish).layer(Extension(Realm::Public)))
+        .route("/public/passkeys/{id}/remove", post(passkeys::remove).layer(Extension(Realm::Public)))
         .route("/workbench", get(workbench::page))
         .route("/admin/clients", get(admin_clients::list).post(admin_clients::create))
         .route("/admin/clients/new", get(admin_clients::new_form))

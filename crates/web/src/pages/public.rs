@@ -10,14 +10,18 @@ use axum::{
 use serde::Deserialize;
 use tongban_identity::PublicRegistration;
 
-use super::{Layout, PageResult, form_error, render, render_status};
+use super::{
+    Layout, PageResult,
+    auth::{ReauthQuery, reauth_reason},
+    form_error, render, render_status,
+};
 use crate::{
     ctx::{Ctx, PUBLIC_COOKIE},
-    parse::PageForm,
+    parse::{PageForm, QueryOf},
     state::AppState,
 };
 
-fn public_cookie(state: &AppState, secret: &str) -> String {
+pub(crate) fn public_cookie(state: &AppState, secret: &str) -> String {
     let secure = if state.secure_cookies() { "; Secure" } else { "" };
     format!("{PUBLIC_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax{secure}")
 }
@@ -92,6 +96,15 @@ struct LoginPage {
     l: Layout,
     login: String,
     error: String,
+    reauth: String,
+    passkey_origin: String,
+}
+
+impl LoginPage {
+    fn new(state: &AppState, ctx: &Ctx, login: String, error: String, reauth: String) -> Self {
+        let passkey_origin = state.identity.passkey_origin().unwrap_or_default().to_string();
+        LoginPage { l: Layout::new(ctx, "public.login", "public"), login, error, reauth, passkey_origin }
+    }
 }
 
 /// The log-in form.
@@ -101,25 +114,41 @@ pub struct LoginForm {
     login: String,
     #[serde(default)]
     password: String,
+    /// Set when re-authenticating the current session.
+    #[serde(default)]
+    reauth: String,
 }
 
 /// `GET /public/login`.
-pub async fn login_page(ctx: Ctx) -> PageResult {
-    render(&LoginPage { l: Layout::new(&ctx, "public.login", "public"), login: String::new(), error: String::new() })
+pub async fn login_page(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<ReauthQuery>) -> PageResult {
+    let reauth = reauth_reason(&q.reauth);
+    // A citizen asked to log in again keeps the account; the form only asks for the password.
+    let login = match &ctx.public {
+        Some(p) if !reauth.is_empty() => p.phone.clone(),
+        _ => String::new(),
+    };
+    let reauth = if login.is_empty() { String::new() } else { reauth };
+    render(&LoginPage::new(&state, &ctx, login, String::new(), reauth))
 }
 
-/// `POST /public/login`.
+/// `POST /public/login` (also re-authentication of the current session).
 pub async fn login(State(state): State<AppState>, ctx: Ctx, PageForm(f): PageForm<LoginForm>) -> PageResult {
-    match state.identity.login_public(&f.login, &f.password, &ctx.ip, &ctx.user_agent).await {
-        Ok(secret) => Ok(([(header::SET_COOKIE, public_cookie(&state, &secret))], Redirect::to("/public")).into_response()),
+    let reauth = reauth_reason(&f.reauth);
+    let result = match &ctx.public {
+        Some(p) if !reauth.is_empty() => state.identity.reauthenticate_public(p, &f.password, &ctx.actor()).await.map(|_| None),
+        _ => state.identity.login_public(&f.login, &f.password, &ctx.ip, &ctx.user_agent).await.map(Some),
+    };
+    match result {
+        Ok(Some(secret)) => Ok(([(header::SET_COOKIE, public_cookie(&state, &secret))], Redirect::to("/public")).into_response()),
+        Ok(None) => Ok(Redirect::to("/public").into_response()),
         Err(e) => {
             let message = crate::error::message(&ctx.tr, &e);
-            let status = if matches!(e, tongban_platform::DomainError::Locked(_)) {
-                StatusCode::TOO_MANY_REQUESTS
-            } else {
-                StatusCode::UNAUTHORIZED
+            let status = match e {
+                tongban_platform::DomainError::Locked(_) => StatusCode::TOO_MANY_REQUESTS,
+                tongban_platform::DomainError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => StatusCode::UNAUTHORIZED,
             };
-            render_status(status, &LoginPage { l: Layout::new(&ctx, "public.login", "public"), login: f.login, error: message })
+            render_status(status, &LoginPage::new(&state, &ctx, f.login, message, reauth))
         }
     }
 }

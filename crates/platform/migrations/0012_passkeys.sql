@@ -1,0 +1,34 @@
+-- Strong log-in (强身份认证): passkeys (WebAuthn) for both realms, and how each session logged in
+-- (its authentication methods, RFC 8176 `amr`, and when), for step-up and forced re-authentication.
+
+CREATE TABLE passkeys (
+    id {{ID}},
+    realm TEXT NOT NULL CHECK (realm IN ('staff', 'public')),
+    owner_id BIGINT NOT NULL,
+    -- The WebAuthn user handle of the account (random, the same for all its passkeys).
+    user_handle TEXT NOT NULL,
+    -- base64url credential id, unique across realms so that a key never serves two accounts.
+    credential_id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    -- The credential (public key, counter, flags) as webauthn-rs serialises it.
+    credential TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    last_used_at BIGINT
+);
+CREATE INDEX passkeys_owner ON passkeys(realm, owner_id);
+
+-- A registration or log-in ceremony under way: the server-side state paired with the challenge
+-- the browser holds, used once.
+CREATE TABLE webauthn_ceremonies (
+    handle_hash TEXT PRIMARY KEY,
+    realm TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('register', 'login')),
+    owner_id BIGINT,
+    state TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+
+ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';
+ALTER TABLE sessions ADD COLUMN auth_time BIGINT;
+ALTER TABLE public_sessions ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';
+ALTER TABLE public_sessions ADD COLUMN auth_time BIGINT;
