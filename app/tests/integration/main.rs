@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod background;
 mod calendar;
+mod passkeys;
 mod scopes;
 mod separation;
 mod sso;

@@ -217,7 +217,7 @@ async fn public_clients_need_pkce_and_the_user_consents() {
     let r = c.get(&format!("{url}&prompt=none")).await;
     assert_eq!(query_of(r.location()).get("error").map(String::as_str), Some("consent_required"));
     let r = c.get(&format!("{url}&prompt=login")).await;
-    assert_eq!(query_of(r.location()).get("error").map(String::as_str), Some("login_required"), "no silent reuse of the session");
+    assert_eq!(r.location(), "/login?reauth=fresh", "no silent reuse of the session: the user confirms with a log-in");
     let csrf = c.csrf(&url).await;
     let mut fields: Vec<(&str, &str)> = vec![
         ("_csrf", &csrf),
