@@ -53,7 +53,7 @@ pub async fn open(config: Config) -> anyhow::Result<Opened> {
     let signer = AuditSigner::load_or_create(&config.audit_key_path()).context("loading the audit key")?;
     tongban_crypto::seal::SecretBox::load_or_create(&config.secret_key_path()).context("loading the secret key")?;
     let audit = AuditTrail::new(signer, config.audit_checkpoint_path());
-    let identity = IdentityService::new(db.clone(), audit.clone(), config.security.clone()).with_passkeys(&config.public_url());
+    let identity = IdentityService::new(db.clone(), audit.clone(), config.security.clone()).with_public_url(&config.public_url());
     let calendar = CalendarService::new(db.clone(), audit.clone());
     calendar.ensure_official().await.context("storing the official holiday schedules")?;
     let blobs = tongban_platform::blobs::BlobStore::new(config.data_dir.join("blobs"));

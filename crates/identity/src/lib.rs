@@ -2,6 +2,7 @@
 //! staff accounts (工作人员), credentials (password, TOTP, recovery codes), log-in with
 //! lock-out, sessions and personal API tokens, plus first-run set-up and the demo county.
 
+mod certificates;
 pub mod demo;
 pub mod idcheck;
 mod login;
@@ -16,6 +17,7 @@ mod tokens;
 mod units;
 mod users;
 
+pub use certificates::{BoundCertificate, CERTIFICATE_AMR, CertificateChallenge};
 pub use login::{LoginResult, Stage, TotpEnrolment};
 pub use model::{ApiTokenInfo, NewUser, Region, SessionInfo, Unit, UnitInput, UnitKind, User, UserProfile};
 pub use passkeys::{PASSKEY_AMR, PasskeyChallenge, PasskeyInfo, PasskeyLogin, PasskeyOwner, PasskeyParty};

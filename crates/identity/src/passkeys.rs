@@ -100,6 +100,17 @@ pub struct PasskeyChallenge {
     pub options: Value,
 }
 
+/// A log-in by a strong factor (passkey, certificate) about to open or renew a session.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StrongLogin {
+    pub(crate) realm: Realm,
+    pub(crate) owner_id: i64,
+    /// The browser's current session, renewed in place when it is the same account's.
+    pub(crate) current: Option<i64>,
+    pub(crate) stage: Stage,
+    pub(crate) amr: &'static str,
+}
+
 /// A finished passkey log-in.
 #[derive(Debug, Clone)]
 pub struct PasskeyLogin {
@@ -309,14 +320,33 @@ impl IdentityService {
         passkey: &Passkey,
         actor: &Actor,
     ) -> DomainResult<PasskeyLogin> {
+        let stage = self.strong_login_stage(realm, owner_id, actor, "passkey").await?;
+        let stored = serde_json::to_string(passkey).map_err(|e| DomainError::Internal(e.to_string()))?;
+        let mut tx = self.db.begin_write().await?;
+        sqlx::query("UPDATE passkeys SET credential = $2, last_used_at = $3 WHERE id = $1")
+            .bind(key_id)
+            .bind(stored)
+            .bind(now_millis())
+            .execute(tx.conn())
+            .await?;
+        let login = StrongLogin { realm, owner_id, current, stage, amr: PASSKEY_AMR };
+        let details = json!({"factor": "passkey", "passkey": key_id});
+        let secret = self.open_strong_session(&mut tx, &login, actor, details).await?;
+        tx.commit().await?;
+        Ok(PasskeyLogin { account_id: owner_id, session_secret: secret, stage })
+    }
+
+    /// Checks that an account may log in now (enabled, not locked) after a strong factor and
+    /// answers the stage that follows (a due password change still applies).
+    pub(crate) async fn strong_login_stage(&self, realm: Realm, owner_id: i64, actor: &Actor, factor: &str) -> DomainResult<Stage> {
         let now = now_millis();
-        let stage = match realm {
+        match realm {
             Realm::Staff => {
                 let c = self.credentials_by_id(owner_id).await?;
                 if !c.enabled || c.locked_until.is_some_and(|t| t > now) {
-                    return Err(self.passkey_failed(realm, None, actor, "disabled_or_locked").await?);
+                    return Err(self.strong_login_failed(realm, Some(owner_id), actor, factor, "disabled_or_locked").await?);
                 }
-                self.next_stage(&c, true).await?
+                self.next_stage(&c, true).await
             }
             Realm::Public => {
                 let r = sqlx::query("SELECT enabled, locked_until FROM public_accounts WHERE id = $1")
@@ -324,61 +354,76 @@ impl IdentityService {
                     .fetch_one(self.db.pool())
                     .await?;
                 if r.get::<i64, _>(0) == 0 || r.get::<Option<i64>, _>(1).is_some_and(|t| t > now) {
-                    return Err(self.passkey_failed(realm, None, actor, "disabled_or_locked").await?);
+                    return Err(self.strong_login_failed(realm, Some(owner_id), actor, factor, "disabled_or_locked").await?);
                 }
-                Stage::Complete
+                Ok(Stage::Complete)
             }
-        };
-        let stored = serde_json::to_string(passkey).map_err(|e| DomainError::Internal(e.to_string()))?;
-        let mut tx = self.db.begin_write().await?;
-        sqlx::query("UPDATE passkeys SET credential = $2, last_used_at = $3 WHERE id = $1")
-            .bind(key_id)
-            .bind(stored)
-            .bind(now)
-            .execute(tx.conn())
-            .await?;
+        }
+    }
+
+    /// Opens a session after a strong factor, or renews the browser's current session of the same
+    /// account, with its audit record, in `tx`. Answers the new session's secret, if one opened.
+    pub(crate) async fn open_strong_session(
+        &self,
+        tx: &mut WriteTx,
+        login: &StrongLogin,
+        actor: &Actor,
+        mut details: Value,
+    ) -> DomainResult<Option<String>> {
+        let StrongLogin { realm, owner_id, current, stage, amr } = *login;
         let renewed = match current {
-            Some(sid) => renew_session(&mut tx, realm, sid, owner_id, stage, PASSKEY_AMR).await?,
+            Some(sid) => renew_session(tx, realm, sid, owner_id, stage, amr).await?,
             None => false,
         };
         let secret = match realm {
             _ if renewed => None,
             Realm::Staff => {
                 sqlx::query("UPDATE users SET failed_logins = 0 WHERE id = $1").bind(owner_id).execute(tx.conn()).await?;
-                Some(self.open_session(&mut tx, owner_id, stage, PASSKEY_AMR, &actor.ip, &actor.user_agent).await?)
+                Some(self.open_session(tx, owner_id, stage, amr, &actor.ip, &actor.user_agent).await?)
             }
             Realm::Public => {
                 sqlx::query("UPDATE public_accounts SET failed_logins = 0 WHERE id = $1").bind(owner_id).execute(tx.conn()).await?;
-                Some(self.open_public_session(&mut tx, owner_id, PASSKEY_AMR, &actor.ip).await?)
+                Some(self.open_public_session(tx, owner_id, amr, &actor.ip).await?)
             }
         };
         let (action, object) = login_action(realm);
         let who = Actor { user_id: (realm == Realm::Staff).then_some(owner_id), ..actor.clone() };
-        let details = json!({"factor": "passkey", "passkey": key_id, "next": stage.as_str(), "reauthenticated": renewed});
-        self.audit.append(&mut tx, &who, Entry::success(action, object, owner_id, details)).await?;
-        tx.commit().await?;
-        Ok(PasskeyLogin { account_id: owner_id, session_secret: secret, stage })
+        details["next"] = json!(stage.as_str());
+        details["reauthenticated"] = json!(renewed);
+        self.audit.append(tx, &who, Entry::success(action, object, owner_id, details)).await?;
+        Ok(secret)
     }
 
-    /// Records a refused passkey log-in (counting it against the IP, and the account if known)
-    /// and answers the error to return.
     async fn passkey_failed(&self, realm: Realm, account: Option<i64>, actor: &Actor, reason: &str) -> DomainResult<DomainError> {
+        self.strong_login_failed(realm, account, actor, "passkey", reason).await?;
+        Ok(rejected())
+    }
+
+    /// Records a refused passkey or certificate log-in (counting it against the source IP) and
+    /// answers the error to return.
+    pub(crate) async fn strong_login_failed(
+        &self,
+        realm: Realm,
+        account: Option<i64>,
+        actor: &Actor,
+        factor: &str,
+        reason: &str,
+    ) -> DomainResult<DomainError> {
         let now = now_millis();
         let window = self.policy.lockout_minutes * 60_000;
         let mut tx = self.db.begin_write().await?;
         self.count_ip_failure(&mut tx, &actor.ip, now, window).await?;
         let (action, object) = login_action(realm);
         let reason: String = reason.chars().take(200).collect();
-        let entry = Entry::success(
-            action,
-            object,
-            account.map(|a| a.to_string()).unwrap_or_default(),
-            json!({"factor": "passkey", "reason": reason}),
-        )
-        .with_outcome(Outcome::Failure);
+        let entry =
+            Entry::success(action, object, account.map(|a| a.to_string()).unwrap_or_default(), json!({"factor": factor, "reason": reason}))
+                .with_outcome(Outcome::Failure);
         self.audit.append(&mut tx, actor, entry).await?;
         tx.commit().await?;
-        Ok(rejected())
+        Ok(match factor {
+            "passkey" => rejected(),
+            _ => DomainError::Unauthenticated("cert.error.rejected"),
+        })
     }
 
     async fn stored_passkeys(&self, realm: Realm, owner_id: i64) -> DomainResult<Vec<(i64, String, Passkey)>> {
@@ -397,7 +442,7 @@ impl IdentityService {
 
     /// Takes a ceremony out, so that it can be answered once (a refused answer spends it too):
     /// its owner and state, if it exists, is of this realm and kind, and has not expired.
-    async fn take_ceremony(&self, realm: Realm, kind: &str, handle: &str) -> DomainResult<(Option<i64>, String)> {
+    pub(crate) async fn take_ceremony(&self, realm: Realm, kind: &str, handle: &str) -> DomainResult<(Option<i64>, String)> {
         let expired = || DomainError::invalid("handle", "passkey.error.expired");
         if handle.is_empty() || handle.len() > 128 {
             return Err(expired());
@@ -417,7 +462,7 @@ impl IdentityService {
 
     /// Stores a ceremony's state and answers the handle for the browser. Expired ceremonies are
     /// swept on the way.
-    async fn store_ceremony(&self, realm: Realm, kind: &str, owner: Option<i64>, state: &str) -> DomainResult<String> {
+    pub(crate) async fn store_ceremony(&self, realm: Realm, kind: &str, owner: Option<i64>, state: &str) -> DomainResult<String> {
         let handle = token::random_token();
         let now = now_millis();
         let mut tx = self.db.begin_write().await?;

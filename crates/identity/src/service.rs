@@ -12,18 +12,22 @@ pub struct IdentityService {
     pub(crate) authz: AuthzService,
     pub(crate) policy: SecurityConfig,
     pub(crate) passkeys: Option<crate::PasskeyParty>,
+    /// The server's public URL (bound into signed log-in challenges).
+    pub(crate) public_url: String,
 }
 
 impl IdentityService {
     /// A service over `db`, recording to `audit`, with the given security policy.
     pub fn new(db: Db, audit: AuditTrail, policy: SecurityConfig) -> Self {
         let authz = AuthzService::new(db.clone(), audit.clone());
-        IdentityService { db, audit, authz, policy, passkeys: None }
+        IdentityService { db, audit, authz, policy, passkeys: None, public_url: String::new() }
     }
 
-    /// Turns on passkeys for the relying party at `public_url` (none for a bare IP address).
-    pub fn with_passkeys(mut self, public_url: &str) -> Self {
+    /// Names the server's public URL: passkeys are bound to it (none for a bare IP address other
+    /// than loopback) and certificate log-in challenges carry it.
+    pub fn with_public_url(mut self, public_url: &str) -> Self {
         self.passkeys = crate::PasskeyParty::for_public_url(public_url);
+        self.public_url = public_url.trim_end_matches('/').to_string();
         self
     }
 

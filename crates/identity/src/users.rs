@@ -245,7 +245,7 @@ impl IdentityService {
         Ok(one_time)
     }
 
-    async fn guard_user_write(&self, caller: &Principal, actor: &Actor, id: i64, action: &str) -> DomainResult<User> {
+    pub(crate) async fn guard_user_write(&self, caller: &Principal, actor: &Actor, id: i64, action: &str) -> DomainResult<User> {
         let user = self.load_user(id).await?.ok_or(DomainError::NotFound("error.user_not_found"))?;
         self.check(caller, actor, Permission::UserWrite, user.target(), action, ("user", id)).await?;
         if id == caller.user_id {

@@ -123,6 +123,11 @@ pub struct SecurityConfig {
     /// The SM4 key sealing secrets at rest (signing keys); default `<data_dir>/secret.key`.
     /// Keep it off the database host's backups.
     pub secret_key_file: Option<PathBuf>,
+    /// Certificate log-in through a TLS-terminating proxy: the request header in which the proxy
+    /// passes the client certificate it verified (PEM, URL-escaped as nginx's
+    /// `$ssl_client_escaped_cert`), e.g. `X-SSL-Client-Cert`. Empty: off. The proxy must remove
+    /// the header from what clients send.
+    pub client_cert_header: String,
 }
 
 /// Audit trail settings.
@@ -185,6 +190,7 @@ impl Default for SecurityConfig {
             password_history: 5,
             secure_cookies: false,
             secret_key_file: None,
+            client_cert_header: String::new(),
         }
     }
 }

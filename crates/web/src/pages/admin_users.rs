@@ -5,7 +5,10 @@ use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
 use tongban_authz::{Permission, Scope};
 use tongban_identity::{NewUser, User, UserProfile};
-use tongban_platform::{DomainError, clock::now_millis};
+use tongban_platform::{
+    DomainError,
+    clock::{format_local, now_millis},
+};
 
 use super::{
     Layout, PageResult,
@@ -164,7 +167,7 @@ pub async fn create(State(state): State<AppState>, ctx: Ctx, PageForm(data): Pag
         Err(e) => Err(e),
     };
     match result {
-        Ok((id, secret)) => detail_page(&state, &ctx, id, secret, String::new(), Some("user_created")).await,
+        Ok((id, secret)) => detail_page(&state, &ctx, id, secret, FormError::None, Some("user_created")).await,
         Err(e) => {
             let err = form_error(&ctx.tr, e)?;
             form_page(&state, &ctx, None, data, err).await
@@ -192,9 +195,18 @@ struct DetailPage {
     roles: Vec<(i64, String)>,
     scopes: Vec<(&'static str, String)>,
     grant_error: String,
+    certificates: Vec<(tongban_identity::BoundCertificate, String)>,
+    cert_error: String,
 }
 
-async fn detail_page(state: &AppState, ctx: &Ctx, id: i64, secret: String, grant_error: String, done: Option<&str>) -> PageResult {
+/// Which form on the account page failed, and how.
+enum FormError {
+    None,
+    Grant(String),
+    Certificate(String),
+}
+
+async fn detail_page(state: &AppState, ctx: &Ctx, id: i64, secret: String, error: FormError, done: Option<&str>) -> PageResult {
     let p = ctx.principal()?;
     let user = state.identity.user(p, &ctx.actor(), id).await?;
     let can_write = p.has(Permission::UserWrite) && id != p.user_id;
@@ -213,7 +225,21 @@ async fn detail_page(state: &AppState, ctx: &Ctx, id: i64, secret: String, grant
     let mut actions = vec![if user.enabled { ("disable", "common.disable") } else { ("enable", "common.enable") }];
     actions.push(if user.is_locked(now_millis()) { ("unlock", "users.unlock") } else { ("lock", "users.lock") });
     actions.push(("reset-password", "users.reset_password"));
-    let status = if grant_error.is_empty() { StatusCode::OK } else { StatusCode::CONFLICT };
+    let certificates = state
+        .identity
+        .certificates(p, &ctx.actor(), id)
+        .await?
+        .into_iter()
+        .map(|c| {
+            let until = format_local(c.not_after);
+            (c, until)
+        })
+        .collect();
+    let (status, grant_error, cert_error) = match error {
+        FormError::None => (StatusCode::OK, String::new(), String::new()),
+        FormError::Grant(e) => (StatusCode::CONFLICT, e, String::new()),
+        FormError::Certificate(e) => (StatusCode::UNPROCESSABLE_ENTITY, String::new(), e),
+    };
     let page = DetailPage {
         l: Layout::new(ctx, "users.profile", "users").with_flash(done),
         status_key: status_key(&user),
@@ -226,6 +252,8 @@ async fn detail_page(state: &AppState, ctx: &Ctx, id: i64, secret: String, grant
         roles,
         scopes: Scope::ALL.iter().map(|s| (s.as_str(), format!("scope.{}", s.as_str()))).collect(),
         grant_error,
+        certificates,
+        cert_error,
     };
     render_status(status, &page)
 }
@@ -238,7 +266,7 @@ pub async fn detail(
 ) -> PageResult {
     let id = params.id("id")?;
     let done = q.done;
-    detail_page(&state, &ctx, id, String::new(), String::new(), done.as_deref()).await
+    detail_page(&state, &ctx, id, String::new(), FormError::None, done.as_deref()).await
 }
 
 pub async fn edit_form(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
@@ -291,7 +319,7 @@ pub async fn action(State(state): State<AppState>, ctx: Ctx, params: PathParams)
             let secret = ids.reset_password(p, &actor, id).await?;
             // Single sign-on: the systems the user's sessions reached end theirs too.
             state.oidc.staff_sessions_ended(id, &actor).await?;
-            return detail_page(&state, &ctx, id, secret, String::new(), Some("password_reset")).await;
+            return detail_page(&state, &ctx, id, secret, FormError::None, Some("password_reset")).await;
         }
         _ => return Err(DomainError::NotFound("error.no_such_page").into()),
     }
@@ -316,7 +344,7 @@ pub async fn add_grant(State(state): State<AppState>, ctx: Ctx, params: PathPara
         Ok(_) => see_other(&format!("/admin/users/{id}?done=grant_saved")),
         Err(e @ (DomainError::Conflict(_) | DomainError::Invalid(_))) => {
             let msg = crate::error::message(&ctx.tr, &e);
-            detail_page(&state, &ctx, id, String::new(), msg, None).await
+            detail_page(&state, &ctx, id, String::new(), FormError::Grant(msg), None).await
         }
         Err(e) => Err(e.into()),
     }
@@ -327,4 +355,36 @@ pub async fn revoke_grant(State(state): State<AppState>, ctx: Ctx, params: PathP
     let p = ctx.principal()?;
     let user_id = state.identity.authz().revoke(p, &ctx.actor(), grant_id).await?;
     see_other(&format!("/admin/users/{user_id}?done=grant_saved"))
+}
+
+/// The certificate form on the account page.
+#[derive(Deserialize)]
+pub struct CertificateForm {
+    #[serde(default)]
+    certificate: String,
+}
+
+/// `POST /admin/users/{id}/certificates`: binds a certificate for certificate log-in (证书绑定).
+pub async fn bind_certificate(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: PathParams,
+    PageForm(f): PageForm<CertificateForm>,
+) -> PageResult {
+    let id = params.id("id")?;
+    let p = ctx.principal()?;
+    match state.identity.bind_certificate(p, &ctx.actor(), id, &f.certificate).await {
+        Ok(_) => see_other(&format!("/admin/users/{id}?done=certificate_bound")),
+        Err(e) => {
+            let (_, msg) = form_error(&ctx.tr, e)?;
+            detail_page(&state, &ctx, id, String::new(), FormError::Certificate(msg), None).await
+        }
+    }
+}
+
+/// `POST /admin/users/{id}/certificates/{cid}/unbind`.
+pub async fn unbind_certificate(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
+    let (id, cid) = (params.id("id")?, params.id("cid")?);
+    state.identity.unbind_certificate(ctx.principal()?, &ctx.actor(), id, cid).await?;
+    see_other(&format!("/admin/users/{id}?done=certificate_unbound"))
 }

@@ -38,13 +38,27 @@ struct LoginPage {
     reauth: String,
     /// The origin passkeys work on (empty: none configured).
     passkey_origin: String,
+    /// Whether a proxy passes client certificates (the certificate log-in link).
+    cert_login: bool,
 }
 
 impl LoginPage {
     fn new(state: &AppState, ctx: &Ctx, username: String, error: String, reauth: String) -> Self {
         let passkey_origin = state.identity.passkey_origin().unwrap_or_default().to_string();
-        LoginPage { l: Layout::new(ctx, "login.title", ""), username, error, reauth, passkey_origin }
+        let cert_login = !state.config.security.client_cert_header.is_empty();
+        LoginPage { l: Layout::new(ctx, "login.title", ""), username, error, reauth, passkey_origin, cert_login }
     }
+}
+
+/// The log-in page showing why a log-in was refused (certificate log-in through the proxy).
+pub fn refused_login(state: &AppState, ctx: &Ctx, e: &DomainError) -> PageResult {
+    let status = match e {
+        DomainError::Locked(_) => StatusCode::TOO_MANY_REQUESTS,
+        DomainError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        DomainError::NotFound(_) => StatusCode::NOT_FOUND,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    render_status(status, &LoginPage::new(state, ctx, String::new(), crate::error::message(&ctx.tr, e), String::new()))
 }
 
 #[derive(Deserialize)]

@@ -10,6 +10,7 @@ mod auth;
 mod calendar;
 mod cases;
 mod catalogue;
+mod certificates;
 mod intake;
 mod me;
 mod notifications;
@@ -243,6 +244,9 @@ pub fn routes() -> Router<AppState> {
         .route("/login/enrol", get(auth::enrol_page).post(auth::enrol_submit))
         .route("/login/password", get(auth::password_page).post(auth::password_submit))
         .route("/logout", post(auth::logout))
+        .route("/login/certificate", get(certificates::proxy_login))
+        .route("/login/certificate/challenge", post(certificates::challenge))
+        .route("/login/certificate/finish", post(certificates::finish))
         .route("/login/passkey/begin", post(passkeys::login_begin).layer(Extension(Realm::Staff)))
         .route("/login/passkey/finish", post(passkeys::login_finish).layer(Extension(Realm::Staff)))
         .route("/public/login/passkey/begin", post(passkeys::login_begin).layer(Extension(Realm::Public)))
@@ -272,6 +276,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/users/{id}", get(admin_users::detail).post(admin_users::update))
         .route("/admin/users/{id}/edit", get(admin_users::edit_form))
         .route("/admin/users/{id}/grants", post(admin_users::add_grant))
+        .route("/admin/users/{id}/certificates", post(admin_users::bind_certificate))
+        .route("/admin/users/{id}/certificates/{cid}/unbind", post(admin_users::unbind_certificate))
         .route("/admin/users/{id}/{action}", post(admin_users::action))
         .route("/admin/grants/{id}/revoke", post(admin_users::revoke_grant))
         .route("/admin/roles", get(admin_roles::list).post(admin_roles::create))

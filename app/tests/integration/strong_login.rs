@@ -1,8 +1,10 @@
-//! Passkeys (通行密钥) and forced re-authentication through HTTP. A small software authenticator
+//! Strong log-in through HTTP: passkeys (通行密钥), certificate log-in (证书登录) and forced
+//! re-authentication. A small software authenticator
 //! (P-256 via ring, "none" attestation, CBOR written by hand) plays the browser's part, so the
 //! server's WebAuthn checks run for real: registration, discoverable log-in, one-time challenges,
 //! signature counters, tampered signatures, the wrong origin, keys of the other realm; then
 //! `prompt=login`, `max_age` and `acr_values` sending a live session back to log in again in place.
+//! Certificates are OpenSSL-made fixtures (SM2 and P-256) with their test keys.
 
 use axum::http::{Method, StatusCode};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -342,4 +344,138 @@ async fn a_relying_party_can_demand_a_fresh_or_stronger_log_in() {
     assert!(c.get(&authorize("&acr_values=urn%3Atongban%3Aacr%3Amfa")).await.location().contains("code="));
     let d = app.client().get("/realms/staff/.well-known/openid-configuration").await.json();
     assert_eq!(d["acr_values_supported"], json!(["urn:tongban:acr:pwd", "urn:tongban:acr:mfa", "urn:tongban:acr:hwk"]));
+}
+
+const P256_CERT: &str = include_str!("../fixtures/p256.crt");
+const P256_KEY: &str = include_str!("../fixtures/p256.key");
+const SM2_CERT: &str = include_str!("../fixtures/sm2.crt");
+const SM2_KEY: &str = include_str!("../fixtures/sm2.key");
+const RSA_CERT: &str = include_str!("../fixtures/rsa.crt");
+
+/// Signs like USB-key middleware: P-256 ECDSA (DER) or SM2 with the default user id (r‖s).
+fn sign(key_pem: &str, message: &str) -> String {
+    use base64::engine::general_purpose::STANDARD;
+    if key_pem == SM2_KEY {
+        use sm2::{SecretKey, dsa::SigningKey, pkcs8::DecodePrivateKey};
+        let secret = SecretKey::from_pkcs8_pem(key_pem).expect("sm2 key");
+        let key = SigningKey::new("1234567812345678", &secret).expect("signing key");
+        let sig: sm2::dsa::Signature = sm2::dsa::signature::Signer::sign(&key, message.as_bytes());
+        return STANDARD.encode(sig.to_bytes());
+    }
+    let b64: String = key_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = STANDARD.decode(b64).expect("pem");
+    let rng = SystemRandom::new();
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &der, &rng).expect("p256 key");
+    STANDARD.encode(key.sign(&rng, message.as_bytes()).expect("sign").as_ref())
+}
+
+/// A certificate log-in as middleware drives it: challenge, sign, finish.
+async fn certificate_login(c: &mut Client, cert: &str, key: &str) -> Resp {
+    let start = post_json(c, "/login", "/login/certificate/challenge", json!({})).await;
+    assert_eq!(start.status, StatusCode::OK, "{}", start.body);
+    let start = start.json();
+    let to_sign = start["to_sign"].as_str().unwrap_or_default().to_string();
+    assert!(to_sign.starts_with("tongban-login\nhttp://127.0.0.1:8080\n"), "the challenge names the server: {to_sign}");
+    let body = json!({"handle": start["handle"], "certificate": cert, "signature": sign(key, &to_sign)});
+    post_json(c, "/login", "/login/certificate/finish", body).await
+}
+
+async fn bind(admin: &mut Client, user_id: i64, cert: &str) -> Resp {
+    let page = format!("/admin/users/{user_id}");
+    admin.post_form(&page, &format!("{page}/certificates"), &[("certificate", cert)]).await
+}
+
+#[tokio::test]
+async fn an_administrator_binds_certificates_and_their_holders_log_in_by_signing() {
+    let app = TestApp::demo().await;
+    let mut admin = app.admin("sysadmin").await;
+    let (zhoujun, xuhui) = (app.user_id("zhoujun").await, app.user_id("xuhui").await);
+
+    // Binding: SM2 and P-256 only, valid, once; refusals name the field and store nothing.
+    let r = bind(&mut admin, zhoujun, RSA_CERT).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("id=\"cert-error\"") && r.body.contains("SM2"), "{}", r.body);
+    assert_eq!(
+        bind(&mut admin, zhoujun, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----").await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM user_certificates").await, 0);
+    assert_eq!(bind(&mut admin, zhoujun, P256_CERT).await.location(), format!("/admin/users/{zhoujun}?done=certificate_bound"));
+    assert_eq!(bind(&mut admin, xuhui, P256_CERT).await.status, StatusCode::UNPROCESSABLE_ENTITY, "bound to one account only");
+    assert_eq!(bind(&mut admin, xuhui, SM2_CERT).await.status, StatusCode::SEE_OTHER);
+    let page = admin.get(&format!("/admin/users/{zhoujun}")).await;
+    assert!(page.body.contains("CN=周军") && page.body.contains("p256"), "listed on the account page");
+    let sysadmin = app.user_id("sysadmin").await;
+    assert_eq!(bind(&mut admin, sysadmin, RSA_CERT).await.status, StatusCode::FORBIDDEN, "not one's own account");
+    // A member of staff without user.write cannot bind.
+    let mut staff = app.staff("huangli").await;
+    let r = staff.post_form("/me/sessions", &format!("/admin/users/{xuhui}/certificates"), &[("certificate", P256_CERT)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Log-in by signing the challenge: P-256 and SM2; no password, no TOTP.
+    let mut browser = app.client();
+    let r = certificate_login(&mut browser, P256_CERT, P256_KEY).await;
+    assert_eq!((r.status, r.json()["next"].clone()), (StatusCode::OK, json!("/workbench")), "{}", r.body);
+    assert_eq!(browser.get("/workbench").await.status, StatusCode::OK);
+    let amr = app.scalar_text(&format!("SELECT amr FROM sessions WHERE user_id = {zhoujun} ORDER BY id DESC LIMIT 1")).await;
+    assert_eq!(amr, "hwk sc");
+    let mut other = app.client();
+    assert_eq!(certificate_login(&mut other, SM2_CERT, SM2_KEY).await.status, StatusCode::OK);
+
+    // Refused: a signature by another key, a replayed challenge, a malformed signature.
+    let before = app.scalar("SELECT COUNT(*) FROM sessions").await;
+    let mut thief = app.client();
+    assert_eq!(certificate_login(&mut thief, P256_CERT, SM2_KEY).await.status, StatusCode::UNAUTHORIZED);
+    let start = post_json(&mut thief, "/login", "/login/certificate/challenge", json!({})).await.json();
+    let signed = sign(P256_KEY, start["to_sign"].as_str().unwrap_or_default());
+    let body = json!({"handle": start["handle"], "certificate": P256_CERT, "signature": signed});
+    let mut holder = app.client();
+    assert_eq!(post_json(&mut holder, "/login", "/login/certificate/finish", body.clone()).await.status, StatusCode::OK);
+    let r = post_json(&mut thief, "/login", "/login/certificate/finish", body).await;
+    assert_eq!((r.status, r.json()["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("handle")), "a challenge answers once");
+    let start = post_json(&mut thief, "/login", "/login/certificate/challenge", json!({})).await.json();
+    let body = json!({"handle": start["handle"], "certificate": P256_CERT, "signature": "not base64!"});
+    let r = post_json(&mut thief, "/login", "/login/certificate/finish", body).await;
+    assert_eq!((r.status, r.json()["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("signature")));
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM sessions").await, before + 1, "only the good answer opened a session");
+    assert!(
+        app.scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'auth.login' AND result = 'failure' AND details LIKE '%certificate%'")
+            .await
+            >= 1
+    );
+
+    // Unbound: the certificate logs in no more.
+    let id = app.scalar(&format!("SELECT id FROM user_certificates WHERE user_id = {zhoujun}")).await;
+    let r = admin.post_form(&format!("/admin/users/{zhoujun}"), &format!("/admin/users/{zhoujun}/certificates/{id}/unbind"), &[]).await;
+    assert_eq!(r.location(), format!("/admin/users/{zhoujun}?done=certificate_unbound"));
+    let mut late = app.client();
+    assert_eq!(certificate_login(&mut late, P256_CERT, P256_KEY).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_certificate_verified_by_the_proxy_logs_in_when_configured() {
+    let app = TestApp::with(|c| c.security.client_cert_header = "x-ssl-client-cert".into(), true).await;
+    let mut admin = app.admin("sysadmin").await;
+    let zhoujun = app.user_id("zhoujun").await;
+    assert_eq!(bind(&mut admin, zhoujun, SM2_CERT).await.status, StatusCode::SEE_OTHER);
+    assert!(app.client().get("/login").await.body.contains("id=\"certificate-login\""), "the log-in page links it");
+
+    // nginx passes $ssl_client_escaped_cert.
+    let escaped: String = SM2_CERT.replace('-', "%2D").replace('\n', "%0A").replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+    let mut browser = app.client();
+    let r = browser.request(Method::GET, "/login/certificate", &[("x-ssl-client-cert", &escaped)], "").await;
+    assert_eq!(r.location(), "/workbench", "{}", r.body);
+    assert_eq!(browser.get("/workbench").await.status, StatusCode::OK);
+
+    let mut none = app.client();
+    let r = none.get("/login/certificate").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("U 盾"), "says what is missing: {}", r.body);
+    let r = none.request(Method::GET, "/login/certificate", &[("x-ssl-client-cert", P256_CERT.replace('\n', " ").as_str())], "").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "a certificate bound to nobody");
+
+    // Not configured: the header means nothing.
+    let plain = TestApp::demo().await;
+    let r = plain.client().request(Method::GET, "/login/certificate", &[("x-ssl-client-cert", &escaped)], "").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }

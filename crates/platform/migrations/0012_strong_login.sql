@@ -1,4 +1,4 @@
--- Strong log-in (强身份认证): passkeys (WebAuthn) for both realms, and how each session logged in
+-- Strong log-in (强身份认证): passkeys (WebAuthn) for both realms, staff certificates (U 盾), and how each session logged in
 -- (its authentication methods, RFC 8176 `amr`, and when), for step-up and forced re-authentication.
 
 CREATE TABLE passkeys (
@@ -17,16 +17,37 @@ CREATE TABLE passkeys (
 );
 CREATE INDEX passkeys_owner ON passkeys(realm, owner_id);
 
--- A registration or log-in ceremony under way: the server-side state paired with the challenge
+-- A passkey registration, passkey log-in or certificate challenge under way: the server-side state paired with the challenge
 -- the browser holds, used once.
 CREATE TABLE webauthn_ceremonies (
     handle_hash TEXT PRIMARY KEY,
     realm TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('register', 'login')),
+    kind TEXT NOT NULL CHECK (kind IN ('register', 'login', 'certificate')),
     owner_id BIGINT,
     state TEXT NOT NULL,
     expires_at BIGINT NOT NULL
 );
+
+-- X.509 certificates (SM2 or P-256) bound to staff accounts by an administrator: their holder
+-- logs in by signing a challenge, or through a TLS-terminating proxy that verified the certificate.
+CREATE TABLE user_certificates (
+    id {{ID}},
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    -- SM3 of the DER encoding.
+    fingerprint TEXT NOT NULL UNIQUE,
+    subject TEXT NOT NULL,
+    issuer TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    algorithm TEXT NOT NULL CHECK (algorithm IN ('sm2', 'p256')),
+    -- SEC1 uncompressed point, hex.
+    public_key TEXT NOT NULL,
+    not_before BIGINT NOT NULL,
+    not_after BIGINT NOT NULL,
+    pem TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+CREATE INDEX user_certificates_user ON user_certificates(user_id);
 
 ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';
 ALTER TABLE sessions ADD COLUMN auth_time BIGINT;
