@@ -13,7 +13,7 @@ import { startServer, launchBrowser, totp } from './harness.mjs';
 let server;
 let browser;
 let rp;
-const RP = 'http://127.0.0.1:9103';
+const RP = 'http://127.0.0.1:9104';
 // The relying party the first test registers (the tests of a file run in order).
 const archive = { id: 'county-archive', secret: '' };
 
@@ -28,7 +28,7 @@ before(async () => {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
       res.end(`<h1 id="rp">archive</h1><p id="code">${esc(url.searchParams.get('code'))}</p><p id="error">${esc(url.searchParams.get('error'))}</p>`);
     });
-    s.listen(9103, '127.0.0.1', () => ok(s));
+    s.listen(9104, '127.0.0.1', () => ok(s));
   });
 });
 

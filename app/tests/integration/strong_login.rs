@@ -479,3 +479,105 @@ async fn a_certificate_verified_by_the_proxy_logs_in_when_configured() {
     let r = plain.client().request(Method::GET, "/login/certificate", &[("x-ssl-client-cert", &escaped)], "").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+/// A registered citizen, logged in with a password.
+async fn citizen(app: &TestApp, cert_no: &str, phone: &str) -> Client {
+    let mut c = app.client();
+    let form = [
+        ("kind", "person"),
+        ("name", "李小龙"),
+        ("cert_no", cert_no),
+        ("phone", phone),
+        ("email", ""),
+        ("password", "Citizen#2026"),
+        ("password_again", "Citizen#2026"),
+    ];
+    let r = c.post_form("/public/register", "/public/register", &form).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    c
+}
+
+/// The code in the last SMS to `phone`, as the phone shows it.
+async fn last_code(app: &TestApp, phone: &str) -> String {
+    let body = app
+        .scalar_text(&format!("SELECT body FROM notify_messages WHERE recipient = '{phone}' AND channel = 'sms' ORDER BY id DESC LIMIT 1"))
+        .await;
+    body.chars().filter(char::is_ascii_digit).take(6).collect()
+}
+
+#[tokio::test]
+async fn a_citizen_who_asks_for_it_gets_a_code_at_every_log_in() {
+    let app = TestApp::demo().await;
+    let mut c = citizen(&app, "11010519491231002X", "13800000001").await;
+    let r = c.post_form("/public", "/public/account/login-otp", &[("login_otp", "email")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "no e-mail on file");
+    let r = c.post_form("/public", "/public/account/login-otp", &[("login_otp", "sms")]).await;
+    assert_eq!(r.location(), "/public?done=otp_saved");
+
+    // Password first; the session waits for the code and opens nothing meanwhile.
+    let mut phone = app.client();
+    let r = phone.post_form("/public/login", "/public/login", &[("login", "13800000001"), ("password", "Citizen#2026")]).await;
+    assert_eq!(r.location(), "/public/login/otp", "{} {}", r.status, r.body);
+    assert_eq!(phone.get("/public").await.location(), "/public/login", "not logged in before the code");
+    let page = phone.get("/public/login/otp").await;
+    assert!(page.body.contains("138****0001"), "{}", page.body);
+    let code = last_code(&app, "13800000001").await;
+    assert_eq!(code.len(), 6);
+    // Asking again at once is refused (one a minute).
+    assert_eq!(phone.post_form("/public/login/otp", "/public/login/otp/send", &[]).await.status, StatusCode::TOO_MANY_REQUESTS);
+
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let r = phone.post_form("/public/login/otp", "/public/login/otp", &[("code", wrong)]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("id=\"code-error\""));
+    let r = phone.post_form("/public/login/otp", "/public/login/otp", &[("code", &code)]).await;
+    assert_eq!(r.location(), "/public");
+    assert!(phone.get("/public").await.body.contains("public-me"));
+    let amr = app.scalar_text("SELECT amr FROM public_sessions ORDER BY id DESC LIMIT 1").await;
+    assert_eq!(amr, "pwd otp mfa");
+    // A code works once.
+    let again = phone.post_form("/public/login/otp", "/public/login/otp", &[("code", &code)]).await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn a_code_dies_after_five_wrong_tries_and_a_system_can_step_up_a_password_session() {
+    let app = TestApp::demo().await;
+    let mut c = citizen(&app, "11010519491231002X", "13800000001").await;
+
+    // A public system asks for mfa: the password session is sent to confirm with a code.
+    let q = "response_type=code&client_id=citizen-app&redirect_uri=http%3A%2F%2F127.0.0.1%3A9103%2Fcallback&scope=openid&state=s\
+             &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&acr_values=urn%3Atongban%3Aacr%3Amfa";
+    let url = format!("/realms/public/authorize?{q}");
+    let r = c.get(&url).await;
+    assert_eq!(r.location(), "/public/login?reauth=mfa", "{}", r.body);
+    let page = c.get("/public/login?reauth=mfa").await;
+    assert!(page.body.contains("id=\"step-up-code\""));
+    let r = c.post_form("/public/login?reauth=mfa", "/public/login/otp/send", &[]).await;
+    assert_eq!(r.location(), "/public/login/otp?sent=1");
+    let code = last_code(&app, "13800000001").await;
+
+    // Five wrong tries spend the code and, counted like wrong passwords, lock the account.
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    for _ in 0..4 {
+        assert_eq!(
+            c.post_form("/public/login/otp", "/public/login/otp", &[("code", wrong)]).await.status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+    assert_eq!(c.post_form("/public/login/otp", "/public/login/otp", &[("code", wrong)]).await.status, StatusCode::TOO_MANY_REQUESTS);
+    app.sql("UPDATE public_accounts SET locked_until = NULL, failed_logins = 0").await;
+    let r = c.post_form("/public/login/otp", "/public/login/otp", &[("code", &code)]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "the right code is dead after five wrong ones");
+    assert!(app.audit_count("public.login", "failure").await >= 5);
+
+    // A new code (a minute later) steps the same session up; the system gets its code.
+    app.sql("UPDATE login_codes SET created_at = created_at - 61000").await;
+    assert_eq!(c.post_form("/public/login/otp", "/public/login/otp/send", &[]).await.location(), "/public/login/otp?sent=1");
+    let code = last_code(&app, "13800000001").await;
+    let sessions = app.scalar("SELECT COUNT(*) FROM public_sessions").await;
+    assert_eq!(c.post_form("/public/login/otp", "/public/login/otp", &[("code", &code)]).await.location(), "/public");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM public_sessions").await, sessions, "stepped up in place");
+    let r = c.get(&url).await;
+    assert!(r.location().starts_with("http://127.0.0.1:9103/callback?code="), "{}", r.location());
+}

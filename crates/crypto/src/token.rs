@@ -32,6 +32,16 @@ pub fn one_time_password() -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// A six-digit one-time code (SMS or e-mail log-in), uniformly drawn.
+pub fn six_digit_code() -> String {
+    format!("{:06}", OsRng.gen_range(0..1_000_000u32))
+}
+
+/// Compares two secrets in time that does not depend on where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A recovery code such as `k7m2-9xqa-p4tn`.
 pub fn recovery_code() -> String {
     const SET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";

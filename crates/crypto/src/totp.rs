@@ -46,7 +46,7 @@ pub fn verify(secret_b32: &str, code: &str, unix_seconds: u64, last_step: Option
             continue;
         }
         let expected = t.generate(step as u64 * STEP);
-        if constant_time_eq(expected.as_bytes(), code.as_bytes()) {
+        if crate::token::constant_time_eq(expected.as_bytes(), code.as_bytes()) {
             return match last_step {
                 Some(last) if step <= last => None,
                 _ => Some(step),
@@ -54,10 +54,6 @@ pub fn verify(secret_b32: &str, code: &str, unix_seconds: u64, last_step: Option
         }
     }
     None
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

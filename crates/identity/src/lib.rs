@@ -6,6 +6,7 @@ mod certificates;
 pub mod demo;
 pub mod idcheck;
 mod login;
+mod login_codes;
 mod model;
 mod passkeys;
 mod public;
@@ -19,6 +20,7 @@ mod users;
 
 pub use certificates::{BoundCertificate, CERTIFICATE_AMR, CertificateChallenge};
 pub use login::{LoginResult, Stage, TotpEnrolment};
+pub use login_codes::{CodeLogin, LoginOtp, OTP_AMR};
 pub use model::{ApiTokenInfo, NewUser, Region, SessionInfo, Unit, UnitInput, UnitKind, User, UserProfile};
 pub use passkeys::{PASSKEY_AMR, PasskeyChallenge, PasskeyInfo, PasskeyLogin, PasskeyOwner, PasskeyParty};
 pub use public::{PublicKind, PublicPrincipal, PublicRegistration};

@@ -383,7 +383,7 @@ impl IdentityService {
             }
             Realm::Public => {
                 sqlx::query("UPDATE public_accounts SET failed_logins = 0 WHERE id = $1").bind(owner_id).execute(tx.conn()).await?;
-                Some(self.open_public_session(tx, owner_id, amr, &actor.ip).await?)
+                Some(self.open_public_session(tx, owner_id, amr, "complete", &actor.ip).await?)
             }
         };
         let (action, object) = login_action(realm);

@@ -85,6 +85,8 @@ pub struct PublicPrincipal {
     pub email: String,
     /// CSRF token of the session.
     pub csrf_token: String,
+    /// How the citizen receives log-in codes (`none`, `sms`, `email`).
+    pub login_otp: String,
 }
 
 impl PublicPrincipal {
@@ -185,7 +187,7 @@ impl IdentityService {
             return Err(DomainError::Locked("error.ip_locked"));
         }
         let row = sqlx::query(
-            "SELECT id, password_hash, enabled, failed_logins, locked_until FROM public_accounts WHERE cert_no = $1 OR phone = $1",
+            "SELECT id, password_hash, enabled, failed_logins, locked_until, login_otp FROM public_accounts WHERE cert_no = $1 OR phone = $1",
         )
         .bind(&login)
         .fetch_optional(self.db.pool())
@@ -210,9 +212,18 @@ impl IdentityService {
         }
         let mut tx = self.db.begin_write().await?;
         sqlx::query("UPDATE public_accounts SET failed_logins = 0 WHERE id = $1").bind(id).execute(tx.conn()).await?;
-        let secret = self.open_public_session(&mut tx, id, "pwd", ip).await?;
-        self.audit.append(&mut tx, &actor(Some(id)), Entry::success("public.login", "public_account", id, json!({}))).await?;
+        let wants_code = r.get::<String, _>(5) != "none";
+        let secret = self.open_public_session(&mut tx, id, "pwd", if wants_code { "otp" } else { "complete" }, ip).await?;
+        let details = json!({"factor": "password", "next": if wants_code { "otp" } else { "complete" }});
+        self.audit.append(&mut tx, &actor(Some(id)), Entry::success("public.login", "public_account", id, details)).await?;
         tx.commit().await?;
+        if wants_code && let Some(login) = self.code_login(&secret).await? {
+            // The first code goes out at once; the code page can ask for another.
+            match self.send_login_code(&login, &actor(Some(id))).await {
+                Ok(()) | Err(DomainError::Locked(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(secret)
     }
 
@@ -252,12 +263,20 @@ impl IdentityService {
     }
 
     /// Creates a public session in `tx`, logged in by the methods `amr`; answers its secret.
-    pub(crate) async fn open_public_session(&self, tx: &mut WriteTx, account_id: i64, amr: &str, ip: &str) -> DomainResult<String> {
+    /// `stage` is `complete`, or `otp` while a one-time code is awaited.
+    pub(crate) async fn open_public_session(
+        &self,
+        tx: &mut WriteTx,
+        account_id: i64,
+        amr: &str,
+        stage: &str,
+        ip: &str,
+    ) -> DomainResult<String> {
         let secret = token::random_token();
         let now = now_millis();
         sqlx::query(
-            "INSERT INTO public_sessions (token_hash, account_id, csrf_token, created_at, last_seen_at, expires_at, ip, amr, auth_time) \
-             VALUES ($1,$2,$3,$4,$4,$5,$6,$7,$4)",
+            "INSERT INTO public_sessions (token_hash, account_id, csrf_token, created_at, last_seen_at, expires_at, ip, amr, auth_time, stage) \
+             VALUES ($1,$2,$3,$4,$4,$5,$6,$7,$4,$8)",
         )
         .bind(sm3_hex(secret.as_bytes()))
         .bind(account_id)
@@ -266,12 +285,13 @@ impl IdentityService {
         .bind(now + self.policy.session_absolute_hours * 3_600_000)
         .bind(ip)
         .bind(amr)
+        .bind(stage)
         .execute(tx.conn())
         .await?;
         Ok(secret)
     }
 
-    async fn public_login_failed(&self, account: Option<(i64, i64)>, actor: &Actor, reason: &str) -> DomainResult<bool> {
+    pub(crate) async fn public_login_failed(&self, account: Option<(i64, i64)>, actor: &Actor, reason: &str) -> DomainResult<bool> {
         let now = now_millis();
         let window = self.policy.lockout_minutes * 60_000;
         let mut tx = self.db.begin_write().await?;
@@ -301,8 +321,8 @@ impl IdentityService {
             return Ok(None);
         }
         let row = sqlx::query(
-            "SELECT s.id, a.id, a.kind, a.name, a.cert_no, a.phone, a.email, s.csrf_token, s.last_seen_at, s.expires_at, s.revoked_at, a.enabled \
-             FROM public_sessions s JOIN public_accounts a ON a.id = s.account_id WHERE s.token_hash = $1",
+            "SELECT s.id, a.id, a.kind, a.name, a.cert_no, a.phone, a.email, s.csrf_token, s.last_seen_at, s.expires_at, s.revoked_at, a.enabled, a.login_otp \
+             FROM public_sessions s JOIN public_accounts a ON a.id = s.account_id WHERE s.token_hash = $1 AND s.stage = 'complete'",
         )
         .bind(sm3_hex(secret.as_bytes()))
         .fetch_optional(self.db.pool())
@@ -336,6 +356,7 @@ impl IdentityService {
             phone: r.get(5),
             email: r.get(6),
             csrf_token: r.get(7),
+            login_otp: r.get(12),
         }))
     }
 

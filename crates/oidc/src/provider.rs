@@ -998,7 +998,7 @@ impl Provider {
             }
             Realm::Public => sqlx::query(
                 "SELECT COALESCE(s.auth_time, s.created_at), s.amr FROM public_sessions s JOIN public_accounts a ON a.id = s.account_id \
-                     WHERE s.id = $1 AND s.account_id = $2 AND s.revoked_at IS NULL AND a.enabled = 1",
+                     WHERE s.id = $1 AND s.account_id = $2 AND s.revoked_at IS NULL AND s.stage = 'complete' AND a.enabled = 1",
             )
             .bind(s.session_id)
             .bind(s.id)

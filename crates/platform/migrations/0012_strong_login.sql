@@ -53,3 +53,19 @@ ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';
 ALTER TABLE sessions ADD COLUMN auth_time BIGINT;
 ALTER TABLE public_sessions ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';
 ALTER TABLE public_sessions ADD COLUMN auth_time BIGINT;
+
+-- One-time codes (短信/邮件验证码) as the public realm's second factor and step-up: a citizen can
+-- ask for one at every log-in; a session waits at stage 'otp' until the code is entered.
+ALTER TABLE public_accounts ADD COLUMN login_otp TEXT NOT NULL DEFAULT 'none';
+ALTER TABLE public_sessions ADD COLUMN stage TEXT NOT NULL DEFAULT 'complete';
+CREATE TABLE login_codes (
+    id {{ID}},
+    session_id BIGINT NOT NULL,
+    channel TEXT NOT NULL CHECK (channel IN ('sms', 'email')),
+    code_hash TEXT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE INDEX login_codes_session ON login_codes(session_id);

@@ -16,6 +16,7 @@ mod me;
 mod notifications;
 mod passkeys;
 mod public;
+mod public_codes;
 mod regions;
 mod supervision;
 mod workbench;
@@ -307,6 +308,9 @@ pub fn routes() -> Router<AppState> {
         .route("/public/register", get(public::register_page).post(public::register))
         .route("/public/login", get(public::login_page).post(public::login))
         .route("/public/logout", post(public::logout))
+        .route("/public/login/otp", get(public_codes::show).post(public_codes::verify))
+        .route("/public/login/otp/send", post(public_codes::send))
+        .route("/public/account/login-otp", post(public_codes::choose))
         .route("/cases", get(cases::list))
         .route("/cases/{id}", get(cases::show))
         .route("/cases/{id}/materials/{mid}", get(cases::material))

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::{
     ctx::{Ctx, PUBLIC_COOKIE},
+    error::PageError,
     parse::{PageForm, QueryOf},
     state::AppState,
 };
@@ -139,8 +140,14 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, PageForm(f): PageFor
         _ => state.identity.login_public(&f.login, &f.password, &ctx.ip, &ctx.user_agent).await.map(Some),
     };
     match result {
-        Ok(Some(secret)) => Ok(([(header::SET_COOKIE, public_cookie(&state, &secret))], Redirect::to("/public")).into_response()),
+        Ok(Some(secret)) => {
+            // A citizen who asked for a code at log-in goes to the code page first.
+            let pending = state.identity.code_login(&secret).await?.is_some_and(|c| c.pending);
+            let next = if pending { "/public/login/otp" } else { "/public" };
+            Ok(([(header::SET_COOKIE, public_cookie(&state, &secret))], Redirect::to(next)).into_response())
+        }
         Ok(None) => Ok(Redirect::to("/public").into_response()),
+        Err(e @ (tongban_platform::DomainError::Database(_) | tongban_platform::DomainError::Internal(_))) => Err(PageError(e)),
         Err(e) => {
             let message = crate::error::message(&ctx.tr, &e);
             let status = match e {
