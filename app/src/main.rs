@@ -3,6 +3,12 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc's allocator: a request allocates and frees many small objects from
+/// several worker threads, where glibc's arenas spent about a sixth of the server's CPU on the
+/// token endpoint (perf); see BENCHMARKS.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = tongban::cli::Cli::parse();

@@ -625,3 +625,60 @@ async fn browser_clients_may_call_the_token_endpoint_from_their_own_origin_only(
         "errors are readable too"
     );
 }
+
+#[tokio::test]
+async fn an_administrator_ends_a_users_sessions_everywhere() {
+    let app = TestApp::demo().await;
+    let (uri, seen) = backchannel_receiver().await;
+    app.sql(&format!("UPDATE oidc_clients SET backchannel_logout_uri = '{uri}' WHERE client_id = 'legacy-oa'")).await;
+    let (mut browser, _code) = code_for(&app, &authorize_url("legacy-oa", OA_REDIRECT, "openid", "")).await;
+    let id = app.user_id("zhoujun").await;
+    // Only someone who may write the account can; not the account itself.
+    let mut peer = app.staff("xuhui").await;
+    let r = peer.post_form("/me/sessions", &format!("/admin/users/{id}/end-sessions"), &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let mut sys = app.admin("sysadmin").await;
+    let r = sys.post_form(&format!("/admin/users/{id}"), &format!("/admin/users/{id}/end-sessions"), &[]).await;
+    assert_eq!(r.location(), format!("/admin/users/{id}?done=sessions_ended"));
+    assert_eq!(browser.get("/workbench").await.location(), "/login", "the browser is logged out");
+    let runner = tongban::boot::job_runner(&app.opened);
+    for _ in 0..5 {
+        if runner.run_once().await.expect("job") == tongban_platform::jobs::RunOutcome::Idle {
+            break;
+        }
+    }
+    assert_eq!(seen.lock().map(|s| s.len()).unwrap_or(0), 1, "the OA was told over the back channel");
+    assert_eq!(app.audit_count("user.sessions.end", "success").await, 1);
+}
+
+#[tokio::test]
+async fn guessing_client_secrets_gets_an_address_refused() {
+    let app = TestApp::demo().await;
+    let mut guesser = app.client();
+    guesser.ip = "203.0.113.66".into();
+    let form = [("grant_type", "client_credentials")];
+    for i in 0..tongban_oidc::throttle::MAX_FAILURES {
+        let r = token(&mut guesser, Some(&basic("data-exchange", &format!("guess-{i}"))), &form).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    // Blocked now: even the right secret is refused from there, before it is compared.
+    let good = basic("data-exchange", tongban_oidc::demo::EXCHANGE_SECRET);
+    let r = token(&mut guesser, Some(&good), &form).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.json()["error"], "invalid_client");
+    assert_eq!(r.headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("900"));
+    let r = guesser
+        .request(
+            Method::POST,
+            "/realms/staff/introspect",
+            &[("content-type", "application/x-www-form-urlencoded"), ("authorization", &good)],
+            "token=x",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "introspection too");
+    // Another address is not affected; every failure is on record.
+    let mut system = app.client();
+    assert_eq!(token(&mut system, Some(&good), &form).await.status, StatusCode::OK);
+    let failures = app.scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'oidc.client.authenticate' AND result = 'failure'").await;
+    assert_eq!(failures, i64::from(tongban_oidc::throttle::MAX_FAILURES));
+}

@@ -12,7 +12,7 @@ use crate::{
     regions::upsert_region,
     service::IdentityService,
     setup::grant_builtin,
-    users::insert_user,
+    users::insert_user_hashed,
 };
 
 /// The password of every demo account. Demo data only: never use `--demo` in production.
@@ -92,6 +92,9 @@ pub async fn load(svc: &IdentityService) -> DomainResult<Option<Vec<DemoLogin>>>
     if svc.has_users().await? {
         return Ok(None);
     }
+    // Every demo account has the same password: hash it once, outside the transaction (argon2
+    // is slow on purpose).
+    let hash = tongban_crypto::password::hash_password(DEMO_PASSWORD).map_err(tongban_platform::DomainError::Internal)?;
     let mut tx = svc.db.begin_write().await?;
     for r in regions() {
         upsert_region(&mut tx, &r).await?;
@@ -117,7 +120,7 @@ pub async fn load(svc: &IdentityService) -> DomainResult<Option<Vec<DemoLogin>>>
         };
         let profile = UserProfile { email: format!("{username}@jiahe.gov.cn"), ..UserProfile::new(display_name, unit.id, position) };
         let input = NewUser { username: username.into(), profile };
-        let id = insert_user(&mut tx, &input, DEMO_PASSWORD, false).await?;
+        let id = insert_user_hashed(&mut tx, &input, &hash, false).await?;
         grant_builtin(&mut tx, id, role, scope).await?;
         if role == "unit_admin" {
             grant_builtin(&mut tx, id, "staff", "unit").await?;

@@ -245,6 +245,17 @@ impl IdentityService {
         Ok(one_time)
     }
 
+    /// Ends every session of an account (强制下线), e.g. when a device is lost; the systems they
+    /// reached are told by the caller (back-channel logout).
+    pub async fn end_user_sessions(&self, caller: &Principal, actor: &Actor, id: i64) -> DomainResult<()> {
+        let user = self.guard_user_write(caller, actor, id, "user.sessions.end").await?;
+        let mut tx = self.db.begin_write().await?;
+        end_sessions(&mut tx, user.id).await?;
+        self.audit.append(&mut tx, actor, Entry::success("user.sessions.end", "user", user.id, json!({"username": user.username}))).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub(crate) async fn guard_user_write(&self, caller: &Principal, actor: &Actor, id: i64, action: &str) -> DomainResult<User> {
         let user = self.load_user(id).await?.ok_or(DomainError::NotFound("error.user_not_found"))?;
         self.check(caller, actor, Permission::UserWrite, user.target(), action, ("user", id)).await?;
@@ -258,11 +269,16 @@ impl IdentityService {
 
 /// Inserts an account row with `password` hashed; records it in the password history.
 pub(crate) async fn insert_user(tx: &mut WriteTx, input: &NewUser, password_plain: &str, must_change: bool) -> DomainResult<i64> {
+    let hash = password::hash_password(password_plain).map_err(DomainError::Internal)?;
+    insert_user_hashed(tx, input, &hash, must_change).await
+}
+
+/// Inserts an account row with an already hashed password (the demo hashes its one password once).
+pub(crate) async fn insert_user_hashed(tx: &mut WriteTx, input: &NewUser, hash: &str, must_change: bool) -> DomainResult<i64> {
     let taken = sqlx::query("SELECT 1 FROM users WHERE username = $1").bind(input.username.trim()).fetch_optional(tx.conn()).await?;
     if taken.is_some() {
         return Err(DomainError::invalid("username", "error.duplicate"));
     }
-    let hash = password::hash_password(password_plain).map_err(DomainError::Internal)?;
     let now = now_millis();
     let id: i64 = sqlx::query(
         "INSERT INTO users (username, display_name, unit_id, position, email, phone, enabled, password_hash, password_changed_at, \
@@ -274,7 +290,7 @@ pub(crate) async fn insert_user(tx: &mut WriteTx, input: &NewUser, password_plai
     .bind(input.profile.position.trim())
     .bind(input.profile.email.trim())
     .bind(input.profile.phone.trim())
-    .bind(&hash)
+    .bind(hash)
     .bind(now)
     .bind(must_change as i64)
     .fetch_one(tx.conn())

@@ -12,6 +12,7 @@ pub mod clients;
 pub mod demo;
 pub mod keys;
 pub mod provider;
+pub mod throttle;
 
 pub use tongban_identity::Realm;
 
@@ -83,6 +84,11 @@ impl OAuthError {
     /// Client authentication failed.
     pub fn invalid_client(d: impl Into<String>) -> Self {
         Self::new("invalid_client", 401, d)
+    }
+
+    /// Too many failed client authentications from this address (answered with 429).
+    pub fn throttled() -> Self {
+        Self::new("invalid_client", 429, "too many failed client authentications from this address; try again later")
     }
 
     /// The code, refresh token or credentials are invalid, expired, revoked or not this client's.

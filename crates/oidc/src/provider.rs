@@ -192,6 +192,8 @@ pub struct Provider {
     pub clients: ClientRegistry,
     /// Audit records of token issues that write nothing else share transactions.
     batched_audit: AuditBatcher,
+    /// Failed client authentications per source address.
+    client_throttle: crate::throttle::ClientThrottle,
     base_url: String,
     discovery_cache: std::sync::Arc<[std::sync::OnceLock<std::sync::Arc<str>>; 2]>,
 }
@@ -226,7 +228,16 @@ impl Provider {
         let clients = ClientRegistry::new(db.clone(), audit.clone());
         let batched_audit = AuditBatcher::new(db.clone(), audit.clone());
         let base_url = base_url.trim_end_matches('/').to_string();
-        Provider { db, audit, keys, clients, batched_audit, base_url, discovery_cache: Default::default() }
+        Provider {
+            db,
+            audit,
+            keys,
+            clients,
+            batched_audit,
+            client_throttle: Default::default(),
+            base_url,
+            discovery_cache: Default::default(),
+        }
     }
 
     /// The realm's issuer identifier.
@@ -448,7 +459,7 @@ impl Provider {
         {
             return Err(OAuthError::invalid_request("a parameter is too long"));
         }
-        let client = self.client_of_request(realm, form.client_id.as_deref(), form.client_secret.as_deref(), basic).await?;
+        let client = self.client_of_request(realm, form.client_id.as_deref(), form.client_secret.as_deref(), basic, actor).await?;
         let actor = Actor { name: client.client_id.clone(), ..actor.clone() };
         // Keys are made outside the grant's transaction (SQLite has one writer).
         self.keys.ensure(realm).await?;
@@ -464,8 +475,37 @@ impl Provider {
         }
     }
 
-    /// Authenticates the client of a token, introspection or revocation request.
+    /// Authenticates the client of a token, introspection or revocation request. Failures are
+    /// audited and counted against the source address, which is refused for a while past the
+    /// limit (brute-force protection).
     pub async fn client_of_request(
+        &self,
+        realm: Realm,
+        form_id: Option<&str>,
+        form_secret: Option<&str>,
+        basic: Option<(String, String)>,
+        actor: &Actor,
+    ) -> Result<Client, OAuthError> {
+        if self.client_throttle.blocked(&actor.ip) {
+            return Err(OAuthError::throttled());
+        }
+        let claimed = basic.as_ref().map(|(id, _)| id.clone()).or_else(|| form_id.map(String::from)).unwrap_or_default();
+        let result = self.authenticate_client(realm, form_id, form_secret, basic).await;
+        if let Err(e) = &result
+            && e.error == "invalid_client"
+        {
+            let blocked = self.client_throttle.failed(&actor.ip);
+            let claimed: String = claimed.chars().take(64).collect();
+            let details = json!({"realm": realm.as_str(), "client_id": claimed, "blocked": blocked});
+            let entry = Entry::success("oidc.client.authenticate", "oidc_client", 0, details).with_outcome(tongban_audit::Outcome::Failure);
+            if let Err(err) = self.batched_audit.append(actor.clone(), entry).await {
+                tracing::error!("oidc audit: {err}");
+            }
+        }
+        result
+    }
+
+    async fn authenticate_client(
         &self,
         realm: Realm,
         form_id: Option<&str>,

@@ -133,6 +133,9 @@ fn oauth_json(e: &OAuthError) -> Response {
     if let Some(c) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
     }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("900"));
+    }
     resp
 }
 
@@ -414,7 +417,7 @@ struct TokenForm {
 async fn token_form_client(
     state: &AppState,
     realm: Realm,
-    headers: &HeaderMap,
+    (headers, actor): (&HeaderMap, &tongban_audit::Actor),
     body: &Bytes,
 ) -> Result<(TokenForm, tongban_oidc::clients::Client), OAuthError> {
     let f: TokenForm = form(body)?;
@@ -422,15 +425,15 @@ async fn token_form_client(
         return Err(OAuthError::invalid_request("token is missing or too long"));
     }
     let basic = basic_credentials(headers)?;
-    let client = state.oidc.client_of_request(realm, f.client_id.as_deref(), f.client_secret.as_deref(), basic).await?;
+    let client = state.oidc.client_of_request(realm, f.client_id.as_deref(), f.client_secret.as_deref(), basic, actor).await?;
     Ok((f, client))
 }
 
 /// `POST /realms/{realm}/introspect` (RFC 7662).
-async fn introspect(State(state): State<AppState>, params: PathParams, headers: HeaderMap, body: Bytes) -> Response {
+async fn introspect(State(state): State<AppState>, ctx: Ctx, params: PathParams, headers: HeaderMap, body: Bytes) -> Response {
     let Some(realm) = Realm::parse(params.text("realm")) else { return unknown_realm() };
     let run = async {
-        let (f, client) = token_form_client(&state, realm, &headers, &body).await?;
+        let (f, client) = token_form_client(&state, realm, (&headers, &ctx.actor()), &body).await?;
         state.oidc.introspect(realm, &client, &f.token).await
     };
     match run.await {
@@ -443,7 +446,7 @@ async fn introspect(State(state): State<AppState>, params: PathParams, headers: 
 async fn revoke(State(state): State<AppState>, ctx: Ctx, params: PathParams, headers: HeaderMap, body: Bytes) -> Response {
     let Some(realm) = Realm::parse(params.text("realm")) else { return unknown_realm() };
     let run = async {
-        let (f, client) = token_form_client(&state, realm, &headers, &body).await?;
+        let (f, client) = token_form_client(&state, realm, (&headers, &ctx.actor()), &body).await?;
         state.oidc.revoke(realm, &client, &f.token, &ctx.actor()).await
     };
     match run.await {

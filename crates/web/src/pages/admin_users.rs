@@ -225,6 +225,7 @@ async fn detail_page(state: &AppState, ctx: &Ctx, id: i64, secret: String, error
     let mut actions = vec![if user.enabled { ("disable", "common.disable") } else { ("enable", "common.enable") }];
     actions.push(if user.is_locked(now_millis()) { ("unlock", "users.unlock") } else { ("lock", "users.lock") });
     actions.push(("reset-password", "users.reset_password"));
+    actions.push(("end-sessions", "users.end_sessions"));
     let certificates = state
         .identity
         .certificates(p, &ctx.actor(), id)
@@ -315,6 +316,11 @@ pub async fn action(State(state): State<AppState>, ctx: Ctx, params: PathParams)
         "disable" => ids.set_user_enabled(p, &actor, id, false).await?,
         "lock" => ids.set_user_locked(p, &actor, id, true).await?,
         "unlock" => ids.set_user_locked(p, &actor, id, false).await?,
+        "end-sessions" => {
+            ids.end_user_sessions(p, &actor, id).await?;
+            state.oidc.staff_sessions_ended(id, &actor).await?;
+            return see_other(&format!("/admin/users/{id}?done=sessions_ended"));
+        }
         "reset-password" => {
             let secret = ids.reset_password(p, &actor, id).await?;
             // Single sign-on: the systems the user's sessions reached end theirs too.
