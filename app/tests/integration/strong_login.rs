@@ -275,6 +275,9 @@ async fn a_citizen_logs_in_with_a_passkey() {
     ];
     let r = citizen.post_form("/public/register", "/public/register", &registration).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let mut stranger = app.client();
+    let r = post_json(&mut stranger, "/public/login", "/public/passkeys/begin", json!({})).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "registration needs a citizen's log-in");
     let mut key = Authenticator::new();
     let start = post_json(&mut citizen, "/public", "/public/passkeys/begin", json!({})).await;
     assert_eq!(start.status, StatusCode::OK, "{}", start.body);

@@ -16,6 +16,12 @@ fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| password::hash_password("tongban-dummy-password").unwrap_or_default())
 }
 
+/// The answer to a wrong credential: "locked" once the failure locked the account, else a
+/// plain "wrong user name or password" that says nothing about which was wrong.
+pub(crate) fn refusal(locked: bool) -> DomainError {
+    if locked { DomainError::Locked("error.account_locked") } else { DomainError::Unauthenticated("error.bad_credentials") }
+}
+
 /// How far a log-in has got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -178,11 +184,7 @@ impl IdentityService {
         if !password::verify_password(password_plain, &c.password_hash) || !c.enabled {
             let reason = if c.enabled { "bad_password" } else { "disabled" };
             let locked = self.login_failed(Some(&c), &who, reason).await?;
-            return Err(if locked {
-                DomainError::Locked("error.account_locked")
-            } else {
-                DomainError::Unauthenticated("error.bad_credentials")
-            });
+            return Err(refusal(locked));
         }
         let stage = self.next_stage(&c, false).await?;
         let mut tx = self.db.begin_write().await?;
@@ -210,11 +212,7 @@ impl IdentityService {
         }
         if !password::verify_password(password_plain, &c.password_hash) {
             let locked = self.login_failed(Some(&c), actor, "bad_password").await?;
-            return Err(if locked {
-                DomainError::Locked("error.account_locked")
-            } else {
-                DomainError::Unauthenticated("error.bad_credentials")
-            });
+            return Err(refusal(locked));
         }
         let stage = self.next_stage(&c, false).await?;
         let mut tx = self.db.begin_write().await?;

@@ -204,11 +204,7 @@ impl IdentityService {
         }
         if !password::verify_password(pass, &r.get::<String, _>(1)) || r.get::<i64, _>(2) == 0 {
             let locked = self.public_login_failed(Some((id, r.get(3))), &actor(Some(id)), "bad_password").await?;
-            return Err(if locked {
-                DomainError::Locked("error.account_locked")
-            } else {
-                DomainError::Unauthenticated("error.bad_credentials")
-            });
+            return Err(crate::login::refusal(locked));
         }
         let mut tx = self.db.begin_write().await?;
         sqlx::query("UPDATE public_accounts SET failed_logins = 0 WHERE id = $1").bind(id).execute(tx.conn()).await?;
@@ -245,11 +241,7 @@ impl IdentityService {
         }
         if !password::verify_password(pass, &r.get::<String, _>(0)) {
             let locked = self.public_login_failed(Some((who.account_id, r.get(1))), actor, "bad_password").await?;
-            return Err(if locked {
-                DomainError::Locked("error.account_locked")
-            } else {
-                DomainError::Unauthenticated("error.bad_credentials")
-            });
+            return Err(crate::login::refusal(locked));
         }
         let mut tx = self.db.begin_write().await?;
         let stage = crate::Stage::Complete;
