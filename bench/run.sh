@@ -24,3 +24,5 @@ $bench lists | tee bench/out/lists.json
 (cd bench/node/oidc-provider && npm ci --silent)
 $bench oidc | tee bench/out/oidc.json
 TONGBAN_BENCH_SERVER_CPUS=1 taskset -c 0 $bench oidc | tee bench/out/oidc-pinned.json
+# National cryptography next to OpenSSL (`openssl speed`).
+$bench national | tee bench/out/national.json

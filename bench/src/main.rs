@@ -16,6 +16,7 @@ mod audit;
 mod http;
 mod intake;
 mod lists;
+mod national;
 mod oidc;
 mod server;
 mod startup;
@@ -147,6 +148,12 @@ enum Bench {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// SM2 sign/verify per second and SM3 MB/s, side by side with OpenSSL (`openssl speed`).
+    National {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+    },
     /// Working-day deadline computations.
     Calendar {
         /// Computations.
@@ -164,6 +171,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::WorkflowEngine { count, python, spiff_count } => workflow::engine(count, &python, spiff_count)?,
         Bench::WorkflowService { count, postgres } => workflow::service(count, postgres.as_deref()).await?,
         Bench::Calendar { count } => workflow::calendar(count)?,
+        Bench::National { seconds } => national::run(seconds)?,
         Bench::Intake { bin, clients, seconds, postgres } => intake::run(&bin, clients, seconds, postgres.as_deref()).await?,
         Bench::Tasks { bin, tasks, connections, postgres } => tasks::run(&bin, tasks, connections, postgres.as_deref()).await?,
         Bench::Oidc { bin, node, script, connections, seconds } => oidc::run(&bin, &node, &script, connections, seconds).await?,
