@@ -25,6 +25,9 @@ pub async fn serve(config: tongban_platform::Config, demo: bool) -> anyhow::Resu
     for realm in [tongban_oidc::Realm::Staff, tongban_oidc::Realm::Public] {
         state.oidc.keys.ensure(realm).await.context("creating the OpenID Connect signing keys")?;
     }
+    if state.ca.ensure().await.context("creating the certificate authority")? {
+        tracing::info!("certificate authority created (SM2 root and issuing CA)");
+    }
     let app = tongban_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
     let (stop_tx, stop_rx) = watch::channel(false);

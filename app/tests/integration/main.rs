@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod background;
 mod calendar;
+mod pki;
 mod scopes;
 mod separation;
 mod sso;

@@ -119,7 +119,7 @@ impl Authenticator {
 }
 
 /// Posts JSON as the page's script does: the CSRF token of `page` in `X-CSRF-Token`.
-async fn post_json(c: &mut Client, page: &str, path: &str, body: Value) -> Resp {
+pub(crate) async fn post_json(c: &mut Client, page: &str, path: &str, body: Value) -> Resp {
     let token = c.csrf(page).await;
     let headers = [("content-type", "application/json"), ("x-csrf-token", token.as_str())];
     c.request(Method::POST, path, &headers, &body.to_string()).await
@@ -351,12 +351,12 @@ async fn a_relying_party_can_demand_a_fresh_or_stronger_log_in() {
 
 const P256_CERT: &str = include_str!("../fixtures/p256.crt");
 const P256_KEY: &str = include_str!("../fixtures/p256.key");
-const SM2_CERT: &str = include_str!("../fixtures/sm2.crt");
-const SM2_KEY: &str = include_str!("../fixtures/sm2.key");
+pub(crate) const SM2_CERT: &str = include_str!("../fixtures/sm2.crt");
+pub(crate) const SM2_KEY: &str = include_str!("../fixtures/sm2.key");
 const RSA_CERT: &str = include_str!("../fixtures/rsa.crt");
 
 /// Signs like USB-key middleware: P-256 ECDSA (DER) or SM2 with the default user id (r‖s).
-fn sign(key_pem: &str, message: &str) -> String {
+pub(crate) fn sign(key_pem: &str, message: &str) -> String {
     use base64::engine::general_purpose::STANDARD;
     if key_pem == SM2_KEY {
         use sm2::{SecretKey, dsa::SigningKey, pkcs8::DecodePrivateKey};
@@ -373,7 +373,7 @@ fn sign(key_pem: &str, message: &str) -> String {
 }
 
 /// A certificate log-in as middleware drives it: challenge, sign, finish.
-async fn certificate_login(c: &mut Client, cert: &str, key: &str) -> Resp {
+pub(crate) async fn certificate_login(c: &mut Client, cert: &str, key: &str) -> Resp {
     let start = post_json(c, "/login", "/login/certificate/challenge", json!({})).await;
     assert_eq!(start.status, StatusCode::OK, "{}", start.body);
     let start = start.json();

@@ -50,11 +50,15 @@ pub enum Permission {
     /// Electronic supervision: every deadline, urge holders, export (电子监察).
     #[serde(rename = "supervision.read")]
     SupervisionRead,
+    /// Run the certificate authority: issue and revoke certificates (证书管理) — security
+    /// administrator only.
+    #[serde(rename = "pki.manage")]
+    PkiManage,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 16] = [
         Permission::UnitRead,
         Permission::UnitWrite,
         Permission::UserRead,
@@ -70,6 +74,7 @@ impl Permission {
         Permission::CatalogueWrite,
         Permission::ApprovalAccept,
         Permission::SupervisionRead,
+        Permission::PkiManage,
     ];
 
     /// The stored name, e.g. `user.write`.
@@ -90,6 +95,7 @@ impl Permission {
             Permission::CatalogueWrite => "catalogue.write",
             Permission::ApprovalAccept => "approval.accept",
             Permission::SupervisionRead => "supervision.read",
+            Permission::PkiManage => "pki.manage",
         }
     }
 
@@ -102,7 +108,12 @@ impl Permission {
     pub fn is_reserved(self) -> bool {
         matches!(
             self,
-            Permission::UnitWrite | Permission::RoleWrite | Permission::GrantWrite | Permission::AuditRead | Permission::ConfigWrite
+            Permission::UnitWrite
+                | Permission::RoleWrite
+                | Permission::GrantWrite
+                | Permission::AuditRead
+                | Permission::ConfigWrite
+                | Permission::PkiManage
         )
     }
 }

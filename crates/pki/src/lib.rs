@@ -7,6 +7,7 @@
 //! OpenSSL expect `SEQUENCE { r, s }`. So the to-be-signed structures are x509-cert's own types,
 //! DER-encoded by it, and signed here in one tested function ([`KeyPair::sign_der`]).
 
+pub mod ca;
 mod keys;
 mod x509;
 

@@ -34,6 +34,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 10, name: "oidc", shared: include_str!("../migrations/0010_oidc.sql"), sqlite: "", postgres: "" },
     Migration { version: 11, name: "delegation", shared: include_str!("../migrations/0011_delegation.sql"), sqlite: "", postgres: "" },
     Migration { version: 12, name: "strong_login", shared: include_str!("../migrations/0012_strong_login.sql"), sqlite: "", postgres: "" },
+    Migration { version: 13, name: "pki", shared: include_str!("../migrations/0013_pki.sql"), sqlite: "", postgres: "" },
 ];
 
 fn render(m: &Migration, kind: DbKind) -> String {

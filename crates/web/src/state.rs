@@ -47,6 +47,8 @@ pub struct Services {
     pub notify: tongban_notify::NotifyService,
     /// The OpenID Connect provider (统一身份认证).
     pub oidc: tongban_oidc::provider::Provider,
+    /// The certificate authority (数字证书认证).
+    pub ca: tongban_pki::ca::CaService,
 }
 
 impl AppState {
@@ -82,9 +84,10 @@ impl AppState {
             tracing::error!("secret key: {e}; using a key for this process only");
             tongban_crypto::seal::SecretBox::new(rand::random())
         });
+        let ca = tongban_pki::ca::CaService::new(identity.db().clone(), identity.audit().clone(), secrets.clone(), &config.public_url());
         let keys = tongban_oidc::keys::KeyRing::new(identity.db().clone(), secrets);
         let oidc = tongban_oidc::provider::Provider::new(identity.db().clone(), identity.audit().clone(), keys, &config.public_url());
-        AppState(Arc::new(Services { identity, config, metrics, calendar, workflow, catalogue, intake, cases, blobs, notify, oidc }))
+        AppState(Arc::new(Services { identity, config, metrics, calendar, workflow, catalogue, intake, cases, blobs, notify, oidc, ca }))
     }
 
     /// The same state with this calendar service.

@@ -15,6 +15,7 @@ mod intake;
 mod me;
 mod notifications;
 mod passkeys;
+mod pki;
 mod public;
 mod public_codes;
 mod regions;
@@ -65,6 +66,8 @@ pub struct NavUser {
     pub can_supervise: bool,
     /// Show the relying parties (single sign-on clients).
     pub can_clients: bool,
+    /// The certificate authority (证书管理).
+    pub can_pki: bool,
 }
 
 /// What the base layout needs.
@@ -113,6 +116,7 @@ fn nav_user(p: &Principal) -> NavUser {
         can_cases: p.has(Permission::ApprovalAccept),
         can_supervise: p.has(Permission::SupervisionRead),
         can_clients: p.has(Permission::ConfigWrite),
+        can_pki: p.has(Permission::PkiManage),
     }
 }
 
@@ -259,6 +263,13 @@ pub fn routes() -> Router<AppState> {
         .route("/public/passkeys/finish", post(passkeys::register_finish).layer(Extension(Realm::Public)))
         .route("/public/passkeys/{id}/remove", post(passkeys::remove).layer(Extension(Realm::Public)))
         .route("/workbench", get(workbench::page))
+        .route("/pki/ca.pem", get(pki::chain))
+        .route("/pki/ca.crl", get(pki::crl))
+        .route("/pki/certificates/{serial}", get(pki::certificate))
+        .route("/admin/pki", get(pki::admin))
+        .route("/admin/pki/staff", post(pki::issue_staff))
+        .route("/admin/pki/seal", post(pki::issue_seal))
+        .route("/admin/pki/{serial}/revoke", post(pki::revoke))
         .route("/admin/clients", get(admin_clients::list).post(admin_clients::create))
         .route("/admin/clients/new", get(admin_clients::new_form))
         .route("/admin/clients/{id}", get(admin_clients::edit_form).post(admin_clients::update))

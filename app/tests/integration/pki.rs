@@ -1,0 +1,90 @@
+//! The certificate authority (证书管理) through HTTP: the CA made at first start, the public chain
+//! and CRL, a staff certificate issued for a USB key's request (and logging in at once), a unit's
+//! seal certificate, revocation that reaches the CRL and stops the log-in, and who may do it.
+
+use axum::http::StatusCode;
+
+use crate::{
+    strong_login::{SM2_KEY, certificate_login},
+    support::TestApp,
+};
+
+const SM2_CSR: &str = include_str!("../fixtures/sm2.csr");
+
+async fn ca(app: &TestApp) -> tongban_pki::ca::CaService {
+    let secrets = tongban_crypto::seal::SecretBox::load_or_create(&app.opened.config.secret_key_path()).expect("secret key");
+    let ca = tongban_pki::ca::CaService::new(app.opened.db.clone(), app.opened.audit.clone(), secrets, &app.opened.config.public_url());
+    assert!(ca.ensure().await.expect("CA"), "made at first start");
+    assert!(!ca.ensure().await.expect("CA"), "and only then");
+    ca
+}
+
+#[tokio::test]
+async fn the_security_administrator_issues_and_revokes_and_the_crl_and_log_in_follow() {
+    let app = TestApp::demo().await;
+    let authority = ca(&app).await;
+    let mut anyone = app.client();
+    let chain = anyone.get("/pki/ca.pem").await;
+    assert_eq!(chain.status, StatusCode::OK);
+    assert_eq!(chain.body.matches("BEGIN CERTIFICATE").count(), 2, "issuing CA and root");
+    let issuing = tongban_crypto::cert::parse_certificate(chain.body.as_bytes()).expect("the issuing CA first");
+    assert!(issuing.subject.contains("签发CA"), "{}", issuing.subject);
+
+    // Only the security administrator runs the CA.
+    let mut sys = app.admin("sysadmin").await;
+    assert_eq!(sys.get("/admin/pki").await.status, StatusCode::FORBIDDEN);
+    let mut staff = app.staff("xuhui").await;
+    let r = staff.post_form("/me/sessions", "/admin/pki/staff", &[("username", "xuhui"), ("csr", SM2_CSR)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let mut sec = app.admin("secadmin").await;
+    assert_eq!(sec.get("/admin/pki").await.status, StatusCode::OK);
+
+    // A request whose signature does not verify is refused, naming the field; nothing stored.
+    let tampered = SM2_CSR.replacen("MII", "MIJ", 1);
+    let r = sec.post_form("/admin/pki", "/admin/pki/staff", &[("username", "xuhui"), ("csr", &tampered)]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("id=\"pki-error\""), "{}", r.body);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM pki_certificates").await, 0);
+
+    // Issued for the USB key's request: the subject comes from the account; it logs in at once.
+    let r = sec.post_form("/admin/pki", "/admin/pki/staff", &[("username", "xuhui"), ("csr", SM2_CSR)]).await;
+    assert_eq!(r.location(), "/admin/pki?done=certificate_issued", "{}", r.body);
+    let serial = app.scalar_text("SELECT serial FROM pki_certificates WHERE profile = 'staff'").await;
+    let pem = anyone.get(&format!("/pki/certificates/{serial}")).await.body;
+    let cert = tongban_crypto::cert::parse_certificate(pem.as_bytes()).expect("issued certificate");
+    assert!(cert.subject.contains("CN=徐辉") && cert.subject.contains("住房和城乡建设局"), "{}", cert.subject);
+    assert_eq!(cert.issuer, issuing.subject);
+    let mut usb = app.client();
+    assert_eq!(certificate_login(&mut usb, &pem, SM2_KEY).await.status, StatusCode::OK, "logs in with the issued certificate");
+
+    // A unit's seal certificate: the key is made here and kept sealed, never as plain bytes.
+    let unit = app.unit_id("自然资源局").await;
+    let r = sec.post_form("/admin/pki", "/admin/pki/seal", &[("unit_id", &unit.to_string()), ("algorithm", "sm2")]).await;
+    assert_eq!(r.location(), "/admin/pki?done=certificate_issued");
+    let sealed = app.scalar_text("SELECT key_sealed FROM pki_certificates WHERE profile = 'seal'").await;
+    assert!(sealed.len() > 60, "a sealed key is stored");
+    let r = sec.post_form("/admin/pki", "/admin/pki/seal", &[("unit_id", &unit.to_string()), ("algorithm", "rsa")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Revocation: the CRL lists it and the certificate logs in no more.
+    let crl_before = anyone.get("/pki/ca.crl").await;
+    assert_eq!(crl_before.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/pkix-crl"));
+    let r = sec.post_form("/admin/pki", &format!("/admin/pki/{serial}/revoke"), &[("reason", "9")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "no such reason");
+    let r = sec.post_form("/admin/pki", &format!("/admin/pki/{serial}/revoke"), &[("reason", "1")]).await;
+    assert_eq!(r.location(), "/admin/pki?done=certificate_revoked");
+    assert_eq!(anyone.get("/pki/ca.crl").await.status, StatusCode::OK);
+    let der = authority.crl().await.expect("crl");
+    let serial_bytes = hex_decode(&serial);
+    assert!(der.windows(serial_bytes.len()).any(|w| w == serial_bytes.as_slice()), "the revoked serial is listed");
+    let mut late = app.client();
+    assert_eq!(certificate_login(&mut late, &pem, SM2_KEY).await.status, StatusCode::UNAUTHORIZED);
+    let r = sec.post_form("/admin/pki", &format!("/admin/pki/{serial}/revoke"), &[("reason", "1")]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "already revoked");
+    assert_eq!(app.audit_count("pki.issue", "success").await, 2);
+    assert_eq!(app.audit_count("pki.revoke", "success").await, 1);
+}
+
+fn hex_decode(s: &str) -> Vec<u8> {
+    (0..s.len() / 2).filter_map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()).collect()
+}
