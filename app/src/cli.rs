@@ -52,6 +52,12 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditCommand,
     },
+    /// The certificate authority (证书管理).
+    Pki {
+        /// What to do with the CA.
+        #[command(subcommand)]
+        action: PkiCommand,
+    },
     /// Configuration tools.
     Config {
         /// What to do with the configuration.
@@ -92,6 +98,30 @@ pub enum UserCommand {
     Unlock {
         /// Log-in name.
         username: String,
+    },
+}
+
+/// `tongban pki …`
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Make the root and issuing CA if there are none (the server also does at start).
+    Init,
+    /// List the authorities and every issued certificate.
+    List,
+    /// Write the current revocation list (DER) to a file.
+    Crl {
+        /// Where to write it.
+        #[arg(long, default_value = "ca.crl")]
+        out: std::path::PathBuf,
+    },
+    /// Revoke a certificate by serial number (hex).
+    Revoke {
+        /// Serial number, hex.
+        serial: String,
+        /// RFC 5280 reason: 1 key compromise, 3 affiliation changed, 4 superseded,
+        /// 5 cessation of operation, 0 unspecified.
+        #[arg(long, default_value_t = 0)]
+        reason: u8,
     },
 }
 
@@ -149,6 +179,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User { action } => user(config, action).await,
         Command::Audit { action } => audit(config, action).await,
+        Command::Pki { action } => pki(config, action).await,
         Command::Config { action: ConfigCommand::Check } => {
             let opened = open(config).await.context("configuration is valid but the database could not be opened")?;
             println!("configuration ok; database {} reachable", crate::boot::redact_url(&opened.config.database_url()));
@@ -178,6 +209,41 @@ async fn user(config: Config, action: UserCommand) -> anyhow::Result<()> {
         UserCommand::Unlock { username } => {
             ids.cli_set_locked(&username, false).await.map_err(fail)?;
             println!("{username} unlocked");
+        }
+    }
+    Ok(())
+}
+
+async fn pki(config: Config, action: PkiCommand) -> anyhow::Result<()> {
+    let opened = open(config).await?;
+    let secrets = tongban_crypto::seal::SecretBox::load_or_create(&opened.config.secret_key_path()).context("loading the secret key")?;
+    let ca = tongban_pki::ca::CaService::new(opened.db.clone(), opened.audit.clone(), secrets, &opened.config.public_url());
+    let fail = |e: tongban_platform::DomainError| anyhow::anyhow!("{}", console_message(&e));
+    match action {
+        PkiCommand::Init => {
+            let made = ca.ensure().await.map_err(fail)?;
+            println!("{}", if made { "certificate authority created" } else { "certificate authority already present" });
+            for a in ca.authorities().await.map_err(fail)? {
+                println!("{:8} {} serial {}", a.kind, a.subject, a.serial);
+            }
+        }
+        PkiCommand::List => {
+            for a in ca.authorities().await.map_err(fail)? {
+                println!("{:8} {} serial {}", a.kind, a.subject, a.serial);
+            }
+            for c in ca.all_certificates().await.map_err(fail)? {
+                let state = if c.revoked_at.is_some() { "revoked" } else { "valid" };
+                println!("{} {:5} {:4} {:7} {}", c.serial, c.profile, c.algorithm, state, c.subject);
+            }
+        }
+        PkiCommand::Crl { out } => {
+            let der = ca.crl().await.map_err(fail)?;
+            std::fs::write(&out, &der).with_context(|| format!("writing {}", out.display()))?;
+            println!("CRL written to {} ({} bytes)", out.display(), der.len());
+        }
+        PkiCommand::Revoke { serial, reason } => {
+            ca.revoke_as(&tongban_audit::Actor::system("cli"), &serial, reason).await.map_err(fail)?;
+            println!("{serial} revoked (reason {reason}); it is on the next CRL");
         }
     }
     Ok(())

@@ -356,6 +356,11 @@ impl CaService {
     /// Every issued certificate, newest first.
     pub async fn certificates(&self, caller: &Principal, actor: &Actor) -> DomainResult<Vec<IssuedRow>> {
         self.require(caller, actor, "pki.list").await?;
+        self.all_certificates().await
+    }
+
+    /// Every issued certificate, for the administrator's console (`tongban pki list`).
+    pub async fn all_certificates(&self) -> DomainResult<Vec<IssuedRow>> {
         let rows = sqlx::query(&format!("{ROW_SELECT} ORDER BY id DESC")).fetch_all(self.db.pool()).await?;
         Ok(rows.iter().map(issued_row).collect())
     }
@@ -364,6 +369,12 @@ impl CaService {
     /// certificate stops logging in at once.
     pub async fn revoke(&self, caller: &Principal, actor: &Actor, serial: &str, reason: u8) -> DomainResult<()> {
         self.require(caller, actor, "pki.revoke").await?;
+        self.revoke_as(actor, serial, reason).await
+    }
+
+    /// Revokes as `actor` without a permission check: the console (`tongban pki revoke`), run by
+    /// whoever holds the server's configuration and keys.
+    pub async fn revoke_as(&self, actor: &Actor, serial: &str, reason: u8) -> DomainResult<()> {
         if !REASONS.iter().any(|(code, _)| *code == reason) {
             return Err(DomainError::invalid("reason", "error.invalid_value"));
         }
