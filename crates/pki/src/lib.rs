@@ -9,6 +9,7 @@
 
 pub mod ca;
 mod keys;
+pub mod package;
 mod x509;
 
 pub use keys::{KeyPair, PkiError};
