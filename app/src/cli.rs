@@ -58,6 +58,15 @@ pub enum Command {
         #[command(subcommand)]
         action: PkiCommand,
     },
+    /// Verify a sealed document package (验章): signer, unit, time, certificate status, and
+    /// whether the content is intact; exits 1 unless everything holds.
+    Verify {
+        /// The package (`.tbseal.json`).
+        file: std::path::PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Configuration tools.
     Config {
         /// What to do with the configuration.
@@ -180,6 +189,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User { action } => user(config, action).await,
         Command::Audit { action } => audit(config, action).await,
         Command::Pki { action } => pki(config, action).await,
+        Command::Verify { file, json } => verify(config, &file, json).await,
         Command::Config { action: ConfigCommand::Check } => {
             let opened = open(config).await.context("configuration is valid but the database could not be opened")?;
             println!("configuration ok; database {} reachable", crate::boot::redact_url(&opened.config.database_url()));
@@ -245,6 +255,31 @@ async fn pki(config: Config, action: PkiCommand) -> anyhow::Result<()> {
             ca.revoke_as(&tongban_audit::Actor::system("cli"), &serial, reason).await.map_err(fail)?;
             println!("{serial} revoked (reason {reason}); it is on the next CRL");
         }
+    }
+    Ok(())
+}
+
+async fn verify(config: Config, file: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let opened = open(config).await?;
+    let secrets = tongban_crypto::seal::SecretBox::load_or_create(&opened.config.secret_key_path()).context("loading the secret key")?;
+    let ca = tongban_pki::ca::CaService::new(opened.db.clone(), opened.audit.clone(), secrets, &opened.config.public_url());
+    let report = ca.verify(&bytes).await.map_err(|e| anyhow::anyhow!("{}", console_message(&e)))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("unit:        {}", report.unit);
+        println!("signer:      {} (serial {})", report.signer, report.serial);
+        println!("sealed at:   {}", report.signed_at);
+        println!("document:    {} — {}", report.file_name, if report.content_intact { "intact" } else { "CHANGED" });
+        println!("signature:   {}", if report.signature_valid && report.chain_valid { "valid" } else { "INVALID" });
+        println!("certificate: {}", report.certificate_status);
+        for p in &report.problems {
+            println!("problem:     {p}");
+        }
+    }
+    if !report.ok() {
+        bail!("the seal does not verify");
     }
     Ok(())
 }

@@ -88,3 +88,94 @@ async fn the_security_administrator_issues_and_revokes_and_the_crl_and_log_in_fo
 fn hex_decode(s: &str) -> Vec<u8> {
     (0..s.len() / 2).filter_map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()).collect()
 }
+
+/// A PNG as far as the seal registry looks (its signature), with some pixels' worth of bytes.
+const SEAL_PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x06\0\0\0 seal";
+
+#[tokio::test]
+async fn a_unit_seals_a_document_and_anyone_verifies_it() {
+    let app = TestApp::demo().await;
+    let authority = ca(&app).await;
+    let mut sec = app.admin("secadmin").await;
+    let hall = app.unit_id("行政审批服务局（政务服务中心）").await;
+    let land = app.unit_id("自然资源局").await;
+    let register = |unit: i64| (unit.to_string(), "seal.png");
+
+    // No seal certificate yet: the image alone is refused; so is an image that is not a PNG.
+    let (u, f) = register(hall);
+    let r = sec.post_multipart_bytes("/admin/pki", "/admin/pki/seals", &[("unit_id", &u)], ("image", f, SEAL_PNG)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for unit in [hall, land] {
+        let r = sec.post_form("/admin/pki", "/admin/pki/seal", &[("unit_id", &unit.to_string()), ("algorithm", "sm2")]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+    }
+    let r = sec.post_multipart_bytes("/admin/pki", "/admin/pki/seals", &[("unit_id", &u)], ("image", f, b"GIF89a not a png")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for unit in [hall, land] {
+        let (u, f) = register(unit);
+        let r = sec.post_multipart_bytes("/admin/pki", "/admin/pki/seals", &[("unit_id", &u)], ("image", f, SEAL_PNG)).await;
+        assert_eq!(r.location(), "/admin/pki?done=seal_registered", "{}", r.body);
+    }
+
+    // The service hall's unit administrator (seal.use over her unit) sees her unit's seal only.
+    let mut office = app.staff("zhaomin").await;
+    let page = office.get("/seals").await;
+    assert!(page.body.contains("行政审批服务局") && !page.body.contains("自然资源局"), "{}", page.body);
+    let hall_seal = app.scalar(&format!("SELECT id FROM seals WHERE unit_id = {hall}")).await.to_string();
+    let land_seal = app.scalar(&format!("SELECT id FROM seals WHERE unit_id = {land}")).await.to_string();
+    let fields = |seal: &str| {
+        vec![
+            ("seal_id", seal.to_string()),
+            ("title", "关于公布政务服务事项目录的通知".to_string()),
+            ("doc_number", "嘉审批发〔2026〕3号".to_string()),
+        ]
+    };
+    let document = "%PDF-1.7 嘉禾县行政审批服务局 通知正文".as_bytes();
+    let f = fields(&land_seal);
+    let r = office.post_multipart_bytes("/seals", "/seals", &refs(&f), ("file", "notice.pdf", document)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "another unit's seal");
+    let mut clerk = app.staff("xuhui").await;
+    let f = fields(&hall_seal);
+    let r = clerk.post_multipart_bytes("/me/sessions", "/seals", &refs(&f), ("file", "notice.pdf", document)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "no seal.use");
+    let r = office.post_multipart_bytes("/seals", "/seals", &refs(&f), ("file", "notice.pdf", document)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.headers.get("content-disposition").and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains(".tbseal.json")));
+    let package = r.body.clone();
+    assert_eq!(app.audit_count("seal.use", "success").await, 1);
+
+    // Anyone verifies it; a changed byte in the document is reported; so is a revoked certificate.
+    let mut anyone = app.client();
+    let r = anyone.post_multipart("/verify", "/verify", &[], ("package", "notice.tbseal.json", &package)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("印章有效") && r.body.contains("行政审批服务局"), "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&package).expect("json");
+    let mut file = base64_decode(v["file"].as_str().unwrap_or_default());
+    file[5] ^= 1;
+    let mut tampered = v.clone();
+    tampered["file"] = serde_json::Value::String(base64_encode(&file));
+    let r = anyone.post_multipart("/verify", "/verify", &[], ("package", "x.json", &tampered.to_string())).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("已被改动"), "{}", r.body);
+    let serial = app.scalar_text(&format!("SELECT serial FROM pki_certificates WHERE holder_id = {hall} AND profile = 'seal'")).await;
+    let r = sec.post_form("/admin/pki", &format!("/admin/pki/{serial}/revoke"), &[("reason", "5")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let report = authority.verify(package.as_bytes()).await.expect("verify");
+    assert_eq!(report.certificate_status, "revoked");
+    assert!(report.content_intact && report.signature_valid && !report.ok());
+    assert!(office.get("/seals").await.body.contains("id=\"no-seals\""), "a revoked seal is no longer offered");
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_default()
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn refs<'a>(f: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    f.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}

@@ -233,16 +233,24 @@ impl Client {
 
     /// Posts `multipart/form-data` (a file upload) with the CSRF token taken from `page`.
     pub async fn post_multipart(&mut self, page: &str, path: &str, fields: &[(&str, &str)], file: (&str, &str, &str)) -> Resp {
+        self.post_multipart_bytes(page, path, fields, (file.0, file.1, file.2.as_bytes())).await
+    }
+
+    /// Posts `multipart/form-data` with a binary file.
+    pub async fn post_multipart_bytes(&mut self, page: &str, path: &str, fields: &[(&str, &str)], file: (&str, &str, &[u8])) -> Resp {
         let token = self.csrf(page).await;
         let boundary = "tongbanTestBoundary7MA4YWxkTrZu0gW";
-        let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\n{token}\r\n");
+        let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\n{token}\r\n").into_bytes();
         for (k, v) in fields {
-            body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"));
+            body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").into_bytes());
         }
         let (name, filename, content) = file;
-        body.push_str(&format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n{content}\r\n--{boundary}--\r\n"
-        ));
+        body.extend(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+                .into_bytes(),
+        );
+        body.extend_from_slice(content);
+        body.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
         let req = self
             .builder(Method::POST, path)
             .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))

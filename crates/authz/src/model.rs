@@ -54,11 +54,14 @@ pub enum Permission {
     /// administrator only.
     #[serde(rename = "pki.manage")]
     PkiManage,
+    /// Use a unit's electronic seal on a document (用印), for the units in scope.
+    #[serde(rename = "seal.use")]
+    SealUse,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 16] = [
+    pub const ALL: [Permission; 17] = [
         Permission::UnitRead,
         Permission::UnitWrite,
         Permission::UserRead,
@@ -75,6 +78,7 @@ impl Permission {
         Permission::ApprovalAccept,
         Permission::SupervisionRead,
         Permission::PkiManage,
+        Permission::SealUse,
     ];
 
     /// The stored name, e.g. `user.write`.
@@ -96,6 +100,7 @@ impl Permission {
             Permission::ApprovalAccept => "approval.accept",
             Permission::SupervisionRead => "supervision.read",
             Permission::PkiManage => "pki.manage",
+            Permission::SealUse => "seal.use",
         }
     }
 

@@ -97,9 +97,9 @@ fn pki_error(e: crate::PkiError) -> DomainError {
 /// The certificate authority.
 #[derive(Clone)]
 pub struct CaService {
-    db: Db,
-    audit: AuditTrail,
-    secrets: SecretBox,
+    pub(crate) db: Db,
+    pub(crate) audit: AuditTrail,
+    pub(crate) secrets: SecretBox,
     public_url: String,
 }
 
@@ -220,7 +220,7 @@ impl CaService {
             .unwrap_or_else(|| "tongban".into()))
     }
 
-    async fn require(&self, caller: &Principal, actor: &Actor, action: &str) -> DomainResult<()> {
+    pub(crate) async fn require(&self, caller: &Principal, actor: &Actor, action: &str) -> DomainResult<()> {
         if caller.has(Permission::PkiManage) {
             return Ok(());
         }

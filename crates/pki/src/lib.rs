@@ -10,6 +10,7 @@
 pub mod ca;
 mod keys;
 pub mod package;
+pub mod seals;
 mod x509;
 
 pub use keys::{KeyPair, PkiError};

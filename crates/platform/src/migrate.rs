@@ -35,6 +35,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 11, name: "delegation", shared: include_str!("../migrations/0011_delegation.sql"), sqlite: "", postgres: "" },
     Migration { version: 12, name: "strong_login", shared: include_str!("../migrations/0012_strong_login.sql"), sqlite: "", postgres: "" },
     Migration { version: 13, name: "pki", shared: include_str!("../migrations/0013_pki.sql"), sqlite: "", postgres: "" },
+    Migration { version: 14, name: "seals", shared: include_str!("../migrations/0014_seals.sql"), sqlite: "", postgres: "" },
 ];
 
 fn render(m: &Migration, kind: DbKind) -> String {

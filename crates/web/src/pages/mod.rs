@@ -19,6 +19,7 @@ mod pki;
 mod public;
 mod public_codes;
 mod regions;
+mod seals;
 mod supervision;
 mod workbench;
 mod workflow;
@@ -68,6 +69,8 @@ pub struct NavUser {
     pub can_clients: bool,
     /// The certificate authority (证书管理).
     pub can_pki: bool,
+    /// Electronic seals (用印).
+    pub can_seal: bool,
 }
 
 /// What the base layout needs.
@@ -117,6 +120,7 @@ fn nav_user(p: &Principal) -> NavUser {
         can_supervise: p.has(Permission::SupervisionRead),
         can_clients: p.has(Permission::ConfigWrite),
         can_pki: p.has(Permission::PkiManage),
+        can_seal: p.has(Permission::SealUse),
     }
 }
 
@@ -270,6 +274,9 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/pki/staff", post(pki::issue_staff))
         .route("/admin/pki/seal", post(pki::issue_seal))
         .route("/admin/pki/{serial}/revoke", post(pki::revoke))
+        .route("/admin/pki/seals", post(seals::register))
+        .route("/seals", get(seals::page).post(seals::seal))
+        .route("/verify", get(seals::verify_form).post(seals::verify))
         .route("/admin/clients", get(admin_clients::list).post(admin_clients::create))
         .route("/admin/clients/new", get(admin_clients::new_form))
         .route("/admin/clients/{id}", get(admin_clients::edit_form).post(admin_clients::update))
