@@ -87,6 +87,21 @@ fn dn_value(v: &str) -> String {
     out
 }
 
+/// A CA certificate's fields: `years` of validity, `path_len` CAs allowed below.
+fn ca_request<'a>(serial: &'a [u8], subject: &'a str, key: &'a KeyPair, years: u32, path_len: u8) -> CertRequest<'a> {
+    let now = SystemTime::now();
+    CertRequest {
+        serial,
+        subject,
+        algorithm: key.algorithm(),
+        public_key: key.public_key(),
+        not_before: now - DAY,
+        not_after: now + DAY * 365 * years,
+        profile: CertProfile::Ca { path_len: Some(path_len) },
+        crl_url: None,
+    }
+}
+
 fn pki_error(e: crate::PkiError) -> DomainError {
     match e {
         crate::PkiError::InvalidRequest(_) => DomainError::invalid("csr", "pki.error.csr"),
@@ -120,44 +135,16 @@ impl CaService {
         if have >= 2 {
             return Ok(false);
         }
-        let county: String = sqlx::query("SELECT name FROM units WHERE parent_id IS NULL ORDER BY id LIMIT 1")
-            .fetch_optional(self.db.pool())
-            .await?
-            .map(|r| r.get(0))
-            .unwrap_or_else(|| "tongban".into());
+        let county = self.county().await?;
         let now = SystemTime::now();
+        let (root_serial, ca_serial) = (random_serial(), random_serial());
         let root_key = KeyPair::generate(KeyAlgorithm::Sm2);
         let root_subject = format!("CN={} 电子政务根CA,O={},C=CN", dn_value(&county), dn_value(&county));
-        let root = self_signed(
-            &CertRequest {
-                serial: &random_serial(),
-                subject: &root_subject,
-                algorithm: KeyAlgorithm::Sm2,
-                public_key: root_key.public_key(),
-                not_before: now - DAY,
-                not_after: now + 20 * 365 * DAY,
-                profile: CertProfile::Ca { path_len: Some(1) },
-                crl_url: None,
-            },
-            &root_key,
-        )
-        .map_err(pki_error)?;
+        let root = self_signed(&ca_request(&root_serial, &root_subject, &root_key, 20, 1), &root_key).map_err(pki_error)?;
         let ca_key = KeyPair::generate(KeyAlgorithm::Sm2);
         let ca_subject = format!("CN={} 电子政务签发CA,O={},C=CN", dn_value(&county), dn_value(&county));
-        let ca = issue(
-            &CertRequest {
-                serial: &random_serial(),
-                subject: &ca_subject,
-                algorithm: KeyAlgorithm::Sm2,
-                public_key: ca_key.public_key(),
-                not_before: now - DAY,
-                not_after: now + 10 * 365 * DAY,
-                profile: CertProfile::Ca { path_len: Some(0) },
-                crl_url: None,
-            },
-            &Issuer { cert_der: &root.der, key: &root_key },
-        )
-        .map_err(pki_error)?;
+        let issuer = Issuer { cert_der: &root.der, key: &root_key };
+        let ca = issue(&ca_request(&ca_serial, &ca_subject, &ca_key, 10, 0), &issuer).map_err(pki_error)?;
         let mut tx = self.db.begin_write().await?;
         sqlx::query("DELETE FROM pki_authorities").execute(tx.conn()).await?;
         for (kind, cert, key, until) in [("root", &root, &root_key, now + 20 * 365 * DAY), ("issuing", &ca, &ca_key, now + 10 * 365 * DAY)]
