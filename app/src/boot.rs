@@ -120,6 +120,7 @@ pub async fn load_demo(opened: &Opened) -> anyhow::Result<Option<Vec<tongban_ide
     let units: Vec<(i64, String)> = opened.identity.all_units().await?.into_iter().map(|u| (u.id, u.name)).collect();
     tongban_approval::demo::load(&opened.catalogue, &opened.workflow, &principal, &units).await?;
     tongban_oidc::demo::load(&tongban_oidc::clients::ClientRegistry::new(opened.db.clone(), opened.audit.clone())).await?;
+    tongban_documents::DocumentService::new(opened.db.clone(), opened.audit.clone()).load_demo().await?;
     Ok(logins)
 }
 

@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod background;
 mod calendar;
+mod documents;
 mod pki;
 mod scopes;
 mod separation;

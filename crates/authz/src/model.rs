@@ -57,11 +57,14 @@ pub enum Permission {
     /// Use a unit's electronic seal on a document (用印), for the units in scope.
     #[serde(rename = "seal.use")]
     SealUse,
+    /// Number and issue official documents (公文编号、发文), for the units in scope.
+    #[serde(rename = "document.issue")]
+    DocumentIssue,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 17] = [
+    pub const ALL: [Permission; 18] = [
         Permission::UnitRead,
         Permission::UnitWrite,
         Permission::UserRead,
@@ -79,6 +82,7 @@ impl Permission {
         Permission::SupervisionRead,
         Permission::PkiManage,
         Permission::SealUse,
+        Permission::DocumentIssue,
     ];
 
     /// The stored name, e.g. `user.write`.
@@ -101,6 +105,7 @@ impl Permission {
             Permission::SupervisionRead => "supervision.read",
             Permission::PkiManage => "pki.manage",
             Permission::SealUse => "seal.use",
+            Permission::DocumentIssue => "document.issue",
         }
     }
 

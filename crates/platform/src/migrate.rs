@@ -36,6 +36,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 12, name: "strong_login", shared: include_str!("../migrations/0012_strong_login.sql"), sqlite: "", postgres: "" },
     Migration { version: 13, name: "pki", shared: include_str!("../migrations/0013_pki.sql"), sqlite: "", postgres: "" },
     Migration { version: 14, name: "seals", shared: include_str!("../migrations/0014_seals.sql"), sqlite: "", postgres: "" },
+    Migration { version: 15, name: "documents", shared: include_str!("../migrations/0015_documents.sql"), sqlite: "", postgres: "" },
 ];
 
 fn render(m: &Migration, kind: DbKind) -> String {

@@ -49,6 +49,8 @@ pub struct Services {
     pub oidc: tongban_oidc::provider::Provider,
     /// The certificate authority (数字证书认证).
     pub ca: tongban_pki::ca::CaService,
+    /// Official documents (公文).
+    pub documents: tongban_documents::DocumentService,
 }
 
 impl AppState {
@@ -84,10 +86,25 @@ impl AppState {
             tracing::error!("secret key: {e}; using a key for this process only");
             tongban_crypto::seal::SecretBox::new(rand::random())
         });
+        let documents = tongban_documents::DocumentService::new(identity.db().clone(), identity.audit().clone());
         let ca = tongban_pki::ca::CaService::new(identity.db().clone(), identity.audit().clone(), secrets.clone(), &config.public_url());
         let keys = tongban_oidc::keys::KeyRing::new(identity.db().clone(), secrets);
         let oidc = tongban_oidc::provider::Provider::new(identity.db().clone(), identity.audit().clone(), keys, &config.public_url());
-        AppState(Arc::new(Services { identity, config, metrics, calendar, workflow, catalogue, intake, cases, blobs, notify, oidc, ca }))
+        AppState(Arc::new(Services {
+            identity,
+            config,
+            metrics,
+            calendar,
+            workflow,
+            catalogue,
+            intake,
+            cases,
+            blobs,
+            notify,
+            oidc,
+            ca,
+            documents,
+        }))
     }
 
     /// The same state with this calendar service.

@@ -7,7 +7,7 @@ use utoipa::{
     openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{calendar, cases, catalogue, dto::*, handlers, workflow};
+use super::{calendar, cases, catalogue, documents, dto::*, handlers, workflow};
 use crate::{ctx::Ctx, error::ErrorBody, pages::Layout};
 
 struct Security;
@@ -34,7 +34,8 @@ impl Modify for Security {
         workflow::upload, workflow::definitions, workflow::definition, workflow::start, workflow::instance, workflow::cancel,
         workflow::tasks, workflow::act,
         catalogue::list, catalogue::get, catalogue::create, catalogue::update,
-        cases::list, cases::get, cases::act, cases::register, cases::result, cases::public_status, cases::supervision
+        cases::list, cases::get, cases::act, cases::register, cases::result, cases::public_status, cases::supervision,
+        documents::create, documents::get, documents::update, documents::number, documents::prefix
     ),
     components(schemas(ErrorBody, MeDto, RegionDto, UnitDto, UnitBody, UserDto, NewUserBody, UserBody, OneTimePasswordDto, RoleDto, RoleBody,
         GrantDto, GrantBody, AuditRecordDto, AuditPageDto, SessionDto, TokenDto, TokenBody, NewTokenDto,
@@ -42,7 +43,8 @@ impl Modify for Security {
         calendar::ScheduleDayDto, calendar::YearScheduleDto,
         workflow::DefinitionDto, workflow::StepDto, workflow::DefinitionDetailDto, workflow::TaskDto, workflow::InstanceDto,
         workflow::StartDto, workflow::CreatedDto, workflow::ActionDto, catalogue::ItemDto, catalogue::ItemCreatedDto, cases::CaseActionDto, tongban_approval::cases::WindowApplication, tongban_approval::cases::WindowApplicant,
-        tongban_approval::cases::WindowMaterial, tongban_approval::cases::WindowReceipt)),
+        tongban_approval::cases::WindowMaterial, tongban_approval::cases::WindowReceipt, documents::DocumentCreatedDto, documents::DocumentNumberDto,
+        documents::PrefixDto)),
     modifiers(&Security),
     security(("bearer" = []), ("session" = []))
 )]

@@ -6,6 +6,7 @@ pub(crate) mod calendar;
 mod cases;
 mod catalogue;
 mod docs;
+mod documents;
 mod dto;
 mod handlers;
 pub(crate) mod workflow;
@@ -46,6 +47,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/calendar/is-working-day", get(calendar::is_working_day))
         .route("/api/v1/calendar/years/{year}", get(calendar::year))
         .route("/api/v1/calendar/import", post(calendar::import))
+        .route("/api/v1/documents", post(documents::create))
+        .route("/api/v1/documents/{id}", get(documents::get).put(documents::update))
+        .route("/api/v1/documents/{id}/number", post(documents::number))
+        .route("/api/v1/units/{id}/document-prefix", axum::routing::put(documents::prefix))
         .route("/api/v1/cases", get(cases::list).post(cases::register))
         .route("/api/v1/cases/{id}", get(cases::get))
         .route("/api/v1/cases/{id}/result", get(cases::result))

@@ -1,0 +1,255 @@
+//! Drafting and numbering official documents (拟稿、编号). A draft belongs to its author's unit;
+//! numbering needs `document.issue` over that unit and takes the next number of the unit's prefix
+//! and year in the same transaction as the document's change, so numbers never repeat and a
+//! failed numbering leaves no gap.
+
+use serde::Serialize;
+use serde_json::json;
+use sqlx::{Row, any::AnyRow};
+use tongban_audit::{Actor, AuditTrail, Entry};
+use tongban_authz::{Permission, Principal, Target};
+use tongban_platform::{
+    Db, DomainError,
+    clock::{local_date, now_millis},
+    error::DomainResult,
+};
+
+use crate::model::{DocumentFields, check_prefix, format_number};
+
+/// A document as its pages show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Document {
+    /// Id.
+    pub id: i64,
+    /// The issuing unit.
+    pub unit_id: i64,
+    /// `draft` or `numbered`.
+    pub status: String,
+    /// 标题.
+    pub title: String,
+    /// 紧急程度.
+    pub urgency: String,
+    /// 发文字号, once numbered.
+    pub doc_number: Option<String>,
+    /// The GB/T 9704 elements.
+    pub fields: DocumentFields,
+    /// Author.
+    pub created_by: i64,
+    /// Last change (ms).
+    pub updated_at: i64,
+}
+
+const SELECT: &str = "SELECT id, unit_id, status, title, urgency, doc_number, fields, created_by, updated_at FROM documents";
+
+fn document_from(r: &AnyRow) -> DomainResult<Document> {
+    let fields: DocumentFields = serde_json::from_str(&r.get::<String, _>(6)).map_err(|e| DomainError::Internal(e.to_string()))?;
+    Ok(Document {
+        id: r.get(0),
+        unit_id: r.get(1),
+        status: r.get(2),
+        title: r.get(3),
+        urgency: r.get(4),
+        doc_number: r.get(5),
+        fields,
+        created_by: r.get(7),
+        updated_at: r.get(8),
+    })
+}
+
+/// Use cases of the documents slice.
+#[derive(Clone)]
+pub struct DocumentService {
+    db: Db,
+    audit: AuditTrail,
+}
+
+impl DocumentService {
+    /// The service over `db`, recording to `audit`.
+    pub fn new(db: Db, audit: AuditTrail) -> Self {
+        DocumentService { db, audit }
+    }
+
+    async fn unit_path(&self, unit_id: i64) -> DomainResult<String> {
+        sqlx::query("SELECT path FROM units WHERE id = $1")
+            .bind(unit_id)
+            .fetch_optional(self.db.pool())
+            .await?
+            .map(|r| r.get(0))
+            .ok_or(DomainError::NotFound("error.not_found"))
+    }
+
+    /// Whether `caller` may act as the issuing office of `unit_id` (`document.issue` in scope).
+    async fn may_issue(&self, caller: &Principal, unit_id: i64) -> DomainResult<bool> {
+        let path = self.unit_path(unit_id).await?;
+        Ok(caller.allows(Permission::DocumentIssue, Target { owner_user_id: None, unit_id, unit_path: &path }))
+    }
+
+    async fn refuse(&self, caller: &Principal, actor: &Actor, action: &str, id: i64) -> DomainError {
+        self.audit.record_denied(&self.db, actor, action, "document", id, "out_of_scope").await;
+        if caller.has(Permission::DocumentIssue) {
+            DomainError::NotFound("error.not_found")
+        } else {
+            DomainError::Forbidden("error.forbidden")
+        }
+    }
+
+    /// Starts a draft (拟稿) in the caller's own unit.
+    pub async fn create_draft(&self, caller: &Principal, actor: &Actor, fields: &DocumentFields) -> DomainResult<i64> {
+        caller.require(Permission::WorkbenchUse)?;
+        fields.check()?;
+        let now = now_millis();
+        let text = serde_json::to_string(fields).map_err(|e| DomainError::Internal(e.to_string()))?;
+        let mut tx = self.db.begin_write().await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO documents (unit_id, status, title, urgency, fields, created_by, created_at, updated_at) VALUES ($1,'draft',$2,$3,$4,$5,$6,$6) RETURNING id",
+        )
+        .bind(caller.unit_id)
+        .bind(fields.title.trim())
+        .bind(fields.urgency.trim())
+        .bind(text)
+        .bind(caller.user_id)
+        .bind(now)
+        .fetch_one(tx.conn())
+        .await?
+        .get(0);
+        let details = json!({"title": fields.title.trim(), "unit_id": caller.unit_id});
+        self.audit.append(&mut tx, actor, Entry::success("document.draft", "document", id, details)).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// A document, for its unit's staff and its issuing office.
+    pub async fn document(&self, caller: &Principal, actor: &Actor, id: i64) -> DomainResult<Document> {
+        let row = sqlx::query(&format!("{SELECT} WHERE id = $1")).bind(id).fetch_optional(self.db.pool()).await?;
+        let doc = row.as_ref().map(document_from).transpose()?.ok_or(DomainError::NotFound("error.not_found"))?;
+        if doc.unit_id == caller.unit_id || self.may_issue(caller, doc.unit_id).await? {
+            return Ok(doc);
+        }
+        self.audit.record_denied(&self.db, actor, "document.read", "document", id, "out_of_scope").await;
+        Err(DomainError::NotFound("error.not_found"))
+    }
+
+    /// The caller's unit's documents, newest first.
+    pub async fn documents(&self, caller: &Principal) -> DomainResult<Vec<Document>> {
+        let rows = sqlx::query(&format!("{SELECT} WHERE unit_id = $1 ORDER BY updated_at DESC, id DESC LIMIT 500"))
+            .bind(caller.unit_id)
+            .fetch_all(self.db.pool())
+            .await?;
+        rows.iter().map(document_from).collect()
+    }
+
+    /// Changes a draft (its author, or the issuing office). Numbered documents are fixed.
+    pub async fn update_draft(&self, caller: &Principal, actor: &Actor, id: i64, fields: &DocumentFields) -> DomainResult<()> {
+        let doc = self.document(caller, actor, id).await?;
+        if doc.created_by != caller.user_id && !self.may_issue(caller, doc.unit_id).await? {
+            return Err(self.refuse(caller, actor, "document.update", id).await);
+        }
+        fields.check()?;
+        let text = serde_json::to_string(fields).map_err(|e| DomainError::Internal(e.to_string()))?;
+        let mut tx = self.db.begin_write().await?;
+        let done =
+            sqlx::query("UPDATE documents SET title = $2, urgency = $3, fields = $4, updated_at = $5 WHERE id = $1 AND status = 'draft'")
+                .bind(id)
+                .bind(fields.title.trim())
+                .bind(fields.urgency.trim())
+                .bind(text)
+                .bind(now_millis())
+                .execute(tx.conn())
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(DomainError::Conflict("document.error.not_draft"));
+        }
+        self.audit.append(&mut tx, actor, Entry::success("document.update", "document", id, json!({"title": fields.title.trim()}))).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The demo county's number prefixes (嘉政发 for the county government …), where unset.
+    pub async fn load_demo(&self) -> DomainResult<()> {
+        const PREFIXES: [(&str, &str); 4] = [
+            ("嘉禾县人民政府", "嘉政发"),
+            ("县政府办公室", "嘉政办发"),
+            ("行政审批服务局（政务服务中心）", "嘉审批发"),
+            ("自然资源局", "嘉自然资发"),
+        ];
+        let mut tx = self.db.begin_write().await?;
+        for (unit, prefix) in PREFIXES {
+            sqlx::query(
+                "INSERT INTO document_prefixes (unit_id, prefix) SELECT id, $2 FROM units WHERE name = $1 \
+                 AND NOT EXISTS (SELECT 1 FROM document_prefixes p WHERE p.unit_id = units.id)",
+            )
+            .bind(unit)
+            .bind(prefix)
+            .execute(tx.conn())
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets a unit's number prefix (机关代字), e.g. 嘉政发.
+    pub async fn set_prefix(&self, caller: &Principal, actor: &Actor, unit_id: i64, prefix: &str) -> DomainResult<()> {
+        if !self.may_issue(caller, unit_id).await? {
+            return Err(self.refuse(caller, actor, "document.prefix", unit_id).await);
+        }
+        check_prefix(prefix)?;
+        let mut tx = self.db.begin_write().await?;
+        sqlx::query("DELETE FROM document_prefixes WHERE unit_id = $1").bind(unit_id).execute(tx.conn()).await?;
+        sqlx::query("INSERT INTO document_prefixes (unit_id, prefix) VALUES ($1, $2)")
+            .bind(unit_id)
+            .bind(prefix.trim())
+            .execute(tx.conn())
+            .await?;
+        self.audit.append(&mut tx, actor, Entry::success("document.prefix", "unit", unit_id, json!({"prefix": prefix.trim()}))).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Numbers a draft (编号): the next number of its unit's prefix this year, e.g.
+    /// 嘉政发〔2026〕12号. Concurrent numberings never share a number; one that fails uses none.
+    pub async fn assign_number(&self, caller: &Principal, actor: &Actor, id: i64) -> DomainResult<String> {
+        let doc = self.document(caller, actor, id).await?;
+        if !self.may_issue(caller, doc.unit_id).await? {
+            return Err(self.refuse(caller, actor, "document.number", id).await);
+        }
+        if doc.status != "draft" {
+            return Err(DomainError::Conflict("document.error.not_draft"));
+        }
+        let prefix: String = sqlx::query("SELECT prefix FROM document_prefixes WHERE unit_id = $1")
+            .bind(doc.unit_id)
+            .fetch_optional(self.db.pool())
+            .await?
+            .map(|r| r.get(0))
+            .ok_or(DomainError::Conflict("document.error.no_prefix"))?;
+        let year = local_date(now_millis()).map(|d| d.year()).unwrap_or(1970);
+        let mut tx = self.db.begin_write().await?;
+        let seq: i64 = sqlx::query(
+            "INSERT INTO document_numbers (unit_id, prefix, year, last) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (unit_id, prefix, year) DO UPDATE SET last = document_numbers.last + 1 RETURNING last",
+        )
+        .bind(doc.unit_id)
+        .bind(&prefix)
+        .bind(i64::from(year))
+        .fetch_one(tx.conn())
+        .await?
+        .get(0);
+        let number = format_number(&prefix, year, seq);
+        let done = sqlx::query(
+            "UPDATE documents SET status = 'numbered', doc_number = $2, number_year = $3, number_seq = $4, updated_at = $5 WHERE id = $1 AND status = 'draft'",
+        )
+        .bind(id)
+        .bind(&number)
+        .bind(i64::from(year))
+        .bind(seq)
+        .bind(now_millis())
+        .execute(tx.conn())
+        .await?;
+        if done.rows_affected() == 0 {
+            // Someone numbered it meanwhile: roll back, so this number is not used up.
+            return Err(DomainError::Conflict("document.error.not_draft"));
+        }
+        self.audit.append(&mut tx, actor, Entry::success("document.number", "document", id, json!({"doc_number": number}))).await?;
+        tx.commit().await?;
+        Ok(number)
+    }
+}

@@ -1,0 +1,35 @@
+-- Official documents (公文, GB/T 9704-2012): drafts with the standard's elements, and document
+-- numbers (发文字号) per unit, prefix and year, without gaps or repeats.
+
+CREATE TABLE document_prefixes (
+    unit_id BIGINT PRIMARY KEY REFERENCES units(id),
+    -- The issuing authority's code in the number, e.g. 嘉政发 in 嘉政发〔2026〕12号.
+    prefix TEXT NOT NULL
+);
+
+CREATE TABLE document_numbers (
+    unit_id BIGINT NOT NULL REFERENCES units(id),
+    prefix TEXT NOT NULL,
+    year BIGINT NOT NULL,
+    last BIGINT NOT NULL,
+    PRIMARY KEY (unit_id, prefix, year)
+);
+
+CREATE TABLE documents (
+    id {{ID}},
+    unit_id BIGINT NOT NULL REFERENCES units(id),
+    status TEXT NOT NULL CHECK (status IN ('draft', 'numbered')),
+    title TEXT NOT NULL,
+    urgency TEXT NOT NULL DEFAULT '',
+    doc_number TEXT UNIQUE,
+    number_year BIGINT,
+    number_seq BIGINT,
+    -- The GB/T 9704 elements as JSON.
+    fields TEXT NOT NULL,
+    created_by BIGINT NOT NULL REFERENCES users(id),
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX documents_unit ON documents(unit_id, status);
+
+INSERT INTO role_permissions (role_id, permission) SELECT id, 'document.issue' FROM roles WHERE code = 'unit_admin';

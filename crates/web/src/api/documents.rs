@@ -1,0 +1,77 @@
+//! The documents API (公文接口): drafts with the GB/T 9704 elements, the unit's number prefix, and
+//! numbering (发文字号) for document-handling software.
+
+use axum::{Json, body::Bytes, extract::State};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tongban_documents::DocumentFields;
+
+use crate::{
+    ctx::Ctx,
+    error::{ApiError, ErrorBody},
+    parse::{PathParams, json_body},
+    state::AppState,
+};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// A new document's id.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DocumentCreatedDto {
+    /// Id.
+    pub id: i64,
+}
+
+/// The number a document received.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DocumentNumberDto {
+    /// 发文字号, e.g. 嘉政发〔2026〕12号.
+    pub doc_number: String,
+}
+
+/// A unit's number prefix.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixDto {
+    /// 机关代字, e.g. 嘉政发.
+    pub prefix: String,
+}
+
+/// Starts a draft in the caller's unit; a classified level, a bad date or a missing element is
+/// refused naming the field.
+#[utoipa::path(post, path = "/api/v1/documents", tag = "documents", request_body = Object, responses((status = 200, body = DocumentCreatedDto), (status = 422, body = ErrorBody)))]
+pub async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> ApiResult<Json<DocumentCreatedDto>> {
+    let fields: DocumentFields = json_body(&body)?;
+    let id = state.documents.create_draft(ctx.principal()?, &ctx.actor(), &fields).await?;
+    Ok(Json(DocumentCreatedDto { id }))
+}
+
+/// A document (its unit's staff and its issuing office).
+#[utoipa::path(get, path = "/api/v1/documents/{id}", tag = "documents", params(("id" = i64, Path)), responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn get(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> ApiResult<Json<Value>> {
+    let d = state.documents.document(ctx.principal()?, &ctx.actor(), params.id("id")?).await?;
+    Ok(Json(serde_json::to_value(d).unwrap_or(Value::Null)))
+}
+
+/// Changes a draft.
+#[utoipa::path(put, path = "/api/v1/documents/{id}", tag = "documents", params(("id" = i64, Path)), request_body = Object, responses((status = 200, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update(State(state): State<AppState>, ctx: Ctx, params: PathParams, body: Bytes) -> ApiResult<Json<Value>> {
+    let fields: DocumentFields = json_body(&body)?;
+    state.documents.update_draft(ctx.principal()?, &ctx.actor(), params.id("id")?, &fields).await?;
+    Ok(Json(serde_json::json!({"ok": true})))
+}
+
+/// Numbers a draft (`document.issue` over its unit).
+#[utoipa::path(post, path = "/api/v1/documents/{id}/number", tag = "documents", params(("id" = i64, Path)), responses((status = 200, body = DocumentNumberDto), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn number(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> ApiResult<Json<DocumentNumberDto>> {
+    let doc_number = state.documents.assign_number(ctx.principal()?, &ctx.actor(), params.id("id")?).await?;
+    Ok(Json(DocumentNumberDto { doc_number }))
+}
+
+/// Sets a unit's number prefix (`document.issue` over the unit).
+#[utoipa::path(put, path = "/api/v1/units/{id}/document-prefix", tag = "documents", params(("id" = i64, Path)), request_body = PrefixDto, responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
+pub async fn prefix(State(state): State<AppState>, ctx: Ctx, params: PathParams, body: Bytes) -> ApiResult<Json<Value>> {
+    let p: PrefixDto = json_body(&body)?;
+    state.documents.set_prefix(ctx.principal()?, &ctx.actor(), params.id("id")?, &p.prefix).await?;
+    Ok(Json(serde_json::json!({"ok": true})))
+}
