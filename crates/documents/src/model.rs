@@ -148,7 +148,8 @@ mod tests {
     #[test]
     fn a_complete_document_passes_and_each_fault_names_its_field() {
         assert!(sample().check().is_ok());
-        let cases: [(fn(&mut DocumentFields), &str); 8] = [
+        type Spoil = fn(&mut DocumentFields);
+        let cases: [(Spoil, &str); 8] = [
             (|d| d.classification = "秘密".into(), "classification"),
             (|d| d.secrecy_period = "1年".into(), "secrecy_period"),
             (|d| d.copy_no = "0000012".into(), "copy_no"),
