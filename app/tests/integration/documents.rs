@@ -101,3 +101,138 @@ async fn numbers_assigned_at_once_never_repeat_and_leave_no_gap() {
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=30).collect::<Vec<i64>>(), "1 to 30, each once");
 }
+
+/// Gives `username` the issuing office's role (unit administrator) over their own unit.
+async fn make_office(app: &TestApp, username: &str) {
+    app.sql(&format!(
+        "INSERT INTO grants (user_id, role_id, scope, created_at) SELECT u.id, r.id, 'unit', 0 FROM users u, roles r \
+         WHERE u.username = '{username}' AND r.code = 'unit_admin'"
+    ))
+    .await;
+}
+
+/// The security administrator gives each unit a seal certificate and a registered seal.
+async fn seals_for(app: &TestApp, units: &[i64]) {
+    let mut sec = app.admin("secadmin").await;
+    for unit in units {
+        let r = sec.post_form("/admin/pki", "/admin/pki/seal", &[("unit_id", &unit.to_string()), ("algorithm", "sm2")]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let r = sec
+            .post_multipart_bytes(
+                "/admin/pki",
+                "/admin/pki/seals",
+                &[("unit_id", &unit.to_string())],
+                ("image", "seal.png", crate::pki::SEAL_PNG),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn a_sealed_document_reaches_two_units_one_signs_for_it_one_refuses_and_the_sender_sees_both() {
+    let app = TestApp::demo().await;
+    let authority = crate::pki::ca(&app).await;
+    let (hall, land, housing) =
+        (app.unit_id("行政审批服务局（政务服务中心）").await, app.unit_id("自然资源局").await, app.unit_id("住房和城乡建设局").await);
+    seals_for(&app, &[hall, land, housing]).await;
+    make_office(&app, "zhoujun").await;
+    make_office(&app, "xuhui").await;
+
+    // The hall drafts, numbers and issues to the two bureaus.
+    let mut office = app.staff("zhaomin").await;
+    let id = office.json(Method::POST, "/api/v1/documents", draft("关于规范工程建设项目审批材料的通知")).await.json()["id"]
+        .as_i64()
+        .unwrap_or_default();
+    let number = office.json(Method::POST, &format!("/api/v1/documents/{id}/number"), json!({})).await.json()["doc_number"].clone();
+    assert!(number.as_str().unwrap_or_default().starts_with("嘉审批发〔"), "{number}");
+    let seal = app.scalar(&format!("SELECT id FROM seals WHERE unit_id = {hall}")).await;
+    let pdf = base64_encode(b"%PDF-1.7 red-header document");
+    let body = |recipients: Vec<i64>| json!({"seal_id": seal, "file_name": "notice.pdf", "file": pdf, "recipients": recipients});
+    let r = office.json(Method::POST, &format!("/api/v1/documents/{id}/issue"), body(vec![])).await;
+    assert_eq!((r.status, r.json()["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("recipients")));
+    let r = office.json(Method::POST, &format!("/api/v1/documents/{id}/issue"), body(vec![land, 999_999])).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "an unknown unit");
+    let mut outsider = app.staff("huangli").await;
+    let r = outsider.json(Method::POST, &format!("/api/v1/documents/{id}/issue"), body(vec![land])).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "another unit's document");
+    let r = office.json(Method::POST, &format!("/api/v1/documents/{id}/issue"), body(vec![land, housing, hall])).await;
+    assert_eq!((r.status, r.json()["recipients"].clone()), (StatusCode::OK, json!(2)), "{}", r.body);
+    let r = office.json(Method::POST, &format!("/api/v1/documents/{id}/issue"), body(vec![land])).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "issued once");
+
+    // 自然资源局: in its inbox, opened (read), the package verifies, signed for with its seal.
+    let mut land_office = app.staff("zhoujun").await;
+    let inbox = land_office.get("/api/v1/inbox").await.json();
+    assert_eq!(inbox.as_array().map(Vec::len), Some(1));
+    assert_eq!(inbox[0]["urgency"], "加急");
+    let delivery = inbox[0]["id"].as_i64().unwrap_or_default();
+    assert_eq!(outsider.get(&format!("/api/v1/deliveries/{delivery}")).await.status, StatusCode::NOT_FOUND);
+    let opened = land_office.get(&format!("/api/v1/deliveries/{delivery}")).await.json();
+    assert_eq!(opened["delivery"]["status"], "read");
+    let report = authority.verify(opened["package"].to_string().as_bytes()).await.expect("verify");
+    assert!(report.ok() && report.unit.contains("行政审批服务局"), "{:?}", report.problems);
+    let receipt = land_office.json(Method::POST, &format!("/api/v1/deliveries/{delivery}/sign"), json!({})).await;
+    assert_eq!(receipt.status, StatusCode::OK, "{}", receipt.body);
+    let receipt = receipt.json();
+    let again = land_office.json(Method::POST, &format!("/api/v1/deliveries/{delivery}/sign"), json!({})).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "signed once");
+
+    // 住建局 refuses with a reason; the reason is required.
+    let mut housing_office = app.staff("xuhui").await;
+    let housing_delivery = housing_office.get("/api/v1/inbox").await.json()[0]["id"].as_i64().unwrap_or_default();
+    let r = housing_office.json(Method::POST, &format!("/api/v1/deliveries/{housing_delivery}/refuse"), json!({"reason": " "})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = housing_office
+        .json(Method::POST, &format!("/api/v1/deliveries/{housing_delivery}/refuse"), json!({"reason": "非本单位职责，请改送县交通运输局"}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // The sender's tracking: one signed (receipt checks out, naming the exact package), one refused.
+    let tracking = office.get(&format!("/api/v1/documents/{id}/tracking")).await.json();
+    let by_unit =
+        |name: &str| tracking.as_array().and_then(|a| a.iter().find(|d| d["recipient_unit"] == name).cloned()).unwrap_or_default();
+    let signed = by_unit("自然资源局");
+    assert_eq!((signed["status"].clone(), signed["receipt_valid"].clone()), (json!("signed"), json!(true)));
+    assert!(signed["read_at"].is_i64() && signed["signed_at"].is_i64());
+    let refused = by_unit("住房和城乡建设局");
+    assert_eq!(
+        (refused["status"].clone(), refused["refusal_reason"].clone()),
+        (json!("refused"), json!("非本单位职责，请改送县交通运输局"))
+    );
+    let package_sm3 = app.scalar_text(&format!("SELECT package_sm3 FROM documents WHERE id = {id}")).await;
+    assert!(tongban_documents::receipt_verifies(&receipt, &package_sm3));
+    assert!(!tongban_documents::receipt_verifies(&receipt, &"0".repeat(64)), "a receipt names one content only");
+    let mut forged = receipt.clone();
+    forged["text"] = json!(receipt["text"].as_str().unwrap_or_default().replace("自然资源局", "住房和城乡建设局"));
+    assert!(!tongban_documents::receipt_verifies(&forged, &package_sm3), "an altered receipt fails");
+    assert_eq!(app.audit_count("document.sign", "success").await, 1);
+}
+
+#[tokio::test]
+async fn the_sender_withdraws_what_was_not_signed_for() {
+    let app = TestApp::demo().await;
+    crate::pki::ca(&app).await;
+    let (hall, land) = (app.unit_id("行政审批服务局（政务服务中心）").await, app.unit_id("自然资源局").await);
+    seals_for(&app, &[hall, land]).await;
+    make_office(&app, "zhoujun").await;
+    let mut office = app.staff("zhaomin").await;
+    let id = office.json(Method::POST, "/api/v1/documents", draft("撤回测试")).await.json()["id"].as_i64().unwrap_or_default();
+    office.json(Method::POST, &format!("/api/v1/documents/{id}/number"), json!({})).await;
+    let seal = app.scalar(&format!("SELECT id FROM seals WHERE unit_id = {hall}")).await;
+    let body = json!({"seal_id": seal, "file_name": "a.pdf", "file": base64_encode(b"%PDF"), "recipients": [land]});
+    assert_eq!(office.json(Method::POST, &format!("/api/v1/documents/{id}/issue"), body).await.status, StatusCode::OK);
+    let mut land_office = app.staff("zhoujun").await;
+    let delivery = land_office.get("/api/v1/inbox").await.json()[0]["id"].as_i64().unwrap_or_default();
+    let r = office.json(Method::POST, &format!("/api/v1/documents/{id}/withdraw"), json!({})).await;
+    assert_eq!(r.json()["withdrawn"], 1);
+    assert_eq!(land_office.get("/api/v1/inbox").await.json().as_array().map(Vec::len), Some(0), "gone from the inbox");
+    assert_eq!(land_office.get(&format!("/api/v1/deliveries/{delivery}")).await.status, StatusCode::NOT_FOUND);
+    let r = land_office.json(Method::POST, &format!("/api/v1/deliveries/{delivery}/sign"), json!({})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "nothing left to sign for");
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}

@@ -11,7 +11,7 @@ use crate::{
 
 const SM2_CSR: &str = include_str!("../fixtures/sm2.csr");
 
-async fn ca(app: &TestApp) -> tongban_pki::ca::CaService {
+pub(crate) async fn ca(app: &TestApp) -> tongban_pki::ca::CaService {
     let secrets = tongban_crypto::seal::SecretBox::load_or_create(&app.opened.config.secret_key_path()).expect("secret key");
     let ca = tongban_pki::ca::CaService::new(app.opened.db.clone(), app.opened.audit.clone(), secrets, &app.opened.config.public_url());
     assert!(ca.ensure().await.expect("CA"), "made at first start");
@@ -90,7 +90,7 @@ fn hex_decode(s: &str) -> Vec<u8> {
 }
 
 /// A PNG as far as the seal registry looks (its signature), with some pixels' worth of bytes.
-const SEAL_PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x06\0\0\0 seal";
+pub(crate) const SEAL_PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x06\0\0\0 seal";
 
 #[tokio::test]
 async fn a_unit_seals_a_document_and_anyone_verifies_it() {

@@ -1,8 +1,10 @@
 //! The documents slice (公文): the elements of GB/T 9704-2012 as structured fields, drafts, and
 //! document numbers (发文字号) per unit and year without gaps or repeats.
 
+mod exchange;
 mod model;
 mod service;
 
+pub use exchange::{Delivery, IssueRequest, receipt_verifies};
 pub use model::{DocumentFields, URGENCIES, check_prefix, format_number};
 pub use service::{Document, DocumentService};

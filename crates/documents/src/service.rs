@@ -59,8 +59,8 @@ fn document_from(r: &AnyRow) -> DomainResult<Document> {
 /// Use cases of the documents slice.
 #[derive(Clone)]
 pub struct DocumentService {
-    db: Db,
-    audit: AuditTrail,
+    pub(crate) db: Db,
+    pub(crate) audit: AuditTrail,
 }
 
 impl DocumentService {
@@ -84,7 +84,7 @@ impl DocumentService {
         Ok(caller.allows(Permission::DocumentIssue, Target { owner_user_id: None, unit_id, unit_path: &path }))
     }
 
-    async fn refuse(&self, caller: &Principal, actor: &Actor, action: &str, id: i64) -> DomainError {
+    async fn out_of_scope(&self, caller: &Principal, actor: &Actor, action: &str, id: i64) -> DomainError {
         self.audit.record_denied(&self.db, actor, action, "document", id, "out_of_scope").await;
         if caller.has(Permission::DocumentIssue) {
             DomainError::NotFound("error.not_found")
@@ -142,7 +142,7 @@ impl DocumentService {
     pub async fn update_draft(&self, caller: &Principal, actor: &Actor, id: i64, fields: &DocumentFields) -> DomainResult<()> {
         let doc = self.document(caller, actor, id).await?;
         if doc.created_by != caller.user_id && !self.may_issue(caller, doc.unit_id).await? {
-            return Err(self.refuse(caller, actor, "document.update", id).await);
+            return Err(self.out_of_scope(caller, actor, "document.update", id).await);
         }
         fields.check()?;
         let text = serde_json::to_string(fields).map_err(|e| DomainError::Internal(e.to_string()))?;
@@ -190,7 +190,7 @@ impl DocumentService {
     /// Sets a unit's number prefix (机关代字), e.g. 嘉政发.
     pub async fn set_prefix(&self, caller: &Principal, actor: &Actor, unit_id: i64, prefix: &str) -> DomainResult<()> {
         if !self.may_issue(caller, unit_id).await? {
-            return Err(self.refuse(caller, actor, "document.prefix", unit_id).await);
+            return Err(self.out_of_scope(caller, actor, "document.prefix", unit_id).await);
         }
         check_prefix(prefix)?;
         let mut tx = self.db.begin_write().await?;
@@ -210,7 +210,7 @@ impl DocumentService {
     pub async fn assign_number(&self, caller: &Principal, actor: &Actor, id: i64) -> DomainResult<String> {
         let doc = self.document(caller, actor, id).await?;
         if !self.may_issue(caller, doc.unit_id).await? {
-            return Err(self.refuse(caller, actor, "document.number", id).await);
+            return Err(self.out_of_scope(caller, actor, "document.number", id).await);
         }
         if doc.status != "draft" {
             return Err(DomainError::Conflict("document.error.not_draft"));

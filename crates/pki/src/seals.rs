@@ -170,6 +170,40 @@ impl CaService {
         Ok(bytes)
     }
 
+    /// Signs `message` with a unit's registered seal key (a signed receipt, 签收回执): answers the
+    /// DER signature (base64), the seal certificate (PEM) and its serial. The caller checks that
+    /// whoever asks may act for the unit.
+    pub async fn sign_as_unit(&self, unit_id: i64, message: &[u8]) -> DomainResult<(String, String, String)> {
+        let (serial, cert_pem, key) = self.unit_seal_key(unit_id).await?;
+        let signature = key.sign_der(message).map_err(|e| DomainError::Internal(e.to_string()))?;
+        Ok((STANDARD.encode(signature), cert_pem, serial))
+    }
+
+    /// A unit's registered seal: its certificate's serial and PEM (to name it before signing).
+    pub async fn unit_seal_certificate(&self, unit_id: i64) -> DomainResult<(String, String)> {
+        let (serial, pem, _) = self.unit_seal_key(unit_id).await?;
+        Ok((serial, pem))
+    }
+
+    async fn unit_seal_key(&self, unit_id: i64) -> DomainResult<(String, String, KeyPair)> {
+        let row = sqlx::query(
+            "SELECT c.serial, c.cert_pem, c.key_sealed, c.algorithm FROM seals s JOIN pki_certificates c ON c.id = s.certificate_id \
+             WHERE s.unit_id = $1 AND s.disabled_at IS NULL AND c.revoked_at IS NULL",
+        )
+        .bind(unit_id)
+        .fetch_optional(self.db.pool())
+        .await?
+        .ok_or_else(|| DomainError::Conflict("seal.error.no_seal"))?;
+        let serial: String = row.get(0);
+        let secret = self
+            .secrets
+            .open(&row.get::<Option<String>, _>(2).unwrap_or_default(), format!("pki:cert:{serial}").as_bytes())
+            .map_err(|e| DomainError::Internal(format!("seal key: {e}")))?;
+        let algorithm = KeyAlgorithm::parse(&row.get::<String, _>(3)).ok_or_else(|| DomainError::Internal("seal algorithm".into()))?;
+        let key = KeyPair::from_secret(algorithm, &secret).map_err(|e| DomainError::Internal(e.to_string()))?;
+        Ok((serial, row.get(1), key))
+    }
+
     /// Verifies a package (验章) with what only tongban knows: whether the chain ends at this
     /// CA's root and whether the signer's certificate was revoked.
     pub async fn verify(&self, package: &[u8]) -> DomainResult<Verification> {

@@ -18,7 +18,7 @@ CREATE TABLE document_numbers (
 CREATE TABLE documents (
     id {{ID}},
     unit_id BIGINT NOT NULL REFERENCES units(id),
-    status TEXT NOT NULL CHECK (status IN ('draft', 'numbered')),
+    status TEXT NOT NULL CHECK (status IN ('draft', 'numbered', 'issued')),
     title TEXT NOT NULL,
     urgency TEXT NOT NULL DEFAULT '',
     doc_number TEXT UNIQUE,
@@ -26,10 +26,32 @@ CREATE TABLE documents (
     number_seq BIGINT,
     -- The GB/T 9704 elements as JSON.
     fields TEXT NOT NULL,
+    -- Once issued: the sealed package (tongban-seal/1) and its SM3.
+    package TEXT,
+    package_sm3 TEXT,
     created_by BIGINT NOT NULL REFERENCES users(id),
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );
 CREATE INDEX documents_unit ON documents(unit_id, status);
+
+-- Exchange (公文交换): one row per recipient unit of an issued document.
+CREATE TABLE document_deliveries (
+    id {{ID}},
+    document_id BIGINT NOT NULL REFERENCES documents(id),
+    recipient_unit_id BIGINT NOT NULL REFERENCES units(id),
+    status TEXT NOT NULL CHECK (status IN ('delivered', 'read', 'signed', 'refused', 'withdrawn')),
+    urgency TEXT NOT NULL DEFAULT '',
+    delivered_at BIGINT NOT NULL,
+    read_at BIGINT,
+    signed_at BIGINT,
+    refused_at BIGINT,
+    withdrawn_at BIGINT,
+    refusal_reason TEXT,
+    -- The signed receipt (签收回执): JSON with the text, the SM2 signature and the certificate.
+    receipt TEXT,
+    UNIQUE (document_id, recipient_unit_id)
+);
+CREATE INDEX document_deliveries_inbox ON document_deliveries(recipient_unit_id, status);
 
 INSERT INTO role_permissions (role_id, permission) SELECT id, 'document.issue' FROM roles WHERE code = 'unit_admin';

@@ -75,3 +75,80 @@ pub async fn prefix(State(state): State<AppState>, ctx: Ctx, params: PathParams,
     state.documents.set_prefix(ctx.principal()?, &ctx.actor(), params.id("id")?, &p.prefix).await?;
     Ok(Json(serde_json::json!({"ok": true})))
 }
+
+/// Issuing: the seal, the document file and the recipient units.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssueDto {
+    /// The issuing unit's seal.
+    pub seal_id: i64,
+    /// File name of the document.
+    pub file_name: String,
+    /// The document, base64.
+    pub file: String,
+    /// Recipient unit ids.
+    pub recipients: Vec<i64>,
+}
+
+/// A refusal.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefuseDto {
+    /// Why (拒收理由).
+    pub reason: String,
+}
+
+/// Seals a numbered document and sends it to the recipient units (`document.issue`, `seal.use`).
+#[utoipa::path(post, path = "/api/v1/documents/{id}/issue", tag = "documents", params(("id" = i64, Path)), request_body = IssueDto, responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn issue(State(state): State<AppState>, ctx: Ctx, params: PathParams, body: Bytes) -> ApiResult<Json<Value>> {
+    use base64::Engine;
+    let dto: IssueDto = json_body(&body)?;
+    let file = base64::engine::general_purpose::STANDARD
+        .decode(dto.file.trim())
+        .map_err(|_| tongban_platform::DomainError::invalid("file", "error.malformed"))?;
+    let req = tongban_documents::IssueRequest { seal_id: dto.seal_id, file_name: &dto.file_name, file: &file, recipients: &dto.recipients };
+    let n = state.documents.issue(&state.ca, ctx.principal()?, &ctx.actor(), params.id("id")?, &req).await?;
+    Ok(Json(serde_json::json!({"recipients": n})))
+}
+
+/// The caller's unit's inbox (特急 first).
+#[utoipa::path(get, path = "/api/v1/inbox", tag = "documents", responses((status = 200, body = Object)))]
+pub async fn inbox(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<Value>> {
+    let list = state.documents.inbox(ctx.principal()?).await?;
+    Ok(Json(serde_json::to_value(list).unwrap_or(Value::Null)))
+}
+
+/// Opens a delivery (marks it read) with the sealed package.
+#[utoipa::path(get, path = "/api/v1/deliveries/{id}", tag = "documents", params(("id" = i64, Path)), responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn delivery(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> ApiResult<Json<Value>> {
+    let (d, package) = state.documents.open_delivery(ctx.principal()?, &ctx.actor(), params.id("id")?).await?;
+    Ok(Json(serde_json::json!({"delivery": d, "package": serde_json::from_str::<Value>(&package).unwrap_or(Value::Null)})))
+}
+
+/// Signs for a delivery with the receiving unit's seal; answers the receipt.
+#[utoipa::path(post, path = "/api/v1/deliveries/{id}/sign", tag = "documents", params(("id" = i64, Path)), responses((status = 200, body = Object), (status = 409, body = ErrorBody)))]
+pub async fn sign(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> ApiResult<Json<Value>> {
+    Ok(Json(state.documents.sign_for(&state.ca, ctx.principal()?, &ctx.actor(), params.id("id")?).await?))
+}
+
+/// Refuses a delivery with a reason.
+#[utoipa::path(post, path = "/api/v1/deliveries/{id}/refuse", tag = "documents", params(("id" = i64, Path)), request_body = RefuseDto, responses((status = 200, body = Object), (status = 409, body = ErrorBody)))]
+pub async fn refuse(State(state): State<AppState>, ctx: Ctx, params: PathParams, body: Bytes) -> ApiResult<Json<Value>> {
+    let dto: RefuseDto = json_body(&body)?;
+    state.documents.refuse(ctx.principal()?, &ctx.actor(), params.id("id")?, &dto.reason).await?;
+    Ok(Json(serde_json::json!({"ok": true})))
+}
+
+/// Withdraws a document from every recipient that has not signed for it.
+#[utoipa::path(post, path = "/api/v1/documents/{id}/withdraw", tag = "documents", params(("id" = i64, Path)), responses((status = 200, body = Object), (status = 403, body = ErrorBody)))]
+pub async fn withdraw(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> ApiResult<Json<Value>> {
+    let n = state.documents.withdraw(ctx.principal()?, &ctx.actor(), params.id("id")?).await?;
+    Ok(Json(serde_json::json!({"withdrawn": n})))
+}
+
+/// Every recipient's state with its receipt checked (the sender's tracking).
+#[utoipa::path(get, path = "/api/v1/documents/{id}/tracking", tag = "documents", params(("id" = i64, Path)), responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn tracking(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> ApiResult<Json<Value>> {
+    let list = state.documents.tracking(ctx.principal()?, &ctx.actor(), params.id("id")?).await?;
+    Ok(Json(serde_json::to_value(list).unwrap_or(Value::Null)))
+}
