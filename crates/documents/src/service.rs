@@ -79,6 +79,10 @@ impl DocumentService {
     }
 
     /// Whether `caller` may act as the issuing office of `unit_id` (`document.issue` in scope).
+    pub async fn can_issue(&self, caller: &Principal, unit_id: i64) -> DomainResult<bool> {
+        self.may_issue(caller, unit_id).await
+    }
+
     async fn may_issue(&self, caller: &Principal, unit_id: i64) -> DomainResult<bool> {
         let path = self.unit_path(unit_id).await?;
         Ok(caller.allows(Permission::DocumentIssue, Target { owner_user_id: None, unit_id, unit_path: &path }))

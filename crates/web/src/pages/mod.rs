@@ -11,6 +11,7 @@ mod calendar;
 mod cases;
 mod catalogue;
 mod certificates;
+mod documents;
 mod intake;
 mod me;
 mod notifications;
@@ -276,6 +277,17 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/pki/{serial}/revoke", post(pki::revoke))
         .route("/admin/pki/seals", post(seals::register))
         .route("/seals", get(seals::page).post(seals::seal))
+        .route("/documents", get(documents::list).post(documents::create))
+        .route("/documents/new", get(documents::new_form))
+        .route("/documents/{id}", get(documents::show))
+        .route("/documents/{id}/number", post(documents::number))
+        .route("/documents/{id}/issue", post(documents::issue))
+        .route("/documents/{id}/withdraw", post(documents::withdraw))
+        .route("/inbox", get(documents::inbox))
+        .route("/inbox/{id}", get(documents::delivery))
+        .route("/inbox/{id}/package", get(documents::package))
+        .route("/inbox/{id}/sign", post(documents::sign))
+        .route("/inbox/{id}/refuse", post(documents::refuse))
         .route("/verify", get(seals::verify_form).post(seals::verify))
         .route("/admin/clients", get(admin_clients::list).post(admin_clients::create))
         .route("/admin/clients/new", get(admin_clients::new_form))

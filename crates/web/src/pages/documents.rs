@@ -1,0 +1,277 @@
+//! Official documents on the pages (公文): the unit's documents, drafting with the GB/T 9704
+//! elements, numbering, sealing and sending to units with tracking; the inbox with signing for
+//! and refusing.
+
+use askama::Template;
+use axum::{
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tongban_documents::{Delivery, Document, DocumentFields, IssueRequest, URGENCIES};
+use tongban_pki::seals::Seal;
+use tongban_platform::{DomainError, clock::format_local};
+
+use super::{Layout, PageResult, admin_units::Done, form_error, form_texts_and_files, parse_id, render, render_status, see_other};
+use crate::{
+    ctx::Ctx,
+    error::PageError,
+    parse::{PageForm, PathParams, QueryOf},
+    state::AppState,
+};
+
+/// The form's fields, without the CSRF token, as the elements.
+fn fields_of(pairs: Vec<(String, String)>) -> Result<DocumentFields, DomainError> {
+    let map: Map<String, Value> = pairs.into_iter().filter(|(k, _)| k != "_csrf").map(|(k, v)| (k, Value::String(v))).collect();
+    serde_json::from_value(Value::Object(map)).map_err(|e| DomainError::invalid_detail("body", "error.invalid_value", e.to_string()))
+}
+
+#[derive(Template)]
+#[template(path = "documents.html")]
+struct ListPage {
+    l: Layout,
+    documents: Vec<(Document, String, String)>,
+}
+
+/// `GET /documents`: the unit's documents.
+pub async fn list(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<Done>) -> PageResult {
+    let p = ctx.principal()?;
+    let documents = state
+        .documents
+        .documents(p)
+        .await?
+        .into_iter()
+        .map(|d| {
+            let (at, status_key) = (format_local(d.updated_at), format!("document.status_{}", d.status));
+            (d, at, status_key)
+        })
+        .collect();
+    render(&ListPage { l: Layout::new(&ctx, "document.title", "documents").with_flash(q.done.as_deref()), documents })
+}
+
+#[derive(Template)]
+#[template(path = "document_form.html")]
+struct FormPage {
+    l: Layout,
+    f: DocumentFields,
+    urgencies: Vec<&'static str>,
+    error: String,
+    error_field: String,
+}
+
+/// `GET /documents/new`: a blank draft with today's date.
+pub async fn new_form(ctx: Ctx) -> PageResult {
+    let p = ctx.principal()?;
+    let today = tongban_platform::clock::local_date(tongban_platform::clock::now_millis()).map(|d| d.to_string()).unwrap_or_default();
+    let f = DocumentFields { issuing_authority: p.unit_name.clone(), date: today, ..DocumentFields::default() };
+    render(&FormPage {
+        l: Layout::new(&ctx, "document.new", "documents"),
+        f,
+        urgencies: URGENCIES.to_vec(),
+        error: String::new(),
+        error_field: String::new(),
+    })
+}
+
+/// `POST /documents`: starts the draft.
+pub async fn create(State(state): State<AppState>, ctx: Ctx, PageForm(pairs): PageForm<Vec<(String, String)>>) -> PageResult {
+    let p = ctx.principal()?;
+    let refuse = |e: DomainError, f: DocumentFields| {
+        let (error_field, error) = form_error(&ctx.tr, e)?;
+        let l = Layout::new(&ctx, "document.new", "documents");
+        render_status(StatusCode::UNPROCESSABLE_ENTITY, &FormPage { l, f, urgencies: URGENCIES.to_vec(), error, error_field })
+    };
+    let fields = match fields_of(pairs) {
+        Ok(f) => f,
+        Err(e) => return refuse(e, DocumentFields::default()),
+    };
+    match state.documents.create_draft(p, &ctx.actor(), &fields).await {
+        Ok(id) => see_other(&format!("/documents/{id}?done=document_saved")),
+        Err(e) => refuse(e, fields),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "document.html")]
+struct DocumentPage {
+    l: Layout,
+    d: Document,
+    status_key: String,
+    can_issue: bool,
+    seals: Vec<Seal>,
+    units: Vec<(i64, String)>,
+    tracking: Vec<(Delivery, String, String)>,
+    error: String,
+}
+
+async fn document_page(state: &AppState, ctx: &Ctx, id: i64, done: Option<&str>, error: String) -> PageResult {
+    let p = ctx.principal()?;
+    let d = state.documents.document(p, &ctx.actor(), id).await?;
+    let can_issue = state.documents.can_issue(p, d.unit_id).await?;
+    let seals =
+        if can_issue { state.ca.usable_seals(p).await?.into_iter().filter(|s| s.unit_id == d.unit_id).collect() } else { Vec::new() };
+    let units = state.identity.all_units().await?.into_iter().filter(|u| u.id != d.unit_id && u.enabled).map(|u| (u.id, u.name)).collect();
+    let tracking = if d.status == "issued" {
+        state
+            .documents
+            .tracking(p, &ctx.actor(), id)
+            .await?
+            .into_iter()
+            .map(|t| {
+                let key = format!("document.delivery_{}", t.status);
+                let at = t.signed_at.or(t.refused_at).or(t.read_at).map(format_local).unwrap_or_default();
+                (t, key, at)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let status = if error.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let status_key = format!("document.status_{}", d.status);
+    let l = Layout::new(ctx, "document.title", "documents").with_flash(done);
+    render_status(status, &DocumentPage { l, d, status_key, can_issue, seals, units, tracking, error })
+}
+
+/// `GET /documents/{id}`.
+pub async fn show(State(state): State<AppState>, ctx: Ctx, params: PathParams, QueryOf(q): QueryOf<Done>) -> PageResult {
+    document_page(&state, &ctx, params.id("id")?, q.done.as_deref(), String::new()).await
+}
+
+/// `POST /documents/{id}/number`.
+pub async fn number(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
+    let id = params.id("id")?;
+    match state.documents.assign_number(ctx.principal()?, &ctx.actor(), id).await {
+        Ok(_) => see_other(&format!("/documents/{id}?done=document_numbered")),
+        Err(e @ DomainError::Conflict(_)) => document_page(&state, &ctx, id, None, crate::error::message(&ctx.tr, &e)).await,
+        Err(e) => Err(PageError(e)),
+    }
+}
+
+/// `POST /documents/{id}/issue` (multipart): seal, file, recipients.
+pub async fn issue(State(state): State<AppState>, ctx: Ctx, params: PathParams, req: axum::extract::Request) -> PageResult {
+    let id = params.id("id")?;
+    let p = ctx.principal()?;
+    let fields = form_texts_and_files(req).await?;
+    let text =
+        |name: &str| fields.iter().find(|(k, _, _)| k == name).and_then(|(_, _, v)| std::str::from_utf8(v).ok()).unwrap_or("").to_string();
+    let recipients: Vec<i64> = fields
+        .iter()
+        .filter(|(k, _, _)| k == "recipients")
+        .filter_map(|(_, _, v)| std::str::from_utf8(v).ok()?.trim().parse().ok())
+        .collect();
+    let file = fields.iter().find(|(k, f, v)| k == "file" && !f.is_empty() && !v.is_empty());
+    let result = async {
+        let seal_id = parse_id("seal_id", &text("seal_id"))?;
+        let (_, name, bytes) = file.ok_or_else(|| DomainError::invalid("file", "seal.error.file"))?;
+        let req = IssueRequest { seal_id, file_name: name, file: bytes, recipients: &recipients };
+        state.documents.issue(&state.ca, p, &ctx.actor(), id, &req).await
+    }
+    .await;
+    match result {
+        Ok(_) => see_other(&format!("/documents/{id}?done=document_issued")),
+        Err(e @ (DomainError::Invalid(_) | DomainError::Conflict(_))) => {
+            document_page(&state, &ctx, id, None, crate::error::message(&ctx.tr, &e)).await
+        }
+        Err(e) => Err(PageError(e)),
+    }
+}
+
+/// `POST /documents/{id}/withdraw`.
+pub async fn withdraw(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
+    let id = params.id("id")?;
+    state.documents.withdraw(ctx.principal()?, &ctx.actor(), id).await?;
+    see_other(&format!("/documents/{id}?done=document_withdrawn"))
+}
+
+#[derive(Template)]
+#[template(path = "inbox.html")]
+struct InboxPage {
+    l: Layout,
+    deliveries: Vec<(Delivery, String, String)>,
+}
+
+/// `GET /inbox`: the unit's received documents (特急 first).
+pub async fn inbox(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<Done>) -> PageResult {
+    let p = ctx.principal()?;
+    let deliveries = state
+        .documents
+        .inbox(p)
+        .await?
+        .into_iter()
+        .map(|d| {
+            let (at, key) = (format_local(d.delivered_at), format!("document.delivery_{}", d.status));
+            (d, at, key)
+        })
+        .collect();
+    render(&InboxPage { l: Layout::new(&ctx, "document.inbox", "inbox").with_flash(q.done.as_deref()), deliveries })
+}
+
+#[derive(Template)]
+#[template(path = "delivery.html")]
+struct DeliveryPage {
+    l: Layout,
+    d: Delivery,
+    status_key: String,
+    manifest: Value,
+    can_sign: bool,
+    error: String,
+}
+
+async fn delivery_page(state: &AppState, ctx: &Ctx, id: i64, done: Option<&str>, error: String) -> PageResult {
+    let p = ctx.principal()?;
+    let (d, package) = state.documents.open_delivery(p, &ctx.actor(), id).await?;
+    let manifest = serde_json::from_str::<Value>(&package)
+        .ok()
+        .and_then(|v| v["manifest"].as_str().and_then(|m| serde_json::from_str(m).ok()))
+        .unwrap_or(Value::Null);
+    let can_sign = matches!(d.status.as_str(), "delivered" | "read") && state.documents.can_issue(p, d.recipient_unit_id).await?;
+    let status_key = format!("document.delivery_{}", d.status);
+    let status = if error.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let l = Layout::new(ctx, "document.inbox", "inbox").with_flash(done);
+    render_status(status, &DeliveryPage { l, d, status_key, manifest, can_sign, error })
+}
+
+/// `GET /inbox/{id}`: opens a received document (marks it read).
+pub async fn delivery(State(state): State<AppState>, ctx: Ctx, params: PathParams, QueryOf(q): QueryOf<Done>) -> PageResult {
+    delivery_page(&state, &ctx, params.id("id")?, q.done.as_deref(), String::new()).await
+}
+
+/// `GET /inbox/{id}/package`: the sealed package, to keep or verify elsewhere.
+pub async fn package(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
+    let (d, package) = state.documents.open_delivery(ctx.principal()?, &ctx.actor(), params.id("id")?).await?;
+    let name: String = d.doc_number.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let disposition = format!("attachment; filename=\"document-{name}-{}.tbseal.json\"", d.document_id);
+    Ok(([(header::CONTENT_TYPE, "application/json".to_string()), (header::CONTENT_DISPOSITION, disposition)], package).into_response())
+}
+
+/// `POST /inbox/{id}/sign`: signs for it with the unit's seal.
+pub async fn sign(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
+    let id = params.id("id")?;
+    match state.documents.sign_for(&state.ca, ctx.principal()?, &ctx.actor(), id).await {
+        Ok(_) => see_other(&format!("/inbox/{id}?done=document_signed")),
+        Err(e @ DomainError::Conflict(_)) => delivery_page(&state, &ctx, id, None, crate::error::message(&ctx.tr, &e)).await,
+        Err(e) => Err(PageError(e)),
+    }
+}
+
+/// The refusal form.
+#[derive(Deserialize)]
+pub struct RefuseForm {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /inbox/{id}/refuse`.
+pub async fn refuse(State(state): State<AppState>, ctx: Ctx, params: PathParams, PageForm(f): PageForm<RefuseForm>) -> PageResult {
+    let id = params.id("id")?;
+    match state.documents.refuse(ctx.principal()?, &ctx.actor(), id, &f.reason).await {
+        Ok(()) => see_other(&format!("/inbox/{id}?done=document_refused")),
+        Err(e @ (DomainError::Invalid(_) | DomainError::Conflict(_))) => {
+            let (_, msg) = form_error(&ctx.tr, e)?;
+            delivery_page(&state, &ctx, id, None, msg).await
+        }
+        Err(e) => Err(PageError(e)),
+    }
+}

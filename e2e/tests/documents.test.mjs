@@ -1,0 +1,99 @@
+// Official document exchange (公文交换) in a browser: the security administrator gives the service
+// hall and the natural resources bureau their seals and makes 周军 his bureau's document office;
+// the hall's office drafts a notice, numbers it (嘉审批发〔year〕N号), seals it and sends it to the
+// bureau; the bureau signs for it with its seal; the hall's tracking shows the signed receipt.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launchBrowser, totp } from './harness.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+const SEAL_PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
+const HALL = '行政审批服务局（政务服务中心）';
+const LAND = '自然资源局';
+
+async function logIn(context, username, { enrol = false } = {}) {
+  const page = await context.newPage();
+  await page.goto(`${server.base}/login`);
+  await page.getByLabel('用户名').fill(username);
+  await page.getByLabel('密码').fill('Jiahe@2026');
+  await page.getByRole('button', { name: '登录', exact: true }).click();
+  if (enrol) {
+    await page.waitForURL('**/login/enrol');
+    const secret = (await page.locator('#totp-secret').textContent()).trim();
+    await page.getByLabel('动态口令').fill(totp(secret, -30));
+    await page.getByRole('button', { name: '确认绑定' }).click();
+    await page.getByRole('link', { name: '我已保存，继续' }).click();
+  }
+  await page.waitForURL('**/workbench');
+  return page;
+}
+
+test('the hall issues a sealed notice to the bureau and sees its signed receipt', async () => {
+  // Set-up by the security administrator.
+  const admin = await logIn(await browser.newContext({ locale: 'zh-CN' }), 'secadmin', { enrol: true });
+  for (const unit of [HALL, LAND]) {
+    await admin.goto(`${server.base}/admin/pki`);
+    await admin.locator('#unit_id').selectOption({ label: unit });
+    await admin.getByRole('button', { name: '签发' }).nth(1).click();
+    await admin.waitForURL('**/admin/pki?done=certificate_issued');
+    await admin.locator('#seal_unit').selectOption({ label: unit });
+    await admin.locator('#image').setInputFiles({ name: 'seal.png', mimeType: 'image/png', buffer: SEAL_PNG });
+    await admin.getByRole('button', { name: '登记单位印章' }).click();
+    await admin.waitForURL('**/admin/pki?done=seal_registered');
+  }
+  await admin.goto(`${server.base}/admin/users`);
+  await admin.getByRole('link', { name: 'zhoujun' }).click();
+  await admin.locator('#role_id').selectOption({ label: '单位管理员' });
+  await admin.locator('#scope').selectOption({ label: '本单位' });
+  await admin.getByRole('button', { name: '授予角色' }).click();
+
+  // The hall's office drafts, numbers, seals and sends.
+  const hall = await logIn(await browser.newContext({ locale: 'zh-CN' }), 'zhaomin');
+  await hall.getByRole('link', { name: '公文' }).first().click();
+  await hall.getByRole('link', { name: '拟稿' }).click();
+  await hall.getByLabel('发文机关标志').fill('嘉禾县行政审批服务局文件');
+  await hall.getByLabel('紧急程度').selectOption('特急');
+  await hall.getByLabel('标题').fill('关于规范工程建设项目审批材料的通知');
+  await hall.getByLabel('主送机关').fill('县自然资源局：');
+  await hall.getByLabel('正文').fill('为进一步规范工程建设项目审批，现将有关事项通知如下。');
+  await hall.getByRole('button', { name: '保存' }).click();
+  await hall.waitForURL('**/documents/*?done=document_saved');
+  await hall.getByRole('button', { name: '编号' }).click();
+  await hall.waitForURL('**?done=document_numbered');
+  const number = (await hall.locator('#doc-number').textContent()).trim();
+  assert.match(number, /^嘉审批发〔\d{4}〕1号/);
+  await hall.locator('#file').setInputFiles({ name: 'notice.pdf', mimeType: 'application/pdf', buffer: Buffer.from('%PDF-1.7 notice') });
+  await hall.getByLabel(LAND, { exact: true }).check();
+  await hall.getByRole('button', { name: '盖章并分发' }).click();
+  await hall.waitForURL('**?done=document_issued');
+  assert.match(await hall.locator('#tracking').textContent(), /自然资源局.*已送达/s);
+  const documentUrl = hall.url().split('?')[0];
+
+  // The bureau: urgent first in its inbox, opened, signed for.
+  const land = await logIn(await browser.newContext({ locale: 'zh-CN' }), 'zhoujun');
+  await land.goto(`${server.base}/inbox`);
+  await land.getByRole('link', { name: '关于规范工程建设项目审批材料的通知' }).click();
+  assert.match(await land.locator('#delivery-status').textContent(), /已阅/);
+  await land.getByRole('button', { name: '签收' }).click();
+  await land.waitForURL('**?done=document_signed');
+  assert.match(await land.locator('#delivery-status').textContent(), /已签收/);
+
+  // The hall sees the receipt, its signature checked.
+  await hall.goto(documentUrl);
+  const tracking = await hall.locator('#tracking').textContent();
+  assert.match(tracking, /已签收/);
+  assert.match(tracking, /回执签名有效/);
+  await hall.screenshot({ path: 'test-results/document-tracking.png', fullPage: true });
+});
