@@ -26,3 +26,5 @@ $bench oidc | tee bench/out/oidc.json
 TONGBAN_BENCH_SERVER_CPUS=1 taskset -c 0 $bench oidc | tee bench/out/oidc-pinned.json
 # National cryptography next to OpenSSL (`openssl speed`).
 $bench national | tee bench/out/national.json
+# One sealed document to 200 units (SQLite, and PostgreSQL with TONGBAN_BENCH_POSTGRES).
+$bench exchange | tee bench/out/exchange.json

@@ -13,6 +13,7 @@
 //! Run them all with `bench/run.sh` (release build); numbers go into BENCHMARKS.md.
 
 mod audit;
+mod exchange;
 mod http;
 mod intake;
 mod lists;
@@ -148,6 +149,18 @@ enum Bench {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Distributing one sealed document to N units: until every inbox has it.
+    Exchange {
+        /// Recipient units.
+        #[arg(long, default_value_t = 200)]
+        recipients: usize,
+        /// Documents sent (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Also on PostgreSQL: an admin URL whose role may create databases.
+        #[arg(long, env = "TONGBAN_BENCH_POSTGRES")]
+        postgres: Option<String>,
+    },
     /// SM2 sign/verify per second and SM3 MB/s, side by side with OpenSSL (`openssl speed`).
     National {
         /// Seconds per measurement.
@@ -172,6 +185,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::WorkflowService { count, postgres } => workflow::service(count, postgres.as_deref()).await?,
         Bench::Calendar { count } => workflow::calendar(count)?,
         Bench::National { seconds } => national::run(seconds)?,
+        Bench::Exchange { recipients, rounds, postgres } => exchange::run(recipients, rounds, postgres.as_deref()).await?,
         Bench::Intake { bin, clients, seconds, postgres } => intake::run(&bin, clients, seconds, postgres.as_deref()).await?,
         Bench::Tasks { bin, tasks, connections, postgres } => tasks::run(&bin, tasks, connections, postgres.as_deref()).await?,
         Bench::Oidc { bin, node, script, connections, seconds } => oidc::run(&bin, &node, &script, connections, seconds).await?,
