@@ -74,12 +74,15 @@ test('the hall issues a sealed notice to the bureau and sees its signed receipt'
   await hall.waitForURL('**?done=document_numbered');
   const number = (await hall.locator('#doc-number').textContent()).trim();
   assert.match(number, /^嘉审批发〔\d{4}〕1号/);
-  await hall.locator('#file').setInputFiles({ name: 'notice.pdf', mimeType: 'application/pdf', buffer: Buffer.from('%PDF-1.7 notice') });
+  // No file uploaded: tongban renders the GB/T 9704 PDF and presses the seal on it.
   await hall.getByLabel(LAND, { exact: true }).check();
   await hall.getByRole('button', { name: '盖章并分发' }).click();
   await hall.waitForURL('**?done=document_issued');
   assert.match(await hall.locator('#tracking').textContent(), /自然资源局.*已送达/s);
   const documentUrl = hall.url().split('?')[0];
+  const pdf = await hall.request.get(`${documentUrl}/pdf`);
+  assert.equal(pdf.headers()['content-type'], 'application/pdf');
+  assert.ok((await pdf.body()).subarray(0, 5).toString() === '%PDF-', 'the rendered, sealed PDF');
 
   // The bureau: urgent first in its inbox, opened, signed for.
   const land = await logIn(await browser.newContext({ locale: 'zh-CN' }), 'zhoujun');

@@ -220,8 +220,18 @@ async fn the_sender_withdraws_what_was_not_signed_for() {
     let id = office.json(Method::POST, "/api/v1/documents", draft("撤回测试")).await.json()["id"].as_i64().unwrap_or_default();
     office.json(Method::POST, &format!("/api/v1/documents/{id}/number"), json!({})).await;
     let seal = app.scalar(&format!("SELECT id FROM seals WHERE unit_id = {hall}")).await;
-    let body = json!({"seal_id": seal, "file_name": "a.pdf", "file": base64_encode(b"%PDF"), "recipients": [land]});
-    assert_eq!(office.json(Method::POST, &format!("/api/v1/documents/{id}/issue"), body).await.status, StatusCode::OK);
+    // No file: rendered as the GB/T 9704 PDF with the hall's seal on it (when a CJK font is installed).
+    let rendering = tongban_documents::render::FontFile::load(None).is_ok();
+    let body = if rendering {
+        json!({"seal_id": seal, "recipients": [land]})
+    } else {
+        json!({"seal_id": seal, "file_name": "a.pdf", "file": base64_encode(b"%PDF"), "recipients": [land]})
+    };
+    let r = office.json(Method::POST, &format!("/api/v1/documents/{id}/issue"), body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let pdf = office.get(&format!("/documents/{id}/pdf")).await;
+    assert_eq!(pdf.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/pdf"));
+    assert!(pdf.body.starts_with("%PDF-"));
     let mut land_office = app.staff("zhoujun").await;
     let delivery = land_office.get("/api/v1/inbox").await.json()[0]["id"].as_i64().unwrap_or_default();
     let r = office.json(Method::POST, &format!("/api/v1/documents/{id}/withdraw"), json!({})).await;

@@ -89,8 +89,8 @@ fn hex_decode(s: &str) -> Vec<u8> {
     (0..s.len() / 2).filter_map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()).collect()
 }
 
-/// A PNG as far as the seal registry looks (its signature), with some pixels' worth of bytes.
-pub(crate) const SEAL_PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x06\0\0\0 seal";
+/// A seal image (a red ring and cross, 64 × 64 PNG with transparency).
+pub(crate) const SEAL_PNG: &[u8] = include_bytes!("../../../crates/documents/tests/seal.png");
 
 #[tokio::test]
 async fn a_unit_seals_a_document_and_anyone_verifies_it() {

@@ -152,7 +152,16 @@ impl DocumentService {
             "issuer_mark": doc.fields.issuer_mark, "issuing_authority": doc.fields.issuing_authority, "date": doc.fields.date,
         });
         let position = SealPosition { page: 1, x_mm: 120.0, y_mm: 220.0 };
-        let seal = SealRequest { seal_id: req.seal_id, file_name: req.file_name, file: req.file, metadata, position };
+        // No file uploaded: the document is rendered in the GB/T 9704 layout with the seal on it.
+        let rendered;
+        let (file_name, file) = if req.file.is_empty() {
+            let (_, image) = ca.seal_image(req.seal_id).await?;
+            rendered = self.render(&doc, Some(&image))?;
+            ("document.pdf", rendered.as_slice())
+        } else {
+            (req.file_name, req.file)
+        };
+        let seal = SealRequest { seal_id: req.seal_id, file_name, file, metadata, position };
         let package = ca.seal_document(caller, actor, &seal).await?;
         let package_sm3 = sm3_hex(&package);
         let now = now_millis();
@@ -183,6 +192,18 @@ impl DocumentService {
         self.audit.append(&mut tx, actor, Entry::success("document.issue", "document", id, details)).await?;
         tx.commit().await?;
         Ok(recipients.len())
+    }
+
+    /// The sealed file of an issued document (from its package).
+    pub async fn issued_file(&self, id: i64) -> DomainResult<Option<Vec<u8>>> {
+        let package: Option<String> = sqlx::query("SELECT package FROM documents WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.db.pool())
+            .await?
+            .and_then(|r| r.get::<Option<String>, _>(0));
+        Ok(package
+            .and_then(|p| serde_json::from_str::<Value>(&p).ok())
+            .and_then(|v| v["file"].as_str().and_then(|f| STANDARD.decode(f).ok())))
     }
 
     /// The caller's unit's inbox (收文): 特急 first, then 加急, newest first within.

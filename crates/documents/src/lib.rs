@@ -3,6 +3,7 @@
 
 mod exchange;
 mod model;
+pub mod render;
 mod service;
 
 pub use exchange::{Delivery, IssueRequest, receipt_verifies};

@@ -61,12 +61,33 @@ fn document_from(r: &AnyRow) -> DomainResult<Document> {
 pub struct DocumentService {
     pub(crate) db: Db,
     pub(crate) audit: AuditTrail,
+    /// The font documents are rendered with, if one was found.
+    pub(crate) font: Option<crate::render::FontFile>,
 }
 
 impl DocumentService {
     /// The service over `db`, recording to `audit`.
     pub fn new(db: Db, audit: AuditTrail) -> Self {
-        DocumentService { db, audit }
+        DocumentService { db, audit, font: None }
+    }
+
+    /// Renders documents with `font_file`, or the first free CJK font installed; without one,
+    /// documents can still be sent as uploaded files (the reason is logged once here).
+    pub fn with_font(mut self, font_file: Option<&std::path::Path>) -> Self {
+        match crate::render::FontFile::load(font_file) {
+            Ok(f) => self.font = Some(f),
+            Err(e) => tracing::warn!("documents cannot be rendered as PDF: {e}"),
+        }
+        self
+    }
+
+    /// Renders a document as its GB/T 9704 PDF, the seal image pressed over the signature.
+    pub fn render(&self, doc: &Document, seal_png: Option<&[u8]>) -> DomainResult<Vec<u8>> {
+        let font = self.font.as_ref().ok_or(DomainError::Conflict("document.error.no_font"))?;
+        crate::render::render_pdf(&doc.fields, doc.doc_number.as_deref().unwrap_or(""), font, seal_png).map_err(|e| match e {
+            crate::render::RenderError::SealImage(_) => DomainError::invalid("seal_id", "seal.error.image"),
+            other => DomainError::Internal(other.to_string()),
+        })
     }
 
     async fn unit_path(&self, unit_id: i64) -> DomainResult<String> {

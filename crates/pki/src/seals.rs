@@ -204,6 +204,17 @@ impl CaService {
         Ok((serial, row.get(1), key))
     }
 
+    /// A registered seal's image (PNG) and unit, to render it on a document.
+    pub async fn seal_image(&self, seal_id: i64) -> DomainResult<(i64, Vec<u8>)> {
+        let row = sqlx::query("SELECT unit_id, image FROM seals WHERE id = $1 AND disabled_at IS NULL")
+            .bind(seal_id)
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or_else(|| DomainError::invalid("seal_id", "seal.error.no_seal"))?;
+        let image = STANDARD.decode(row.get::<String, _>(1)).map_err(|e| DomainError::Internal(e.to_string()))?;
+        Ok((row.get(0), image))
+    }
+
     /// Verifies a package (验章) with what only tongban knows: whether the chain ends at this
     /// CA's root and whether the signer's certificate was revoked.
     pub async fn verify(&self, package: &[u8]) -> DomainResult<Verification> {

@@ -25,6 +25,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Outbound notifications: SMS gateway and SMTP.
     pub notify: NotifyConfig,
+    /// Official documents.
+    pub documents: DocumentsConfig,
 }
 
 /// Where SMS and e-mail notifications go. Empty URL / host: that channel is off (in-app only).
@@ -130,6 +132,16 @@ pub struct SecurityConfig {
     pub client_cert_header: String,
 }
 
+/// Official documents (公文).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DocumentsConfig {
+    /// The CJK font (TTF/TTC/OTF) documents are rendered with; a county may point this at its
+    /// licensed 仿宋/小标宋 files. Default: the first free CJK font Debian installs
+    /// (fonts-arphic-uming, fonts-noto-cjk, fonts-wqy-microhei, fonts-droid-fallback).
+    pub font_file: Option<PathBuf>,
+}
+
 /// Audit trail settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -153,6 +165,7 @@ impl Default for Config {
             security: SecurityConfig::default(),
             audit: AuditConfig::default(),
             notify: NotifyConfig::default(),
+            documents: DocumentsConfig::default(),
         }
     }
 }

@@ -86,7 +86,8 @@ impl AppState {
             tracing::error!("secret key: {e}; using a key for this process only");
             tongban_crypto::seal::SecretBox::new(rand::random())
         });
-        let documents = tongban_documents::DocumentService::new(identity.db().clone(), identity.audit().clone());
+        let documents = tongban_documents::DocumentService::new(identity.db().clone(), identity.audit().clone())
+            .with_font(config.documents.font_file.as_deref());
         let ca = tongban_pki::ca::CaService::new(identity.db().clone(), identity.audit().clone(), secrets.clone(), &config.public_url());
         let keys = tongban_oidc::keys::KeyRing::new(identity.db().clone(), secrets);
         let oidc = tongban_oidc::provider::Provider::new(identity.db().clone(), identity.audit().clone(), keys, &config.public_url());

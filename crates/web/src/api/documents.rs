@@ -82,9 +82,11 @@ pub async fn prefix(State(state): State<AppState>, ctx: Ctx, params: PathParams,
 pub struct IssueDto {
     /// The issuing unit's seal.
     pub seal_id: i64,
-    /// File name of the document.
+    /// File name of the document (with `file`).
+    #[serde(default)]
     pub file_name: String,
-    /// The document, base64.
+    /// The document, base64; left out, the document is rendered as a GB/T 9704 PDF with the seal.
+    #[serde(default)]
     pub file: String,
     /// Recipient unit ids.
     pub recipients: Vec<i64>,

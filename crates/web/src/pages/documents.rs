@@ -164,7 +164,8 @@ pub async fn issue(State(state): State<AppState>, ctx: Ctx, params: PathParams, 
     let file = fields.iter().find(|(k, f, v)| k == "file" && !f.is_empty() && !v.is_empty());
     let result = async {
         let seal_id = parse_id("seal_id", &text("seal_id"))?;
-        let (_, name, bytes) = file.ok_or_else(|| DomainError::invalid("file", "seal.error.file"))?;
+        // No file: the document is rendered in the GB/T 9704 layout.
+        let (name, bytes): (&str, &[u8]) = file.map(|(_, n, b)| (n.as_str(), b.as_slice())).unwrap_or(("", &[]));
         let req = IssueRequest { seal_id, file_name: name, file: bytes, recipients: &recipients };
         state.documents.issue(&state.ca, p, &ctx.actor(), id, &req).await
     }
@@ -176,6 +177,18 @@ pub async fn issue(State(state): State<AppState>, ctx: Ctx, params: PathParams, 
         }
         Err(e) => Err(PageError(e)),
     }
+}
+
+/// `GET /documents/{id}/pdf`: the document as a PDF — the sealed file once issued, else a
+/// rendering of the current draft (without a seal) to check the layout.
+pub async fn pdf(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
+    let p = ctx.principal()?;
+    let d = state.documents.document(p, &ctx.actor(), params.id("id")?).await?;
+    let bytes = match state.documents.issued_file(d.id).await? {
+        Some(file) => file,
+        None => state.documents.render(&d, None)?,
+    };
+    Ok(([(header::CONTENT_TYPE, "application/pdf"), (header::CONTENT_DISPOSITION, "inline")], bytes).into_response())
 }
 
 /// `POST /documents/{id}/withdraw`.

@@ -281,6 +281,7 @@ pub fn routes() -> Router<AppState> {
         .route("/documents/new", get(documents::new_form))
         .route("/documents/{id}", get(documents::show))
         .route("/documents/{id}/number", post(documents::number))
+        .route("/documents/{id}/pdf", get(documents::pdf))
         .route("/documents/{id}/issue", post(documents::issue))
         .route("/documents/{id}/withdraw", post(documents::withdraw))
         .route("/inbox", get(documents::inbox))
