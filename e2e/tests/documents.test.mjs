@@ -4,10 +4,11 @@
 // bureau; the bureau signs for it with its seal; the hall's tracking shows the signed receipt.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, totp } from './harness.mjs';
+import { startServer, launchBrowser, logIn as logInAs, SEAL_PNG } from './harness.mjs';
 
 let server;
 let browser;
+const logIn = (context, username, options) => logInAs(server, context, username, options);
 
 before(async () => {
   server = await startServer();
@@ -19,26 +20,8 @@ after(async () => {
   await server?.stop();
 });
 
-const SEAL_PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
 const HALL = '行政审批服务局（政务服务中心）';
 const LAND = '自然资源局';
-
-async function logIn(context, username, { enrol = false } = {}) {
-  const page = await context.newPage();
-  await page.goto(`${server.base}/login`);
-  await page.getByLabel('用户名').fill(username);
-  await page.getByLabel('密码').fill('Jiahe@2026');
-  await page.getByRole('button', { name: '登录', exact: true }).click();
-  if (enrol) {
-    await page.waitForURL('**/login/enrol');
-    const secret = (await page.locator('#totp-secret').textContent()).trim();
-    await page.getByLabel('动态口令').fill(totp(secret, -30));
-    await page.getByRole('button', { name: '确认绑定' }).click();
-    await page.getByRole('link', { name: '我已保存，继续' }).click();
-  }
-  await page.waitForURL('**/workbench');
-  return page;
-}
 
 test('the hall issues a sealed notice to the bureau and sees its signed receipt', async () => {
   // Set-up by the security administrator.

@@ -88,3 +88,25 @@ export function totp(secret, offsetSeconds = 0) {
   const n = ((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
   return String(n % 1_000_000).padStart(6, '0');
 }
+
+// A 1×1 PNG standing in for a seal's scan.
+export const SEAL_PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
+
+// Logs a demo account in on a new page of `context` (enrolling TOTP for an administrator's first
+// log-in) and answers the page at the workbench.
+export async function logIn(server, context, username, { enrol = false } = {}) {
+  const page = await context.newPage();
+  await page.goto(`${server.base}/login`);
+  await page.getByLabel('用户名').fill(username);
+  await page.getByLabel('密码').fill('Jiahe@2026');
+  await page.getByRole('button', { name: '登录', exact: true }).click();
+  if (enrol) {
+    await page.waitForURL('**/login/enrol');
+    const secret = (await page.locator('#totp-secret').textContent()).trim();
+    await page.getByLabel('动态口令').fill(totp(secret, -30));
+    await page.getByRole('button', { name: '确认绑定' }).click();
+    await page.getByRole('link', { name: '我已保存，继续' }).click();
+  }
+  await page.waitForURL('**/workbench');
+  return page;
+}

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import smCrypto from 'sm-crypto';
-import { startServer, launchBrowser, totp } from './harness.mjs';
+import { startServer, launchBrowser, logIn as logInAs, SEAL_PNG } from './harness.mjs';
 
 const { sm2, sm3 } = smCrypto;
 let server;
@@ -24,28 +24,9 @@ after(async () => {
   await server?.stop();
 });
 
-// A 1×1 PNG standing in for the seal's scan.
-const SEAL_PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
-
-async function logIn(page, username, { enrol = false } = {}) {
-  await page.goto(`${server.base}/login`);
-  await page.getByLabel('用户名').fill(username);
-  await page.getByLabel('密码').fill('Jiahe@2026');
-  await page.getByRole('button', { name: '登录', exact: true }).click();
-  if (enrol) {
-    await page.waitForURL('**/login/enrol');
-    const secret = (await page.locator('#totp-secret').textContent()).trim();
-    await page.getByLabel('动态口令').fill(totp(secret, -30));
-    await page.getByRole('button', { name: '确认绑定' }).click();
-    await page.getByRole('link', { name: '我已保存，继续' }).click();
-  }
-  await page.waitForURL('**/workbench');
-}
-
 test('a unit seals a notice, the page verifies it, and an independent SM2/SM3 library agrees', async () => {
   // The security administrator: seal certificate and seal image for the service hall.
-  const admin = await (await browser.newContext({ locale: 'zh-CN' })).newPage();
-  await logIn(admin, 'secadmin', { enrol: true });
+  const admin = await logInAs(server, await browser.newContext({ locale: 'zh-CN' }), 'secadmin', { enrol: true });
   await admin.goto(`${server.base}/admin/pki`);
   await admin.locator('#unit_id').selectOption({ label: '行政审批服务局（政务服务中心）' });
   await admin.getByRole('button', { name: '签发' }).nth(1).click();
@@ -57,8 +38,7 @@ test('a unit seals a notice, the page verifies it, and an independent SM2/SM3 li
 
   // The office director seals a notice.
   const context = await browser.newContext({ locale: 'zh-CN', acceptDownloads: true });
-  const page = await context.newPage();
-  await logIn(page, 'zhaomin');
+  const page = await logInAs(server, context, 'zhaomin');
   await page.getByRole('link', { name: '用印' }).click();
   await page.getByLabel('文件标题').fill('关于公布政务服务事项目录的通知');
   await page.getByLabel('发文字号').fill('嘉审批发〔2026〕3号');
