@@ -91,6 +91,9 @@ pub fn outbox_handlers(opened: &Opened) -> Vec<Arc<dyn tongban_platform::outbox:
         Arc::new(tongban_approval::intake::PublicReceiver(opened.intake.clone())),
         Arc::new(tongban_approval::cases::InternalReceiver(opened.cases.clone())),
         Arc::new(tongban_notify::StaffNotifier),
+        Arc::new(tongban_documents::DocumentFlowReceiver(
+            tongban_documents::DocumentService::new(opened.db.clone(), opened.audit.clone()).with_workflow(opened.workflow.clone()),
+        )),
     ]
 }
 

@@ -246,3 +246,51 @@ fn base64_encode(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
+
+/// Runs the outbox until it is empty (process ends reach the documents slice this way).
+async fn dispatch(app: &TestApp) {
+    let dispatcher = tongban_platform::outbox::Dispatcher::new(app.opened.db.clone(), tongban::boot::outbox_handlers(&app.opened));
+    while dispatcher.dispatch_once(100).await.expect("dispatch") > 0 {}
+}
+
+/// The open to-do task of `c` for process instance `instance`.
+async fn task_of(c: &mut crate::support::Client, instance: i64) -> Option<i64> {
+    let tasks = c.get("/api/v1/workflow/tasks").await.json();
+    tasks.as_array()?.iter().find(|t| t["instance_id"] == instance).and_then(|t| t["id"].as_i64())
+}
+
+#[tokio::test]
+async fn a_draft_is_reviewed_and_signed_off_through_the_workflow_before_numbering() {
+    let app = TestApp::demo().await;
+    let mut office = app.staff("zhaomin").await;
+    let id = office.json(Method::POST, "/api/v1/documents", draft("关于开展政务服务满意度测评的通知")).await.json()["id"]
+        .as_i64()
+        .unwrap_or_default();
+    let r = office.json(Method::POST, &format!("/api/v1/documents/{id}/submit"), json!({"reviewer": "liuyang", "signer": "nobody"})).await;
+    assert_eq!((r.status, r.json()["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("signer")));
+    let r =
+        office.json(Method::POST, &format!("/api/v1/documents/{id}/submit"), json!({"reviewer": "liuyang", "signer": "zhangwei"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let instance = r.json()["instance_id"].as_i64().unwrap_or_default();
+    let r = office.json(Method::POST, &format!("/api/v1/documents/{id}/number"), json!({})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "not before sign-off");
+
+    // 核稿 by the reviewer, then 签发 by the leader, each from their own to-do list.
+    let mut reviewer = app.staff("liuyang").await;
+    let mut leader = app.staff("zhangwei").await;
+    assert_eq!(task_of(&mut leader, instance).await, None, "the leader's turn comes after review");
+    let task = task_of(&mut reviewer, instance).await.expect("review task");
+    let r = reviewer.json(Method::POST, &format!("/api/v1/workflow/tasks/{task}/complete"), json!({"opinion": "已核，文字无误。"})).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let task = task_of(&mut leader, instance).await.expect("sign-off task");
+    let r = leader.json(Method::POST, &format!("/api/v1/workflow/tasks/{task}/complete"), json!({"opinion": "同意印发。"})).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    dispatch(&app).await;
+
+    let doc = office.get(&format!("/api/v1/documents/{id}")).await.json();
+    assert_eq!(doc["status"], "signed_off");
+    assert_eq!(doc["fields"]["signer"], "张伟", "签发人 filled in from the process");
+    let r = office.json(Method::POST, &format!("/api/v1/documents/{id}/number"), json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(app.audit_count("document.sign_off", "success").await, 1);
+}

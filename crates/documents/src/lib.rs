@@ -2,10 +2,12 @@
 //! document numbers (发文字号) per unit and year without gaps or repeats.
 
 mod exchange;
+mod flow;
 mod model;
 pub mod render;
 mod service;
 
 pub use exchange::{Delivery, IssueRequest, receipt_verifies};
+pub use flow::{DocumentFlowReceiver, FAWEN, FAWEN_BPMN};
 pub use model::{DocumentFields, URGENCIES, check_prefix, format_number};
 pub use service::{Document, DocumentService};

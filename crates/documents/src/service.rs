@@ -63,12 +63,20 @@ pub struct DocumentService {
     pub(crate) audit: AuditTrail,
     /// The font documents are rendered with, if one was found.
     pub(crate) font: Option<crate::render::FontFile>,
+    /// The workflow engine, for the review and sign-off process.
+    pub(crate) workflow: Option<tongban_workflow::WorkflowService>,
 }
 
 impl DocumentService {
     /// The service over `db`, recording to `audit`.
     pub fn new(db: Db, audit: AuditTrail) -> Self {
-        DocumentService { db, audit, font: None }
+        DocumentService { db, audit, font: None, workflow: None }
+    }
+
+    /// Runs review and sign-off (核稿、签发) on `workflow`.
+    pub fn with_workflow(mut self, workflow: tongban_workflow::WorkflowService) -> Self {
+        self.workflow = Some(workflow);
+        self
     }
 
     /// Renders documents with `font_file`, or the first free CJK font installed; without one,
@@ -237,7 +245,7 @@ impl DocumentService {
         if !self.may_issue(caller, doc.unit_id).await? {
             return Err(self.out_of_scope(caller, actor, "document.number", id).await);
         }
-        if doc.status != "draft" {
+        if !matches!(doc.status.as_str(), "draft" | "signed_off") {
             return Err(DomainError::Conflict("document.error.not_draft"));
         }
         let prefix: String = sqlx::query("SELECT prefix FROM document_prefixes WHERE unit_id = $1")
@@ -260,7 +268,8 @@ impl DocumentService {
         .get(0);
         let number = format_number(&prefix, year, seq);
         let done = sqlx::query(
-            "UPDATE documents SET status = 'numbered', doc_number = $2, number_year = $3, number_seq = $4, updated_at = $5 WHERE id = $1 AND status = 'draft'",
+            "UPDATE documents SET status = 'numbered', doc_number = $2, number_year = $3, number_seq = $4, updated_at = $5 \
+             WHERE id = $1 AND status IN ('draft', 'signed_off')",
         )
         .bind(id)
         .bind(&number)

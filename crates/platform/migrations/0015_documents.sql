@@ -18,7 +18,7 @@ CREATE TABLE document_numbers (
 CREATE TABLE documents (
     id {{ID}},
     unit_id BIGINT NOT NULL REFERENCES units(id),
-    status TEXT NOT NULL CHECK (status IN ('draft', 'numbered', 'issued')),
+    status TEXT NOT NULL CHECK (status IN ('draft', 'in_review', 'signed_off', 'numbered', 'issued')),
     title TEXT NOT NULL,
     urgency TEXT NOT NULL DEFAULT '',
     doc_number TEXT UNIQUE,
@@ -26,6 +26,9 @@ CREATE TABLE documents (
     number_seq BIGINT,
     -- The GB/T 9704 elements as JSON.
     fields TEXT NOT NULL,
+    -- The review and sign-off process (核稿、签发) and who signed it off.
+    instance_id BIGINT,
+    signed_off_by BIGINT REFERENCES users(id),
     -- Once issued: the sealed package (tongban-seal/1) and its SM3.
     package TEXT,
     package_sm3 TEXT,

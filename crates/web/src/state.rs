@@ -87,7 +87,8 @@ impl AppState {
             tongban_crypto::seal::SecretBox::new(rand::random())
         });
         let documents = tongban_documents::DocumentService::new(identity.db().clone(), identity.audit().clone())
-            .with_font(config.documents.font_file.as_deref());
+            .with_font(config.documents.font_file.as_deref())
+            .with_workflow(workflow.clone());
         let ca = tongban_pki::ca::CaService::new(identity.db().clone(), identity.audit().clone(), secrets.clone(), &config.public_url());
         let keys = tongban_oidc::keys::KeyRing::new(identity.db().clone(), secrets);
         let oidc = tongban_oidc::provider::Provider::new(identity.db().clone(), identity.audit().clone(), keys, &config.public_url());
@@ -134,7 +135,9 @@ impl AppState {
 
     /// The same state with this workflow service.
     pub fn with_workflow(mut self, workflow: WorkflowService) -> Self {
-        Arc::make_mut(&mut self.0).workflow = workflow;
+        let services = Arc::make_mut(&mut self.0);
+        services.documents = services.documents.clone().with_workflow(workflow.clone());
+        services.workflow = workflow;
         self
     }
 

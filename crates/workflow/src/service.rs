@@ -357,6 +357,23 @@ impl WorkflowService {
     /// Uploads a BPMN file (流程定义上传): validated, then stored as the next version of its key.
     pub async fn upload(&self, caller: &Principal, actor: &AuditActor, xml: &str) -> DomainResult<DefinitionSummary> {
         self.require(caller, actor, Permission::WorkflowDefine, "workflow.definition.upload").await?;
+        self.store_definition(caller.user_id, actor, xml).await
+    }
+
+    /// Deploys a process that a slice ships with (e.g. the documents slice's 发文 process) the
+    /// first time it is needed; later versions uploaded by an administrator take precedence.
+    pub async fn ensure_builtin(&self, deployed_by: i64, actor: &AuditActor, xml: &str) -> DomainResult<()> {
+        let def = parse_bpmn(xml).map_err(|e| DomainError::invalid_detail("file", e.message_key(), e.detail()))?;
+        if self.store.latest_version(&def.key).await?.is_some() {
+            return Ok(());
+        }
+        match self.store_definition(deployed_by, actor, xml).await {
+            Ok(_) | Err(DomainError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn store_definition(&self, created_by: i64, actor: &AuditActor, xml: &str) -> DomainResult<DefinitionSummary> {
         if xml.trim().is_empty() {
             return Err(DomainError::invalid("file", "error.required"));
         }
@@ -371,7 +388,7 @@ impl WorkflowService {
         }
         let version = latest.map(|(_, v, _)| v).unwrap_or(0) + 1;
         let now = now_millis();
-        let new = NewDefinition { key: &def.key, version, name: &def.name, xml, sm3: &sm3, created_by: caller.user_id, created_at: now };
+        let new = NewDefinition { key: &def.key, version, name: &def.name, xml, sm3: &sm3, created_by, created_at: now };
         let details = json!({"key": def.key, "version": version, "name": def.name, "sm3": sm3});
         let record = Record { actor, entry: Entry::success("workflow.definition.upload", "wf_definition", "", details) };
         let id = self.store.insert_definition(&new, record).await?;

@@ -154,3 +154,21 @@ pub async fn tracking(State(state): State<AppState>, ctx: Ctx, params: PathParam
     let list = state.documents.tracking(ctx.principal()?, &ctx.actor(), params.id("id")?).await?;
     Ok(Json(serde_json::to_value(list).unwrap_or(Value::Null)))
 }
+
+/// Sending a draft for review and sign-off.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitDto {
+    /// Who checks it (核稿人), by user name.
+    pub reviewer: String,
+    /// Who signs it off (签发人), by user name.
+    pub signer: String,
+}
+
+/// Sends a draft for review (核稿) and sign-off (签发) through the workflow engine.
+#[utoipa::path(post, path = "/api/v1/documents/{id}/submit", tag = "documents", params(("id" = i64, Path)), request_body = SubmitDto, responses((status = 200, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn submit(State(state): State<AppState>, ctx: Ctx, params: PathParams, body: Bytes) -> ApiResult<Json<Value>> {
+    let dto: SubmitDto = json_body(&body)?;
+    let instance = state.documents.submit(ctx.principal()?, &ctx.actor(), params.id("id")?, &dto.reviewer, &dto.signer).await?;
+    Ok(Json(serde_json::json!({"instance_id": instance})))
+}

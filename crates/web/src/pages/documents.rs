@@ -100,6 +100,7 @@ struct DocumentPage {
     d: Document,
     status_key: String,
     can_issue: bool,
+    can_submit: bool,
     seals: Vec<Seal>,
     units: Vec<(i64, String)>,
     tracking: Vec<(Delivery, String, String)>,
@@ -110,6 +111,7 @@ async fn document_page(state: &AppState, ctx: &Ctx, id: i64, done: Option<&str>,
     let p = ctx.principal()?;
     let d = state.documents.document(p, &ctx.actor(), id).await?;
     let can_issue = state.documents.can_issue(p, d.unit_id).await?;
+    let can_submit = d.status == "draft" && (d.created_by == p.user_id || can_issue);
     let seals =
         if can_issue { state.ca.usable_seals(p).await?.into_iter().filter(|s| s.unit_id == d.unit_id).collect() } else { Vec::new() };
     let units = state.identity.all_units().await?.into_iter().filter(|u| u.id != d.unit_id && u.enabled).map(|u| (u.id, u.name)).collect();
@@ -131,7 +133,7 @@ async fn document_page(state: &AppState, ctx: &Ctx, id: i64, done: Option<&str>,
     let status = if error.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let status_key = format!("document.status_{}", d.status);
     let l = Layout::new(ctx, "document.title", "documents").with_flash(done);
-    render_status(status, &DocumentPage { l, d, status_key, can_issue, seals, units, tracking, error })
+    render_status(status, &DocumentPage { l, d, status_key, can_issue, can_submit, seals, units, tracking, error })
 }
 
 /// `GET /documents/{id}`.
@@ -189,6 +191,28 @@ pub async fn pdf(State(state): State<AppState>, ctx: Ctx, params: PathParams) ->
         None => state.documents.render(&d, None)?,
     };
     Ok(([(header::CONTENT_TYPE, "application/pdf"), (header::CONTENT_DISPOSITION, "inline")], bytes).into_response())
+}
+
+/// The sign-off form.
+#[derive(Deserialize)]
+pub struct SubmitForm {
+    #[serde(default)]
+    reviewer: String,
+    #[serde(default)]
+    signer: String,
+}
+
+/// `POST /documents/{id}/submit`: sends the draft for review and sign-off (送审).
+pub async fn submit(State(state): State<AppState>, ctx: Ctx, params: PathParams, PageForm(f): PageForm<SubmitForm>) -> PageResult {
+    let id = params.id("id")?;
+    match state.documents.submit(ctx.principal()?, &ctx.actor(), id, &f.reviewer, &f.signer).await {
+        Ok(_) => see_other(&format!("/documents/{id}?done=document_submitted")),
+        Err(e @ (DomainError::Invalid(_) | DomainError::Conflict(_))) => {
+            let (_, msg) = form_error(&ctx.tr, e)?;
+            document_page(&state, &ctx, id, None, msg).await
+        }
+        Err(e) => Err(PageError(e)),
+    }
 }
 
 /// `POST /documents/{id}/withdraw`.

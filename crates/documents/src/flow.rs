@@ -1,0 +1,128 @@
+//! The issuing flow (发文办理) through the workflow engine: a draft is sent for review (核稿) and
+//! sign-off (签发) to the two people its author names; they act from their to-do lists, where they
+//! can also send it back; when the process ends the document is signed off (its 签发人 filled in)
+//! and the issuing office may number it. Withdrawing the process returns the draft.
+
+use serde_json::{Map, Value, json};
+use sqlx::Row;
+use tongban_audit::{Actor, Entry};
+use tongban_authz::Principal;
+use tongban_platform::{DomainError, WriteTx, clock::now_millis, error::DomainResult, outbox::OutboxEvent};
+
+use crate::service::DocumentService;
+
+/// The process the documents slice ships with.
+pub const FAWEN_BPMN: &str = include_str!("../data/fawen.bpmn");
+/// Its key.
+pub const FAWEN: &str = "fawen";
+
+impl DocumentService {
+    async fn staff_id(&self, username: &str, field: &str) -> DomainResult<(i64, String)> {
+        sqlx::query("SELECT id, display_name FROM users WHERE username = $1 AND enabled = 1")
+            .bind(username.trim())
+            .fetch_optional(self.db.pool())
+            .await?
+            .map(|r| (r.get(0), r.get(1)))
+            .ok_or_else(|| DomainError::invalid(field, "error.user_not_found"))
+    }
+
+    /// Sends a draft for review and sign-off (送审): `reviewer` checks it (核稿), `signer` signs it
+    /// off (签发). Only its author or the issuing office may.
+    pub async fn submit(&self, caller: &Principal, actor: &Actor, id: i64, reviewer: &str, signer: &str) -> DomainResult<i64> {
+        let workflow = self.workflow.as_ref().ok_or(DomainError::Conflict("document.error.no_workflow"))?;
+        let doc = self.document(caller, actor, id).await?;
+        if doc.created_by != caller.user_id && !self.can_issue(caller, doc.unit_id).await? {
+            return Err(DomainError::Forbidden("error.forbidden"));
+        }
+        if doc.status != "draft" {
+            return Err(DomainError::Conflict("document.error.not_draft"));
+        }
+        let (reviewer_id, _) = self.staff_id(reviewer, "reviewer").await?;
+        let (signer_id, _) = self.staff_id(signer, "signer").await?;
+        workflow.ensure_builtin(caller.user_id, actor, FAWEN_BPMN).await?;
+        let mut vars = Map::new();
+        vars.insert("document_id".into(), json!(id));
+        vars.insert("reviewer_id".into(), json!(reviewer_id));
+        vars.insert("signer_id".into(), json!(signer_id));
+        let mut tx = self.db.begin_write().await?;
+        let title = format!("发文：{}", doc.title);
+        let instance = workflow.start_in(&mut tx, caller.user_id, actor, FAWEN, &title, &format!("document:{id}"), vars).await?;
+        let done =
+            sqlx::query("UPDATE documents SET status = 'in_review', instance_id = $2, updated_at = $3 WHERE id = $1 AND status = 'draft'")
+                .bind(id)
+                .bind(instance)
+                .bind(now_millis())
+                .execute(tx.conn())
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(DomainError::Conflict("document.error.not_draft"));
+        }
+        let details = json!({"instance": instance, "reviewer": reviewer.trim(), "signer": signer.trim()});
+        self.audit.append(&mut tx, actor, Entry::success("document.submit", "document", id, details)).await?;
+        tx.commit().await?;
+        Ok(instance)
+    }
+
+    /// Applies the end of a 发文 process to its document (from the outbox, in its transaction):
+    /// completed → signed off with the signer's name as 签发人; cancelled → back to draft.
+    pub async fn on_process_event(&self, tx: &mut WriteTx, event: &OutboxEvent) -> Result<(), String> {
+        if event.payload["process"] != FAWEN {
+            return Ok(());
+        }
+        let instance = event.payload["instance_id"].as_i64().ok_or("event without instance_id")?;
+        let db = |e: sqlx::Error| e.to_string();
+        let row = sqlx::query("SELECT id, fields FROM documents WHERE instance_id = $1 AND status = 'in_review'")
+            .bind(instance)
+            .fetch_optional(tx.conn())
+            .await
+            .map_err(db)?;
+        let Some(row) = row else { return Ok(()) };
+        let id: i64 = row.get(0);
+        if event.topic == "workflow.instance.cancelled" {
+            sqlx::query("UPDATE documents SET status = 'draft', instance_id = NULL, updated_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(now_millis())
+                .execute(tx.conn())
+                .await
+                .map_err(db)?;
+            return Ok(());
+        }
+        let signer = event.payload["variables"]["signer_id"].as_i64().ok_or("no signer_id")?;
+        let name: String =
+            sqlx::query("SELECT display_name FROM users WHERE id = $1").bind(signer).fetch_one(tx.conn()).await.map_err(db)?.get(0);
+        let mut fields: Value = serde_json::from_str(&row.get::<String, _>(1)).map_err(|e| e.to_string())?;
+        fields["signer"] = json!(name);
+        sqlx::query("UPDATE documents SET status = 'signed_off', signed_off_by = $2, fields = $3, updated_at = $4 WHERE id = $1")
+            .bind(id)
+            .bind(signer)
+            .bind(fields.to_string())
+            .bind(now_millis())
+            .execute(tx.conn())
+            .await
+            .map_err(db)?;
+        let actor = Actor::system("workflow");
+        self.audit
+            .append(tx, &actor, Entry::success("document.sign_off", "document", id, json!({"signer": name, "instance": instance})))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// Hands the end of 发文 processes to the documents slice.
+pub struct DocumentFlowReceiver(pub DocumentService);
+
+#[async_trait::async_trait]
+impl tongban_platform::outbox::OutboxHandler for DocumentFlowReceiver {
+    fn name(&self) -> &'static str {
+        "documents.flow"
+    }
+
+    fn accepts(&self, topic: &str) -> bool {
+        topic == "workflow.instance.completed" || topic == "workflow.instance.cancelled"
+    }
+
+    async fn handle(&self, tx: &mut WriteTx, event: &OutboxEvent) -> Result<(), String> {
+        self.0.on_process_event(tx, event).await
+    }
+}
