@@ -53,6 +53,29 @@ test('the hall issues a sealed notice to the bureau and sees its signed receipt'
   await hall.getByLabel('正文').fill('为进一步规范工程建设项目审批，现将有关事项通知如下。');
   await hall.getByRole('button', { name: '保存' }).click();
   await hall.waitForURL('**/documents/*?done=document_saved');
+  const draftUrl = hall.url().split('?')[0];
+  await hall.getByLabel('核稿人（用户名）').fill('zhaomin');
+  await hall.getByLabel('签发人（用户名）').fill('zhangwei');
+  await hall.getByRole('button', { name: '送审（核稿、签发）' }).click();
+  await hall.waitForURL('**?done=document_submitted');
+  await hall.getByRole('link', { name: '待办事项' }).click();
+  await hall.getByRole('link', { name: '核稿' }).click();
+  await hall.getByLabel('办理意见').fill('已核，文字无误。');
+  await hall.getByRole('button', { name: '提交' }).click();
+  await hall.waitForURL('**/tasks?done=task_done');
+  const leader = await logIn(await browser.newContext({ locale: 'zh-CN' }), 'zhangwei');
+  await leader.getByRole('link', { name: '待办事项' }).click();
+  await leader.getByRole('link', { name: '签发' }).click();
+  await leader.getByLabel('办理意见').fill('同意印发。');
+  await leader.getByRole('button', { name: '提交' }).click();
+  await leader.waitForURL('**/tasks?done=task_done');
+  // The end of the process reaches the document through the outbox (a background loop).
+  for (let i = 0; i < 50; i++) {
+    await hall.goto(draftUrl);
+    if ((await hall.locator('#document-status').textContent()).includes('已签发')) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.match(await hall.locator('#document-status').textContent(), /已签发/);
   await hall.getByRole('button', { name: '编号' }).click();
   await hall.waitForURL('**?done=document_numbered');
   const number = (await hall.locator('#doc-number').textContent()).trim();
