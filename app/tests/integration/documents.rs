@@ -294,3 +294,46 @@ async fn a_draft_is_reviewed_and_signed_off_through_the_workflow_before_numberin
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(app.audit_count("document.sign_off", "success").await, 1);
 }
+
+#[tokio::test]
+async fn a_received_document_is_proposed_instructed_handled_and_archived() {
+    let app = TestApp::demo().await;
+    crate::pki::ca(&app).await;
+    let (hall, land) = (app.unit_id("行政审批服务局（政务服务中心）").await, app.unit_id("自然资源局").await);
+    seals_for(&app, &[hall, land]).await;
+    make_office(&app, "zhoujun").await;
+    let mut office = app.staff("zhaomin").await;
+    let id = office.json(Method::POST, "/api/v1/documents", draft("收文办理测试")).await.json()["id"].as_i64().unwrap_or_default();
+    office.json(Method::POST, &format!("/api/v1/documents/{id}/number"), json!({})).await;
+    let seal = app.scalar(&format!("SELECT id FROM seals WHERE unit_id = {hall}")).await;
+    let body = json!({"seal_id": seal, "file_name": "a.pdf", "file": base64_encode(b"%PDF"), "recipients": [land]});
+    assert_eq!(office.json(Method::POST, &format!("/api/v1/documents/{id}/issue"), body).await.status, StatusCode::OK);
+    let mut land_office = app.staff("zhoujun").await;
+    let delivery = land_office.get("/api/v1/inbox").await.json()[0]["id"].as_i64().unwrap_or_default();
+    let people = json!({"proposer": "zhoujun", "leader": "zhoujun", "handler_unit_id": land});
+    let r = land_office.json(Method::POST, &format!("/api/v1/deliveries/{delivery}/register"), people.clone()).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "sign for it first");
+    land_office.json(Method::POST, &format!("/api/v1/deliveries/{delivery}/sign"), json!({})).await;
+    let mut outsider = app.staff("huangli").await;
+    let r = outsider.json(Method::POST, &format!("/api/v1/deliveries/{delivery}/register"), people.clone()).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "another unit's document");
+    let r = land_office.json(Method::POST, &format!("/api/v1/deliveries/{delivery}/register"), people).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let instance = r.json()["instance_id"].as_i64().unwrap_or_default();
+
+    // 拟办, 批示, then 承办 by the handling unit (claimed from its queue).
+    for (step, opinion) in [("propose", "拟请局长阅示，由规划科承办。"), ("instruct", "同意，请规划科抓紧落实。")]
+    {
+        let task = task_of(&mut land_office, instance).await.unwrap_or_else(|| panic!("{step} task"));
+        let r = land_office.json(Method::POST, &format!("/api/v1/workflow/tasks/{task}/complete"), json!({"opinion": opinion})).await;
+        assert!(r.status.is_success(), "{step}: {}", r.body);
+    }
+    let task = task_of(&mut land_office, instance).await.expect("handling task");
+    land_office.json(Method::POST, &format!("/api/v1/workflow/tasks/{task}/claim"), json!({})).await;
+    let r = land_office.json(Method::POST, &format!("/api/v1/workflow/tasks/{task}/complete"), json!({"opinion": "已按要求落实。"})).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    dispatch(&app).await;
+    let archived = app.scalar(&format!("SELECT COUNT(*) FROM document_deliveries WHERE id = {delivery} AND archived_at IS NOT NULL")).await;
+    assert_eq!(archived, 1, "办结 and archived");
+    assert_eq!(app.audit_count("document.archive", "success").await, 1);
+}

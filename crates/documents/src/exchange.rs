@@ -67,10 +67,14 @@ pub struct Delivery {
     pub receipt: Option<Value>,
     /// Whether the receipt's signature verifies and names this document's content (tracking).
     pub receipt_valid: Option<bool>,
+    /// The handling process after signing for it (收文办理).
+    pub instance_id: Option<i64>,
+    /// Closed and archived at (办结、归档).
+    pub archived_at: Option<i64>,
 }
 
 const SELECT: &str = "SELECT d.id, d.document_id, c.doc_number, c.title, s.name, d.recipient_unit_id, r.name, d.status, d.urgency, \
-     d.delivered_at, d.read_at, d.signed_at, d.refused_at, d.refusal_reason, d.receipt, c.package_sm3 \
+     d.delivered_at, d.read_at, d.signed_at, d.refused_at, d.refusal_reason, d.receipt, c.package_sm3, d.instance_id, d.archived_at \
      FROM document_deliveries d JOIN documents c ON c.id = d.document_id JOIN units s ON s.id = c.unit_id JOIN units r ON r.id = d.recipient_unit_id";
 
 fn delivery_from(r: &AnyRow) -> Delivery {
@@ -94,6 +98,8 @@ fn delivery_from(r: &AnyRow) -> Delivery {
         refusal_reason: r.get(13),
         receipt,
         receipt_valid,
+        instance_id: r.get(16),
+        archived_at: r.get(17),
     }
 }
 

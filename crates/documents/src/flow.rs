@@ -11,10 +11,14 @@ use tongban_platform::{DomainError, WriteTx, clock::now_millis, error::DomainRes
 
 use crate::service::DocumentService;
 
-/// The process the documents slice ships with.
+/// The issuing process the documents slice ships with.
 pub const FAWEN_BPMN: &str = include_str!("../data/fawen.bpmn");
 /// Its key.
 pub const FAWEN: &str = "fawen";
+/// The receiving process (收文办理: 拟办 → 批示 → 承办 → 办结).
+pub const SHOUWEN_BPMN: &str = include_str!("../data/shouwen.bpmn");
+/// Its key.
+pub const SHOUWEN: &str = "shouwen";
 
 impl DocumentService {
     async fn staff_id(&self, username: &str, field: &str) -> DomainResult<(i64, String)> {
@@ -63,9 +67,88 @@ impl DocumentService {
         Ok(instance)
     }
 
+    /// Registers a received document for handling (收文登记) after it was signed for: `proposer`
+    /// proposes how to handle it (拟办), `leader` instructs (批示), the staff of `handler_unit`
+    /// handle it (承办); the process's end closes and archives it (办结、归档).
+    pub async fn register_received(
+        &self,
+        caller: &Principal,
+        actor: &Actor,
+        delivery_id: i64,
+        (proposer, leader, handler_unit): (&str, &str, i64),
+    ) -> DomainResult<i64> {
+        let workflow = self.workflow.as_ref().ok_or(DomainError::Conflict("document.error.no_workflow"))?;
+        let row = sqlx::query(
+            "SELECT d.recipient_unit_id, d.status, d.instance_id, c.title, c.doc_number FROM document_deliveries d JOIN documents c ON c.id = d.document_id WHERE d.id = $1",
+        )
+        .bind(delivery_id)
+        .fetch_optional(self.db.pool())
+        .await?
+        .ok_or(DomainError::NotFound("error.not_found"))?;
+        let (unit, status, instance): (i64, String, Option<i64>) = (row.get(0), row.get(1), row.get(2));
+        if !self.can_issue(caller, unit).await? {
+            self.audit.record_denied(&self.db, actor, "document.register", "document_delivery", delivery_id, "out_of_scope").await;
+            return Err(DomainError::NotFound("error.not_found"));
+        }
+        if status != "signed" || instance.is_some() {
+            return Err(DomainError::Conflict("document.error.not_signed"));
+        }
+        let (proposer_id, _) = self.staff_id(proposer, "proposer").await?;
+        let (leader_id, _) = self.staff_id(leader, "leader").await?;
+        let known =
+            sqlx::query("SELECT 1 FROM units WHERE id = $1 AND enabled = 1").bind(handler_unit).fetch_optional(self.db.pool()).await?;
+        if known.is_none() {
+            return Err(DomainError::invalid("handler_unit_id", "error.not_found"));
+        }
+        workflow.ensure_builtin(caller.user_id, actor, SHOUWEN_BPMN).await?;
+        let mut vars = Map::new();
+        vars.insert("delivery_id".into(), json!(delivery_id));
+        vars.insert("proposer_id".into(), json!(proposer_id));
+        vars.insert("leader_id".into(), json!(leader_id));
+        vars.insert("handler_unit_id".into(), json!(handler_unit));
+        let title = format!("收文：{}（{}）", row.get::<String, _>(3), row.get::<Option<String>, _>(4).unwrap_or_default());
+        let mut tx = self.db.begin_write().await?;
+        let instance = workflow.start_in(&mut tx, caller.user_id, actor, SHOUWEN, &title, &format!("delivery:{delivery_id}"), vars).await?;
+        sqlx::query("UPDATE document_deliveries SET instance_id = $2, registered_at = $3 WHERE id = $1 AND instance_id IS NULL")
+            .bind(delivery_id)
+            .bind(instance)
+            .bind(now_millis())
+            .execute(tx.conn())
+            .await?;
+        let details = json!({"instance": instance, "proposer": proposer.trim(), "leader": leader.trim(), "handler_unit": handler_unit});
+        self.audit.append(&mut tx, actor, Entry::success("document.register", "document_delivery", delivery_id, details)).await?;
+        tx.commit().await?;
+        Ok(instance)
+    }
+
+    /// Closes and archives a received document when its handling process ends (办结、归档).
+    async fn on_received_handled(&self, tx: &mut WriteTx, event: &OutboxEvent) -> Result<(), String> {
+        if event.topic != "workflow.instance.completed" {
+            return Ok(());
+        }
+        let instance = event.payload["instance_id"].as_i64().ok_or("event without instance_id")?;
+        let done = sqlx::query("UPDATE document_deliveries SET archived_at = $2 WHERE instance_id = $1 AND archived_at IS NULL")
+            .bind(instance)
+            .bind(now_millis())
+            .execute(tx.conn())
+            .await
+            .map_err(|e| e.to_string())?;
+        if done.rows_affected() > 0 {
+            let details = json!({"instance": instance, "last_opinion": event.payload["last_opinion"]});
+            self.audit
+                .append(tx, &Actor::system("workflow"), Entry::success("document.archive", "document_delivery", instance, details))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
     /// Applies the end of a 发文 process to its document (from the outbox, in its transaction):
     /// completed → signed off with the signer's name as 签发人; cancelled → back to draft.
     pub async fn on_process_event(&self, tx: &mut WriteTx, event: &OutboxEvent) -> Result<(), String> {
+        if event.payload["process"] == SHOUWEN {
+            return self.on_received_handled(tx, event).await;
+        }
         if event.payload["process"] != FAWEN {
             return Ok(());
         }

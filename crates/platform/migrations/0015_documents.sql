@@ -53,6 +53,11 @@ CREATE TABLE document_deliveries (
     refusal_reason TEXT,
     -- The signed receipt (签收回执): JSON with the text, the SM2 signature and the certificate.
     receipt TEXT,
+    -- Handling after signing for it (收文办理: 拟办, 批示, 承办): the process, and when it ended
+    -- (办结 and 归档).
+    instance_id BIGINT,
+    registered_at BIGINT,
+    archived_at BIGINT,
     UNIQUE (document_id, recipient_unit_id)
 );
 CREATE INDEX document_deliveries_inbox ON document_deliveries(recipient_unit_id, status);

@@ -172,3 +172,24 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, params: PathParams,
     let instance = state.documents.submit(ctx.principal()?, &ctx.actor(), params.id("id")?, &dto.reviewer, &dto.signer).await?;
     Ok(Json(serde_json::json!({"instance_id": instance})))
 }
+
+/// Registering a received document for handling.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterDto {
+    /// Proposes how to handle it (拟办), by user name.
+    pub proposer: String,
+    /// Instructs (批示), by user name.
+    pub leader: String,
+    /// The unit that handles it (承办).
+    pub handler_unit_id: i64,
+}
+
+/// Registers a signed-for document for handling (收文登记 → 拟办 → 批示 → 承办 → 办结、归档).
+#[utoipa::path(post, path = "/api/v1/deliveries/{id}/register", tag = "documents", params(("id" = i64, Path)), request_body = RegisterDto, responses((status = 200, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn register(State(state): State<AppState>, ctx: Ctx, params: PathParams, body: Bytes) -> ApiResult<Json<Value>> {
+    let dto: RegisterDto = json_body(&body)?;
+    let people = (dto.proposer.as_str(), dto.leader.as_str(), dto.handler_unit_id);
+    let instance = state.documents.register_received(ctx.principal()?, &ctx.actor(), params.id("id")?, people).await?;
+    Ok(Json(serde_json::json!({"instance_id": instance})))
+}

@@ -58,6 +58,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/deliveries/{id}", get(documents::delivery))
         .route("/api/v1/deliveries/{id}/sign", post(documents::sign))
         .route("/api/v1/deliveries/{id}/refuse", post(documents::refuse))
+        .route("/api/v1/deliveries/{id}/register", post(documents::register))
         .route("/api/v1/units/{id}/document-prefix", axum::routing::put(documents::prefix))
         .route("/api/v1/cases", get(cases::list).post(cases::register))
         .route("/api/v1/cases/{id}", get(cases::get))

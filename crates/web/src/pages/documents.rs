@@ -253,6 +253,9 @@ struct DeliveryPage {
     status_key: String,
     manifest: Value,
     can_sign: bool,
+    can_register: bool,
+    units: Vec<(i64, String)>,
+    archived: String,
     error: String,
 }
 
@@ -263,11 +266,15 @@ async fn delivery_page(state: &AppState, ctx: &Ctx, id: i64, done: Option<&str>,
         .ok()
         .and_then(|v| v["manifest"].as_str().and_then(|m| serde_json::from_str(m).ok()))
         .unwrap_or(Value::Null);
-    let can_sign = matches!(d.status.as_str(), "delivered" | "read") && state.documents.can_issue(p, d.recipient_unit_id).await?;
+    let office = state.documents.can_issue(p, d.recipient_unit_id).await?;
+    let can_sign = matches!(d.status.as_str(), "delivered" | "read") && office;
+    let can_register = d.status == "signed" && d.instance_id.is_none() && office;
+    let units = if can_register { state.identity.units(p).await?.into_iter().map(|u| (u.id, u.name)).collect() } else { Vec::new() };
+    let archived = d.archived_at.map(format_local).unwrap_or_default();
     let status_key = format!("document.delivery_{}", d.status);
     let status = if error.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let l = Layout::new(ctx, "document.inbox", "inbox").with_flash(done);
-    render_status(status, &DeliveryPage { l, d, status_key, manifest, can_sign, error })
+    render_status(status, &DeliveryPage { l, d, status_key, manifest, can_sign, can_register, units, archived, error })
 }
 
 /// `GET /inbox/{id}`: opens a received document (marks it read).
@@ -298,6 +305,34 @@ pub async fn sign(State(state): State<AppState>, ctx: Ctx, params: PathParams) -
 pub struct RefuseForm {
     #[serde(default)]
     reason: String,
+}
+
+/// The registration form.
+#[derive(Deserialize)]
+pub struct RegisterForm {
+    #[serde(default)]
+    proposer: String,
+    #[serde(default)]
+    leader: String,
+    #[serde(default)]
+    handler_unit_id: String,
+}
+
+/// `POST /inbox/{id}/register`: starts handling (拟办 → 批示 → 承办).
+pub async fn register(State(state): State<AppState>, ctx: Ctx, params: PathParams, PageForm(f): PageForm<RegisterForm>) -> PageResult {
+    let id = params.id("id")?;
+    let result = match parse_id("handler_unit_id", &f.handler_unit_id) {
+        Ok(unit) => state.documents.register_received(ctx.principal()?, &ctx.actor(), id, (&f.proposer, &f.leader, unit)).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => see_other(&format!("/inbox/{id}?done=document_registered")),
+        Err(e @ (DomainError::Invalid(_) | DomainError::Conflict(_))) => {
+            let (_, msg) = form_error(&ctx.tr, e)?;
+            delivery_page(&state, &ctx, id, None, msg).await
+        }
+        Err(e) => Err(PageError(e)),
+    }
 }
 
 /// `POST /inbox/{id}/refuse`.

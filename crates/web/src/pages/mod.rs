@@ -290,6 +290,7 @@ pub fn routes() -> Router<AppState> {
         .route("/inbox/{id}/package", get(documents::package))
         .route("/inbox/{id}/sign", post(documents::sign))
         .route("/inbox/{id}/refuse", post(documents::refuse))
+        .route("/inbox/{id}/register", post(documents::register))
         .route("/verify", get(seals::verify_form).post(seals::verify))
         .route("/admin/clients", get(admin_clients::list).post(admin_clients::create))
         .route("/admin/clients/new", get(admin_clients::new_form))
