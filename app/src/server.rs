@@ -28,6 +28,13 @@ pub async fn serve(config: tongban_platform::Config, demo: bool) -> anyhow::Resu
     if state.ca.ensure().await.context("creating the certificate authority")? {
         tracing::info!("certificate authority created (SM2 root and issuing CA)");
     }
+    if demo {
+        let units = ["行政审批服务局（政务服务中心）", "县政府办公室", "自然资源局", "住房和城乡建设局"];
+        let made = state.ca.load_demo_seals(&units).await.context("making the demo seals")?;
+        if made > 0 {
+            tracing::info!(made, "demo seals registered");
+        }
+    }
     let app = tongban_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
     let (stop_tx, stop_rx) = watch::channel(false);

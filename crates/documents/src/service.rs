@@ -216,6 +216,17 @@ impl DocumentService {
             .execute(tx.conn())
             .await?;
         }
+        // Two bureaus' document offices, so that documents can be sent and signed for in the demo.
+        for username in ["zhoujun", "xuhui"] {
+            sqlx::query(
+                "INSERT INTO grants (user_id, role_id, scope, created_at) SELECT u.id, r.id, 'unit', $2 FROM users u, roles r \
+                 WHERE u.username = $1 AND r.code = 'doc_office' AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.user_id = u.id AND g.role_id = r.id)",
+            )
+            .bind(username)
+            .bind(now_millis())
+            .execute(tx.conn())
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

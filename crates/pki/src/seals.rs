@@ -59,7 +59,64 @@ fn is_png(b: &[u8]) -> bool {
     b.starts_with(b"\x89PNG\r\n\x1a\n")
 }
 
+/// A round red seal image (a ring with a star-like cross), PNG with transparency: what the demo
+/// registers for its units (a real county scans its seals).
+pub fn demo_seal_png() -> Vec<u8> {
+    const N: u32 = 256;
+    let mut rgba = Vec::with_capacity((N * N * 4) as usize);
+    for y in 0..N {
+        for x in 0..N {
+            let (dx, dy) = (x as f32 - 127.5, y as f32 - 127.5);
+            let r = (dx * dx + dy * dy).sqrt();
+            let star = (dx.abs() < 9.0 && dy.abs() < 40.0) || (dy.abs() < 9.0 && dx.abs() < 40.0) || ((dx - dy).abs() < 10.0 && r < 36.0);
+            let ink = (108.0..124.0).contains(&r) || (r < 100.0 && star);
+            rgba.extend(if ink { [210, 20, 20, 220] } else { [0, 0, 0, 0] });
+        }
+    }
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, N, N);
+        encoder.set_color(png::ColorType::Rgba);
+        encoder.set_depth(png::BitDepth::Eight);
+        if let Ok(mut writer) = encoder.write_header() {
+            let _ = writer.write_image_data(&rgba);
+        }
+    }
+    out
+}
+
 impl CaService {
+    /// The demo's seals: a seal certificate and image for each named unit that has none (first
+    /// start of `serve --demo`, after the CA exists). Answers how many were made.
+    pub async fn load_demo_seals(&self, units: &[&str]) -> DomainResult<usize> {
+        let image = demo_seal_png();
+        let mut made = 0;
+        for name in units {
+            let row =
+                sqlx::query("SELECT u.id FROM units u WHERE u.name = $1 AND NOT EXISTS (SELECT 1 FROM seals s WHERE s.unit_id = u.id)")
+                    .bind(name)
+                    .fetch_optional(self.db.pool())
+                    .await?;
+            let Some(row) = row else { continue };
+            let unit_id: i64 = row.get(0);
+            let cert = self.issue_seal_as(&Actor::system("demo"), unit_id, KeyAlgorithm::Sm2).await?;
+            let mut tx = self.db.begin_write().await?;
+            sqlx::query("INSERT INTO seals (unit_id, certificate_id, image, created_at) VALUES ($1,$2,$3,$4)")
+                .bind(unit_id)
+                .bind(cert.id)
+                .bind(STANDARD.encode(&image))
+                .bind(now_millis())
+                .execute(tx.conn())
+                .await?;
+            self.audit
+                .append(&mut tx, &Actor::system("demo"), Entry::success("seal.register", "seal", unit_id, json!({"unit_id": unit_id})))
+                .await?;
+            tx.commit().await?;
+            made += 1;
+        }
+        Ok(made)
+    }
+
     /// Registers (or replaces) a unit's seal: its image and its newest valid seal certificate.
     pub async fn register_seal(&self, caller: &Principal, actor: &Actor, unit_id: i64, image: &[u8]) -> DomainResult<i64> {
         self.require(caller, actor, "seal.register").await?;

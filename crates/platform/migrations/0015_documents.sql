@@ -63,3 +63,9 @@ CREATE TABLE document_deliveries (
 CREATE INDEX document_deliveries_inbox ON document_deliveries(recipient_unit_id, status);
 
 INSERT INTO role_permissions (role_id, permission) SELECT id, 'document.issue' FROM roles WHERE code = 'unit_admin';
+
+-- The document office of a unit (公文管理员): numbers, seals, sends, signs for and registers documents.
+INSERT INTO roles (code, name, description, admin_class, builtin, created_at, updated_at) VALUES
+    ('doc_office', '公文管理员', 'Numbers, seals and sends the unit''s documents; signs for received ones', 'none', 1, 0, 0);
+INSERT INTO role_permissions (role_id, permission) SELECT id, 'document.issue' FROM roles WHERE code = 'doc_office';
+INSERT INTO role_permissions (role_id, permission) SELECT id, 'seal.use' FROM roles WHERE code = 'doc_office';
