@@ -161,6 +161,14 @@ async fn a_sealed_document_reaches_two_units_one_signs_for_it_one_refuses_and_th
     let r = office.json(Method::POST, &format!("/api/v1/documents/{id}/issue"), body(vec![land])).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "issued once");
 
+    // 加急: signed for within two working days; e-supervision shows it until it is.
+    let today = tongban_platform::clock::local_date(tongban_platform::clock::now_millis()).expect("today");
+    let due = app.opened.calendar.calendar().await.expect("calendar").add_working_days(today, 2).expect("due").to_string();
+    assert_eq!(app.scalar_text(&format!("SELECT due_on FROM document_deliveries WHERE recipient_unit_id = {land}")).await, due);
+    let mut supervisor = app.staff("jiangwei").await;
+    let page = supervisor.get("/supervision").await;
+    assert!(page.body.contains("id=\"urgent-documents\"") && page.body.contains("关于规范工程建设项目审批材料的通知"), "{}", page.body);
+
     // 自然资源局: in its inbox, opened (read), the package verifies, signed for with its seal.
     let mut land_office = app.staff("zhoujun").await;
     let inbox = land_office.get("/api/v1/inbox").await.json();
@@ -177,6 +185,10 @@ async fn a_sealed_document_reaches_two_units_one_signs_for_it_one_refuses_and_th
     let receipt = receipt.json();
     let again = land_office.json(Method::POST, &format!("/api/v1/deliveries/{delivery}/sign"), json!({})).await;
     assert_eq!(again.status, StatusCode::CONFLICT, "signed once");
+    let urgent = app
+        .scalar(&format!("SELECT COUNT(*) FROM document_deliveries WHERE recipient_unit_id = {land} AND status IN ('delivered', 'read')"))
+        .await;
+    assert_eq!(urgent, 0, "signed for: off the supervision list");
 
     // 住建局 refuses with a reason; the reason is required.
     let mut housing_office = app.staff("xuhui").await;

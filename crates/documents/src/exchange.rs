@@ -71,10 +71,12 @@ pub struct Delivery {
     pub instance_id: Option<i64>,
     /// Closed and archived at (办结、归档).
     pub archived_at: Option<i64>,
+    /// Sign for it by (urgent documents), YYYY-MM-DD.
+    pub due_on: Option<String>,
 }
 
 const SELECT: &str = "SELECT d.id, d.document_id, c.doc_number, c.title, s.name, d.recipient_unit_id, r.name, d.status, d.urgency, \
-     d.delivered_at, d.read_at, d.signed_at, d.refused_at, d.refusal_reason, d.receipt, c.package_sm3, d.instance_id, d.archived_at \
+     d.delivered_at, d.read_at, d.signed_at, d.refused_at, d.refusal_reason, d.receipt, c.package_sm3, d.instance_id, d.archived_at, d.due_on \
      FROM document_deliveries d JOIN documents c ON c.id = d.document_id JOIN units s ON s.id = c.unit_id JOIN units r ON r.id = d.recipient_unit_id";
 
 fn delivery_from(r: &AnyRow) -> Delivery {
@@ -100,6 +102,7 @@ fn delivery_from(r: &AnyRow) -> Delivery {
         receipt_valid,
         instance_id: r.get(16),
         archived_at: r.get(17),
+        due_on: r.get(18),
     }
 }
 
@@ -171,6 +174,7 @@ impl DocumentService {
         let package = ca.seal_document(caller, actor, &seal).await?;
         let package_sm3 = sm3_hex(&package);
         let now = now_millis();
+        let due_on = self.sign_for_deadline(&doc.urgency, now).await?;
         let mut tx = self.db.begin_write().await?;
         let done = sqlx::query(
             "UPDATE documents SET status = 'issued', package = $2, package_sm3 = $3, updated_at = $4 WHERE id = $1 AND status = 'numbered'",
@@ -185,11 +189,14 @@ impl DocumentService {
             return Err(DomainError::Conflict("document.error.not_numbered"));
         }
         for unit in &recipients {
-            sqlx::query("INSERT INTO document_deliveries (document_id, recipient_unit_id, status, urgency, delivered_at) VALUES ($1,$2,'delivered',$3,$4)")
-                .bind(id)
-                .bind(unit)
-                .bind(&doc.urgency)
-                .bind(now)
+            sqlx::query(
+                "INSERT INTO document_deliveries (document_id, recipient_unit_id, status, urgency, delivered_at, due_on) VALUES ($1,$2,'delivered',$3,$4,$5)",
+            )
+            .bind(id)
+            .bind(unit)
+            .bind(&doc.urgency)
+            .bind(now)
+            .bind(&due_on)
                 .execute(tx.conn())
                 .await?;
             outbox::publish(&mut tx, "document.delivered", &json!({"document_id": id, "unit_id": unit, "urgency": doc.urgency})).await?;
@@ -210,6 +217,38 @@ impl DocumentService {
         Ok(package
             .and_then(|p| serde_json::from_str::<Value>(&p).ok())
             .and_then(|v| v["file"].as_str().and_then(|f| STANDARD.decode(f).ok())))
+    }
+
+    /// The date by which an urgent document must be signed for: 特急 the next working day, 加急
+    /// within two (working-day calendar); none for ordinary documents.
+    async fn sign_for_deadline(&self, urgency: &str, now: i64) -> DomainResult<Option<String>> {
+        let days = match urgency {
+            "特急" => 1,
+            "加急" => 2,
+            _ => return Ok(None),
+        };
+        let (Some(calendar), Some(today)) = (&self.calendar, tongban_platform::clock::local_date(now)) else { return Ok(None) };
+        Ok(calendar.calendar().await?.add_working_days(today, days).map(|d| d.to_string()))
+    }
+
+    /// Urgent documents not yet signed for, soonest deadline first, for e-supervision (电子监察):
+    /// each with whether its deadline has passed.
+    pub async fn urgent_unsigned(&self, caller: &Principal) -> DomainResult<Vec<(Delivery, bool)>> {
+        caller.require(Permission::SupervisionRead)?;
+        let rows = sqlx::query(&format!(
+            "{SELECT} WHERE d.due_on IS NOT NULL AND d.status IN ('delivered', 'read') ORDER BY d.due_on, d.id LIMIT 500"
+        ))
+        .fetch_all(self.db.pool())
+        .await?;
+        let today = tongban_platform::clock::local_date(now_millis()).map(|d| d.to_string()).unwrap_or_default();
+        Ok(rows
+            .iter()
+            .map(delivery_from)
+            .map(|d| {
+                let overdue = d.due_on.as_deref().is_some_and(|due| due < today.as_str());
+                (d, overdue)
+            })
+            .collect())
     }
 
     /// The caller's unit's inbox (收文): 特急 first, then 加急, newest first within.

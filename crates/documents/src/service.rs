@@ -65,12 +65,20 @@ pub struct DocumentService {
     pub(crate) font: Option<crate::render::FontFile>,
     /// The workflow engine, for the review and sign-off process.
     pub(crate) workflow: Option<tongban_workflow::WorkflowService>,
+    /// The working-day calendar, for urgent documents' sign-for deadlines.
+    pub(crate) calendar: Option<tongban_calendar::CalendarService>,
 }
 
 impl DocumentService {
     /// The service over `db`, recording to `audit`.
     pub fn new(db: Db, audit: AuditTrail) -> Self {
-        DocumentService { db, audit, font: None, workflow: None }
+        DocumentService { db, audit, font: None, workflow: None, calendar: None }
+    }
+
+    /// Gives urgent documents sign-for deadlines in working days of `calendar`.
+    pub fn with_calendar(mut self, calendar: tongban_calendar::CalendarService) -> Self {
+        self.calendar = Some(calendar);
+        self
     }
 
     /// Runs review and sign-off (核稿、签发) on `workflow`.

@@ -46,6 +46,8 @@ CREATE TABLE document_deliveries (
     status TEXT NOT NULL CHECK (status IN ('delivered', 'read', 'signed', 'refused', 'withdrawn')),
     urgency TEXT NOT NULL DEFAULT '',
     delivered_at BIGINT NOT NULL,
+    -- Urgent documents must be signed for within working days (特急 1, 加急 2), by this date.
+    due_on TEXT,
     read_at BIGINT,
     signed_at BIGINT,
     refused_at BIGINT,

@@ -88,7 +88,8 @@ impl AppState {
         });
         let documents = tongban_documents::DocumentService::new(identity.db().clone(), identity.audit().clone())
             .with_font(config.documents.font_file.as_deref())
-            .with_workflow(workflow.clone());
+            .with_workflow(workflow.clone())
+            .with_calendar(calendar.clone());
         let ca = tongban_pki::ca::CaService::new(identity.db().clone(), identity.audit().clone(), secrets.clone(), &config.public_url());
         let keys = tongban_oidc::keys::KeyRing::new(identity.db().clone(), secrets);
         let oidc = tongban_oidc::provider::Provider::new(identity.db().clone(), identity.audit().clone(), keys, &config.public_url());

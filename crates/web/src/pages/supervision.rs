@@ -24,6 +24,7 @@ struct Dashboard {
     rate: String,
     attention: Vec<(TaskRow, String)>,
     followups: Vec<Followup>,
+    urgent_documents: Vec<(tongban_documents::Delivery, bool)>,
 }
 
 /// `GET /supervision`.
@@ -35,6 +36,7 @@ pub async fn dashboard(State(state): State<AppState>, ctx: Ctx, QueryOf(q): Quer
     let rate = stats.on_time_rate.map(|r| format!("{:.1}%", r * 100.0)).unwrap_or_else(|| "—".into());
     let attention = overview.urgent;
     let followups = state.cases.followups(p).await?;
+    let urgent_documents = state.documents.urgent_unsigned(p).await?;
     render(&Dashboard {
         l: Layout::new(&ctx, "supervision.title", "supervision").with_flash(q.done.as_deref()),
         departments: overview.departments,
@@ -42,6 +44,7 @@ pub async fn dashboard(State(state): State<AppState>, ctx: Ctx, QueryOf(q): Quer
         rate,
         attention,
         followups,
+        urgent_documents,
     })
 }
 
