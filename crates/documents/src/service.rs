@@ -37,9 +37,11 @@ pub struct Document {
     pub created_by: i64,
     /// Last change (ms).
     pub updated_at: i64,
+    /// The review and sign-off process, once sent (送审).
+    pub instance_id: Option<i64>,
 }
 
-const SELECT: &str = "SELECT id, unit_id, status, title, urgency, doc_number, fields, created_by, updated_at FROM documents";
+const SELECT: &str = "SELECT id, unit_id, status, title, urgency, doc_number, fields, created_by, updated_at, instance_id FROM documents";
 
 fn document_from(r: &AnyRow) -> DomainResult<Document> {
     let fields: DocumentFields = serde_json::from_str(&r.get::<String, _>(6)).map_err(|e| DomainError::Internal(e.to_string()))?;
@@ -53,6 +55,7 @@ fn document_from(r: &AnyRow) -> DomainResult<Document> {
         fields,
         created_by: r.get(7),
         updated_at: r.get(8),
+        instance_id: r.get(9),
     })
 }
 
