@@ -65,7 +65,8 @@ pub struct Delivery {
     pub refusal_reason: Option<String>,
     /// The signed receipt, if any.
     pub receipt: Option<Value>,
-    /// Whether the receipt's signature verifies and names this document's content (tracking).
+    /// Whether the receipt's signature verifies and names this document's content (filled in by
+    /// tracking only: checking costs an SM2 verification per receipt).
     pub receipt_valid: Option<bool>,
     /// The handling process after signing for it (收文办理).
     pub instance_id: Option<i64>,
@@ -81,8 +82,6 @@ const SELECT: &str = "SELECT d.id, d.document_id, c.doc_number, c.title, s.name,
 
 fn delivery_from(r: &AnyRow) -> Delivery {
     let receipt: Option<Value> = r.get::<Option<String>, _>(14).and_then(|t| serde_json::from_str(&t).ok());
-    let package_sm3: Option<String> = r.get(15);
-    let receipt_valid = receipt.as_ref().map(|rc| receipt_verifies(rc, package_sm3.as_deref().unwrap_or_default()));
     Delivery {
         id: r.get(0),
         document_id: r.get(1),
@@ -99,7 +98,7 @@ fn delivery_from(r: &AnyRow) -> Delivery {
         refused_at: r.get(12),
         refusal_reason: r.get(13),
         receipt,
-        receipt_valid,
+        receipt_valid: None,
         instance_id: r.get(16),
         archived_at: r.get(17),
         due_on: r.get(18),
@@ -326,18 +325,18 @@ impl DocumentService {
             .await?
             .get::<Option<String>, _>(0)
             .unwrap_or_default();
-        let signed_at = time::OffsetDateTime::now_utc()
-            .replace_nanosecond(0)
-            .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
-            .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| DomainError::Internal(e.to_string()))?;
-        let (serial, cert_pem) = ca.unit_seal_certificate(d.recipient_unit_id).await?;
-        let text = json!({
-            "receipt": "tongban-receipt/1", "delivery": id, "doc_number": d.doc_number, "package_sm3": package_sm3,
-            "recipient": d.recipient_unit, "signed_at": signed_at, "serial": serial,
-        })
-        .to_string();
-        let (signature, _, _) = ca.sign_as_unit(d.recipient_unit_id, text.as_bytes()).await?;
+        let signed_at = tongban_platform::clock::format_rfc3339(now_millis() / 1000 * 1000);
+        let mut serial = String::new();
+        let (text, signature, cert_pem) = ca
+            .sign_as_unit(d.recipient_unit_id, |seal_serial| {
+                serial = seal_serial.to_string();
+                json!({
+                    "receipt": "tongban-receipt/1", "delivery": id, "doc_number": d.doc_number, "package_sm3": package_sm3,
+                    "recipient": d.recipient_unit, "signed_at": signed_at, "serial": seal_serial,
+                })
+                .to_string()
+            })
+            .await?;
         let receipt = json!({"text": text, "signature": signature, "algorithm": "sm2-with-sm3", "certificate": cert_pem});
         let mut tx = self.db.begin_write().await?;
         let done = sqlx::query(
@@ -406,6 +405,14 @@ impl DocumentService {
     pub async fn tracking(&self, caller: &Principal, actor: &Actor, id: i64) -> DomainResult<Vec<Delivery>> {
         self.document(caller, actor, id).await?;
         let rows = sqlx::query(&format!("{SELECT} WHERE d.document_id = $1 ORDER BY r.name")).bind(id).fetch_all(self.db.pool()).await?;
-        Ok(rows.iter().map(delivery_from).collect())
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let mut d = delivery_from(r);
+                let package_sm3: Option<String> = r.get(15);
+                d.receipt_valid = d.receipt.as_ref().map(|rc| receipt_verifies(rc, package_sm3.as_deref().unwrap_or_default()));
+                d
+            })
+            .collect())
     }
 }

@@ -204,11 +204,7 @@ impl CaService {
         let mut authorities = self.authorities().await?;
         authorities.sort_by_key(|a| a.kind != "issuing");
         chain.extend(authorities.into_iter().map(|a| a.pem));
-        let signed_at = time::OffsetDateTime::now_utc()
-            .replace_nanosecond(0)
-            .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
-            .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| DomainError::Internal(e.to_string()))?;
+        let signed_at = tongban_platform::clock::format_rfc3339(now_millis() / 1000 * 1000);
         let input = SealInput {
             file_name: req.file_name,
             file: req.file,
@@ -227,19 +223,14 @@ impl CaService {
         Ok(bytes)
     }
 
-    /// Signs `message` with a unit's registered seal key (a signed receipt, 签收回执): answers the
-    /// DER signature (base64), the seal certificate (PEM) and its serial. The caller checks that
-    /// whoever asks may act for the unit.
-    pub async fn sign_as_unit(&self, unit_id: i64, message: &[u8]) -> DomainResult<(String, String, String)> {
+    /// Signs with a unit's registered seal key (a signed receipt, 签收回执): `message` builds the
+    /// text from the seal certificate's serial. Answers the text, the DER signature (base64) and
+    /// the seal certificate (PEM). The caller checks that whoever asks may act for the unit.
+    pub async fn sign_as_unit(&self, unit_id: i64, message: impl FnOnce(&str) -> String) -> DomainResult<(String, String, String)> {
         let (serial, cert_pem, key) = self.unit_seal_key(unit_id).await?;
-        let signature = key.sign_der(message).map_err(|e| DomainError::Internal(e.to_string()))?;
-        Ok((STANDARD.encode(signature), cert_pem, serial))
-    }
-
-    /// A unit's registered seal: its certificate's serial and PEM (to name it before signing).
-    pub async fn unit_seal_certificate(&self, unit_id: i64) -> DomainResult<(String, String)> {
-        let (serial, pem, _) = self.unit_seal_key(unit_id).await?;
-        Ok((serial, pem))
+        let text = message(&serial);
+        let signature = key.sign_der(text.as_bytes()).map_err(|e| DomainError::Internal(e.to_string()))?;
+        Ok((text, STANDARD.encode(signature), cert_pem))
     }
 
     async fn unit_seal_key(&self, unit_id: i64) -> DomainResult<(String, String, KeyPair)> {
