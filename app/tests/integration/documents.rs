@@ -357,3 +357,108 @@ async fn a_received_document_is_proposed_instructed_handled_and_archived() {
     assert_eq!(archived, 1, "办结 and archived");
     assert_eq!(app.audit_count("document.archive", "success").await, 1);
 }
+
+/// Claims (from a unit's queue, when needed) and completes `c`'s task in `instance`.
+async fn do_task_of(c: &mut crate::support::Client, instance: i64, opinion: &str) {
+    let task = task_of(c, instance).await.expect("a task in the to-do list");
+    c.json(Method::POST, &format!("/api/v1/workflow/tasks/{task}/claim"), json!({})).await;
+    let r = c.json(Method::POST, &format!("/api/v1/workflow/tasks/{task}/complete"), json!({"opinion": opinion})).await;
+    assert!(r.status.is_success(), "{}", r.body);
+}
+
+#[tokio::test]
+async fn two_units_countersign_in_parallel_one_sends_it_back_and_both_sign_again_before_sign_off() {
+    let app = TestApp::demo().await;
+    let (hall, land, housing) =
+        (app.unit_id("行政审批服务局（政务服务中心）").await, app.unit_id("自然资源局").await, app.unit_id("住房和城乡建设局").await);
+    let mut office = app.staff("zhaomin").await;
+    let id = office.json(Method::POST, "/api/v1/documents", draft("关于联合开展工程建设项目审批提速的通知")).await.json()["id"]
+        .as_i64()
+        .unwrap_or_default();
+    let submit = |units: Value| json!({"reviewer": "liuyang", "signer": "zhangwei", "countersign_unit_ids": units});
+    for bad in [json!([hall]), json!([land, 999_999])] {
+        let r = office.json(Method::POST, &format!("/api/v1/documents/{id}/submit"), submit(bad)).await;
+        assert_eq!((r.status, r.json()["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("countersign_units")), "{}", r.body);
+    }
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM wf_instances").await, 0, "nothing half-started");
+    let r = office.json(Method::POST, &format!("/api/v1/documents/{id}/submit"), submit(json!([land, housing, land]))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let instance = r.json()["instance_id"].as_i64().unwrap_or_default();
+
+    let (mut reviewer, mut leader) = (app.staff("liuyang").await, app.staff("zhangwei").await);
+    let (mut land_staff, mut housing_staff, mut outsider) =
+        (app.staff("zhoujun").await, app.staff("xuhui").await, app.staff("huangli").await);
+    assert_eq!(task_of(&mut land_staff, instance).await, None, "countersigning comes after review");
+    assert_eq!(land_staff.get(&format!("/api/v1/documents/{id}")).await.status, StatusCode::NOT_FOUND, "not yet theirs to read");
+    do_task_of(&mut reviewer, instance, "已核。").await;
+
+    // Both units have the task at once; each opens the draft; a third unit still cannot.
+    assert_eq!(land_staff.get(&format!("/api/v1/documents/{id}")).await.status, StatusCode::OK);
+    assert_eq!(housing_staff.get(&format!("/api/v1/documents/{id}")).await.status, StatusCode::OK);
+    assert_eq!(outsider.get(&format!("/api/v1/documents/{id}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(task_of(&mut outsider, instance).await, None);
+    do_task_of(&mut land_staff, instance, "同意。").await;
+    assert_eq!(task_of(&mut leader, instance).await, None, "sign-off waits for every countersigning unit");
+
+    // 住建局 disagrees and sends it back to review: nothing stays open at countersigning.
+    let task = task_of(&mut housing_staff, instance).await.expect("housing countersign task");
+    housing_staff.json(Method::POST, &format!("/api/v1/workflow/tasks/{task}/claim"), json!({})).await;
+    let back = json!({"target": "review", "reason": "请补充住建部门的审批时限。"});
+    let r = housing_staff.json(Method::POST, &format!("/api/v1/workflow/tasks/{task}/send-back"), back).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let states = office.get(&format!("/api/v1/documents/{id}/countersigns")).await.json();
+    let states: Vec<(String, String)> = states
+        .as_array()
+        .map(|a| a.iter().map(|c| (c["unit"].as_str().unwrap_or("").into(), c["status"].as_str().unwrap_or("").into())).collect())
+        .unwrap_or_default();
+    assert_eq!(states, vec![("自然资源局".into(), "completed".into()), ("住房和城乡建设局".into(), "sent_back".into())]);
+
+    do_task_of(&mut reviewer, instance, "已补充。").await;
+    do_task_of(&mut housing_staff, instance, "同意。").await;
+    assert_eq!(task_of(&mut leader, instance).await, None, "自然资源局 countersigns the corrected draft too");
+    do_task_of(&mut land_staff, instance, "同意。").await;
+    do_task_of(&mut leader, instance, "同意印发。").await;
+    dispatch(&app).await;
+    assert_eq!(office.get(&format!("/api/v1/documents/{id}")).await.json()["status"], "signed_off");
+    let done = app
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM wf_tasks WHERE instance_id = {instance} AND node_id = 'countersign' AND status = 'completed'"
+        ))
+        .await;
+    assert_eq!(done, 3, "one unit twice, the other once after the send-back");
+}
+
+#[tokio::test]
+async fn the_author_recalls_a_draft_from_review_and_others_cannot() {
+    let app = TestApp::demo().await;
+    let land = app.unit_id("自然资源局").await;
+    let mut office = app.staff("zhaomin").await;
+    let id =
+        office.json(Method::POST, "/api/v1/documents", draft("关于调整窗口服务时间的通知")).await.json()["id"].as_i64().unwrap_or_default();
+    let r = office.json(Method::POST, &format!("/api/v1/documents/{id}/recall"), json!({})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "a draft is not under review");
+    let body = json!({"reviewer": "liuyang", "signer": "zhangwei", "countersign_unit_ids": [land]});
+    let instance =
+        office.json(Method::POST, &format!("/api/v1/documents/{id}/submit"), body).await.json()["instance_id"].as_i64().unwrap_or_default();
+    let mut reviewer = app.staff("liuyang").await;
+    do_task_of(&mut reviewer, instance, "已核。").await;
+
+    let mut land_staff = app.staff("zhoujun").await;
+    let r = land_staff.json(Method::POST, &format!("/api/v1/documents/{id}/recall"), json!({})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "a countersigning unit reads it but cannot recall it");
+    let mut outsider = app.staff("huangli").await;
+    assert_eq!(outsider.json(Method::POST, &format!("/api/v1/documents/{id}/recall"), json!({})).await.status, StatusCode::NOT_FOUND);
+
+    let r = office.json(Method::POST, &format!("/api/v1/documents/{id}/recall"), json!({})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(office.get(&format!("/api/v1/documents/{id}")).await.json()["status"], "draft", "at once, not after the outbox");
+    assert_eq!(task_of(&mut land_staff, instance).await, None, "the countersigning task is gone");
+    assert_eq!(land_staff.get(&format!("/api/v1/documents/{id}")).await.status, StatusCode::NOT_FOUND, "and so is their access");
+    assert_eq!(app.audit_count("document.recall", "success").await, 1);
+    dispatch(&app).await;
+    assert_eq!(office.get(&format!("/api/v1/documents/{id}")).await.json()["status"], "draft");
+    // The draft can be changed and sent again.
+    let r =
+        office.json(Method::POST, &format!("/api/v1/documents/{id}/submit"), json!({"reviewer": "liuyang", "signer": "zhangwei"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}

@@ -1,7 +1,8 @@
-//! The issuing flow (发文办理) through the workflow engine: a draft is sent for review (核稿) and
-//! sign-off (签发) to the two people its author names; they act from their to-do lists, where they
-//! can also send it back; when the process ends the document is signed off (its 签发人 filled in)
-//! and the issuing office may number it. Withdrawing the process returns the draft.
+//! The issuing flow (发文办理) through the workflow engine: a draft is sent for review (核稿) to a
+//! person, countersigned (会签) by the staff of several units in parallel, and signed off (签发)
+//! by a leader; they act from their to-do lists, where they can also send it back or take back what
+//! they just did; when the process ends the document is signed off (its 签发人 filled in) and the
+//! issuing office may number it. Withdrawing the submission (撤回送审) returns the draft.
 
 use serde_json::{Map, Value, json};
 use sqlx::Row;
@@ -10,6 +11,36 @@ use tongban_authz::Principal;
 use tongban_platform::{DomainError, WriteTx, clock::now_millis, error::DomainResult, outbox::OutboxEvent};
 
 use crate::service::DocumentService;
+
+/// The most units one document may go to for countersigning (会签).
+pub const MAX_COUNTERSIGN_UNITS: usize = 30;
+
+/// Whom a draft goes to (送审): the reviewer and signer by user name, and the units that
+/// countersign it (by id; may be empty).
+#[derive(Debug, Clone, Copy)]
+pub struct Submission<'a> {
+    /// Who checks it (核稿人).
+    pub reviewer: &'a str,
+    /// Who signs it off (签发人).
+    pub signer: &'a str,
+    /// Units that countersign it in parallel (会签单位).
+    pub countersign_units: &'a [i64],
+}
+
+/// One unit's countersigning of a document (会签意见).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Countersign {
+    /// The countersigning unit.
+    pub unit: String,
+    /// The task's state: `open`, `completed`, `sent_back`, `cancelled`, `withdrawn`….
+    pub status: String,
+    /// Who countersigned (or sent it back).
+    pub done_by: Option<String>,
+    /// Their opinion.
+    pub opinion: Option<String>,
+    /// When (ms since epoch).
+    pub closed_at: Option<i64>,
+}
 
 /// The issuing process the documents slice ships with.
 pub const FAWEN_BPMN: &str = include_str!("../data/fawen.bpmn");
@@ -30,9 +61,10 @@ impl DocumentService {
             .ok_or_else(|| DomainError::invalid(field, "error.user_not_found"))
     }
 
-    /// Sends a draft for review and sign-off (送审): `reviewer` checks it (核稿), `signer` signs it
-    /// off (签发). Only its author or the issuing office may.
-    pub async fn submit(&self, caller: &Principal, actor: &Actor, id: i64, reviewer: &str, signer: &str) -> DomainResult<i64> {
+    /// Sends a draft for review, countersigning and sign-off (送审): `reviewer` checks it (核稿),
+    /// the staff of each `countersign_units` unit countersign it in parallel (会签; none: no
+    /// countersigning), `signer` signs it off (签发). Only its author or the issuing office may.
+    pub async fn submit(&self, caller: &Principal, actor: &Actor, id: i64, to: &Submission<'_>) -> DomainResult<i64> {
         let workflow = self.workflow.as_ref().ok_or(DomainError::Conflict("document.error.no_workflow"))?;
         let doc = self.document(caller, actor, id).await?;
         if doc.created_by != caller.user_id && !self.can_issue(caller, doc.unit_id).await? {
@@ -41,13 +73,15 @@ impl DocumentService {
         if doc.status != "draft" {
             return Err(DomainError::Conflict("document.error.not_draft"));
         }
-        let (reviewer_id, _) = self.staff_id(reviewer, "reviewer").await?;
-        let (signer_id, _) = self.staff_id(signer, "signer").await?;
+        let (reviewer_id, _) = self.staff_id(to.reviewer, "reviewer").await?;
+        let (signer_id, _) = self.staff_id(to.signer, "signer").await?;
+        let countersign = self.countersigning_units(doc.unit_id, to.countersign_units).await?;
         workflow.ensure_builtin(caller.user_id, actor, FAWEN_BPMN).await?;
         let mut vars = Map::new();
         vars.insert("document_id".into(), json!(id));
         vars.insert("reviewer_id".into(), json!(reviewer_id));
         vars.insert("signer_id".into(), json!(signer_id));
+        vars.insert("countersign_units".into(), json!(countersign.iter().map(|(id, _)| id).collect::<Vec<_>>()));
         let mut tx = self.db.begin_write().await?;
         let title = format!("发文：{}", doc.title);
         let instance = workflow.start_in(&mut tx, caller.user_id, actor, FAWEN, &title, &format!("document:{id}"), vars).await?;
@@ -61,10 +95,86 @@ impl DocumentService {
         if done.rows_affected() == 0 {
             return Err(DomainError::Conflict("document.error.not_draft"));
         }
-        let details = json!({"instance": instance, "reviewer": reviewer.trim(), "signer": signer.trim()});
+        let names: Vec<&str> = countersign.iter().map(|(_, name)| name.as_str()).collect();
+        let details = json!({"instance": instance, "reviewer": to.reviewer.trim(), "signer": to.signer.trim(), "countersign_units": names});
         self.audit.append(&mut tx, actor, Entry::success("document.submit", "document", id, details)).await?;
         tx.commit().await?;
         Ok(instance)
+    }
+
+    /// Recalls a draft from review (撤回送审) before it is signed off: the process stops (its open
+    /// tasks are cancelled) and the document is a draft again, in one transaction. Its author or
+    /// the issuing office may.
+    pub async fn recall(&self, caller: &Principal, actor: &Actor, id: i64) -> DomainResult<()> {
+        let workflow = self.workflow.as_ref().ok_or(DomainError::Conflict("document.error.no_workflow"))?;
+        let doc = self.document(caller, actor, id).await?;
+        if doc.created_by != caller.user_id && !self.can_issue(caller, doc.unit_id).await? {
+            // They may read it (a countersigning unit's staff), so they learn it exists: 403.
+            self.audit.record_denied(&self.db, actor, "document.recall", "document", id, "not_author").await;
+            return Err(DomainError::Forbidden("error.forbidden"));
+        }
+        let Some(instance) = doc.instance_id.filter(|_| doc.status == "in_review") else {
+            return Err(DomainError::Conflict("document.error.not_in_review"));
+        };
+        let mut tx = self.db.begin_write().await?;
+        workflow.cancel_in(&mut tx, actor, instance, "document.recall").await?;
+        let done = sqlx::query(
+            "UPDATE documents SET status = 'draft', instance_id = NULL, updated_at = $3 WHERE id = $1 AND instance_id = $2 AND status = 'in_review'",
+        )
+        .bind(id)
+        .bind(instance)
+        .bind(now_millis())
+        .execute(tx.conn())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(DomainError::Conflict("document.error.not_in_review"));
+        }
+        self.audit.append(&mut tx, actor, Entry::success("document.recall", "document", id, json!({"instance": instance}))).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Where countersigning (会签) stands for a document in its current process: per unit, the
+    /// task's state, who did it, their opinion and when (in the order the tasks were made).
+    pub async fn countersigns(&self, doc: &crate::Document) -> DomainResult<Vec<Countersign>> {
+        let Some(instance) = doc.instance_id else { return Ok(Vec::new()) };
+        let rows = sqlx::query(
+            "SELECT t.queue_unit, t.status, u.display_name, t.opinion, t.closed_at FROM wf_tasks t LEFT JOIN users u ON u.id = t.completed_by              WHERE t.instance_id = $1 AND t.node_id = 'countersign' AND t.cosign_of IS NULL ORDER BY t.task_no",
+        )
+        .bind(instance)
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Countersign {
+                unit: r.get::<Option<String>, _>(0).unwrap_or_default(),
+                status: r.get(1),
+                done_by: r.get(2),
+                opinion: r.get(3),
+                closed_at: r.get(4),
+            })
+            .collect())
+    }
+
+    /// Checks the units asked to countersign: known, enabled, not the drafting unit itself, each
+    /// once, at most [`MAX_COUNTERSIGN_UNITS`]; answers their ids and names in the order given.
+    async fn countersigning_units(&self, own_unit: i64, ids: &[i64]) -> DomainResult<Vec<(i64, String)>> {
+        let mut units: Vec<(i64, String)> = Vec::new();
+        for &unit in ids {
+            if units.iter().any(|(u, _)| *u == unit) {
+                continue;
+            }
+            if unit == own_unit {
+                return Err(DomainError::invalid("countersign_units", "document.error.countersign_own_unit"));
+            }
+            let row = sqlx::query("SELECT name FROM units WHERE id = $1 AND enabled = 1").bind(unit).fetch_optional(self.db.pool()).await?;
+            let name = row.map(|r| r.get::<String, _>(0)).ok_or_else(|| DomainError::invalid("countersign_units", "error.not_found"))?;
+            units.push((unit, name));
+        }
+        if units.len() > MAX_COUNTERSIGN_UNITS {
+            return Err(DomainError::invalid("countersign_units", "document.error.too_many_countersign"));
+        }
+        Ok(units)
     }
 
     /// Registers a received document for handling (收文登记) after it was signed for: `proposer`

@@ -8,6 +8,6 @@ pub mod render;
 mod service;
 
 pub use exchange::{Delivery, IssueRequest, receipt_verifies};
-pub use flow::{DocumentFlowReceiver, FAWEN, FAWEN_BPMN, SHOUWEN, SHOUWEN_BPMN};
+pub use flow::{Countersign, DocumentFlowReceiver, FAWEN, FAWEN_BPMN, MAX_COUNTERSIGN_UNITS, SHOUWEN, SHOUWEN_BPMN, Submission};
 pub use model::{DocumentFields, URGENCIES, check_prefix, format_number};
 pub use service::{Document, DocumentService};

@@ -166,11 +166,27 @@ impl DocumentService {
     pub async fn document(&self, caller: &Principal, actor: &Actor, id: i64) -> DomainResult<Document> {
         let row = sqlx::query(&format!("{SELECT} WHERE id = $1")).bind(id).fetch_optional(self.db.pool()).await?;
         let doc = row.as_ref().map(document_from).transpose()?.ok_or(DomainError::NotFound("error.not_found"))?;
-        if doc.unit_id == caller.unit_id || self.may_issue(caller, doc.unit_id).await? {
+        if doc.unit_id == caller.unit_id || self.may_issue(caller, doc.unit_id).await? || self.in_its_flow(caller, &doc).await? {
             return Ok(doc);
         }
         self.audit.record_denied(&self.db, actor, "document.read", "document", id, "out_of_scope").await;
         Err(DomainError::NotFound("error.not_found"))
+    }
+
+    /// Whether the document's issuing process gives or gave the caller a task: as its holder or
+    /// doer, or as staff of a unit whose queue it is in (a countersigning unit, 会签单位).
+    async fn in_its_flow(&self, caller: &Principal, doc: &Document) -> DomainResult<bool> {
+        let Some(instance) = doc.instance_id else { return Ok(false) };
+        let row = sqlx::query(
+            "SELECT 1 FROM wf_tasks t WHERE t.instance_id = $1 AND (t.assignee_id = $2 OR t.completed_by = $2 OR EXISTS              (SELECT 1 FROM wf_task_candidates c WHERE c.task_id = t.id AND c.kind = 'unit' AND c.value IN ($3, $4))) LIMIT 1",
+        )
+        .bind(instance)
+        .bind(caller.user_id)
+        .bind(caller.unit_id.to_string())
+        .bind(&caller.unit_name)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row.is_some())
     }
 
     /// The caller's unit's documents, newest first.

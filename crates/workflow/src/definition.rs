@@ -63,6 +63,20 @@ pub struct UserTaskSpec {
     pub due_working_days: Option<u32>,
     /// Boundary timer nodes attached to this task.
     pub boundary_timers: Vec<NodeIx>,
+    /// Parallel multi-instance (会签): one task per element of a list, all to be done.
+    pub multi_instance: Option<MultiInstance>,
+}
+
+/// A parallel multi-instance user task (多实例会签): the step makes one task per element of the
+/// instance variable `collection` (a JSON list or a comma-separated text), with `element_variable`
+/// bound to that element while its assignee and candidates are worked out, and moves on when every
+/// one of them is done. An empty list skips the step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultiInstance {
+    /// The instance variable holding the list.
+    pub collection: String,
+    /// The name each element is bound to (e.g. `unit`).
+    pub element_variable: String,
 }
 
 /// What a node is.
@@ -210,5 +224,12 @@ impl ProcessDefinition {
     /// The user tasks, in file order: a readable list of the steps.
     pub fn user_tasks(&self) -> impl Iterator<Item = &Node> {
         self.nodes.iter().filter(|n| n.is_user_task())
+    }
+
+    /// Whether `variable` holds the list of a multi-instance task (会签), so may be a list.
+    pub fn is_collection(&self, variable: &str) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| matches!(&n.kind, NodeKind::UserTask(UserTaskSpec { multi_instance: Some(m), .. }) if m.collection == variable))
     }
 }

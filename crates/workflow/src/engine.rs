@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::{
-    definition::{BlockIx, BranchRef, Candidate, NodeIx, NodeKind, ProcessDefinition},
+    definition::{BlockIx, BranchRef, Candidate, MultiInstance, NodeIx, NodeKind, ProcessDefinition},
     error::EngineError,
 };
 
@@ -217,6 +217,11 @@ pub struct Completion {
 }
 
 const MAX_STEPS: usize = 10_000;
+/// The most tasks one multi-instance step may make.
+const MAX_INSTANCES: usize = 200;
+
+/// Who a multi-instance task was for: candidate units, roles, and the doer when it had none.
+type Party = (Vec<String>, Vec<String>, Option<i64>);
 
 /// Outcome of a successful action: the changes to persist.
 pub type Effects = Vec<Effect>;
@@ -388,6 +393,7 @@ impl Instance {
                 .max_by_key(|x| x.id)
                 .cloned();
             let Some(earlier) = earlier.filter(|_| target != t.node) else { return Err(EngineError::NotAnEarlierStep) };
+            let redo = run.last_round(target, &earlier);
             let here = run.inst.tokens.get(&t.token).ok_or(EngineError::TaskClosed)?.path.clone();
             let there = def.paths[target].clone();
             let common = here.iter().zip(there.iter()).take_while(|(a, b)| a == b).count();
@@ -417,7 +423,13 @@ impl Instance {
                 run.inst.joins.insert(level.block, JoinState { expected, arrived });
             }
             let token = run.new_token(target, there);
-            run.create_task(token, target, earlier.completed_by, None)?;
+            for done in redo {
+                let created = run.create_task(token, target, done.completed_by, None)?;
+                if let Some(tt) = run.inst.tasks.get_mut(&created) {
+                    tt.candidate_units = done.candidate_units;
+                    tt.candidate_roles = done.candidate_roles;
+                }
+            }
             run.start_timers(token, target);
             Ok(())
         })
@@ -551,12 +563,66 @@ impl Run<'_> {
         }
     }
 
-    fn resolve(&self, c: &Candidate) -> Option<String> {
+    /// A candidate's value; `element` is a multi-instance task's own element, bound to its name.
+    fn resolve(&self, c: &Candidate, element: Option<(&str, &Value)>) -> Option<String> {
         match c {
             Candidate::Literal(s) => Some(s.clone()),
             Candidate::Variable(v) if v == "starter" || v == "initiator" => Some(self.inst.started_by.to_string()),
-            Candidate::Variable(v) => self.inst.variables.get(v).and_then(value_text),
+            Candidate::Variable(v) => match element {
+                Some((name, value)) if name == v => value_text(value),
+                _ => self.inst.variables.get(v).and_then(value_text),
+            },
         }
+    }
+
+    /// The elements of a multi-instance task's list: a JSON array or comma-separated text, each
+    /// element once, in order.
+    fn elements(&self, mi: &MultiInstance) -> Vec<Value> {
+        let raw: Vec<Value> = match self.inst.variables.get(&mi.collection) {
+            Some(Value::Array(items)) => items.clone(),
+            Some(Value::String(s)) => s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(|x| Value::String(x.into())).collect(),
+            Some(v @ Value::Number(_)) => vec![v.clone()],
+            _ => Vec::new(),
+        };
+        let mut seen = BTreeSet::new();
+        raw.into_iter().filter(|v| value_text(v).is_some_and(|t| seen.insert(t))).collect()
+    }
+
+    /// Creates the task(s) of a user task node for a token arriving there; false when a
+    /// multi-instance step has nobody to do it and is skipped.
+    fn create_step(&mut self, token: TokenId, node: NodeIx) -> Result<bool, EngineError> {
+        let NodeKind::UserTask(spec) = &self.def.nodes[node].kind else { return Err(EngineError::NoSuchTask) };
+        let Some(mi) = &spec.multi_instance else {
+            self.create_task(token, node, None, None)?;
+            return Ok(true);
+        };
+        let elements = self.elements(mi);
+        if elements.len() > MAX_INSTANCES {
+            return Err(EngineError::NoPathMatched(format!("{}: more than {MAX_INSTANCES} instances", self.def.nodes[node].id)));
+        }
+        for e in &elements {
+            self.create_task_for(token, node, (None, None), Some((&mi.element_variable, e)))?;
+        }
+        Ok(!elements.is_empty())
+    }
+
+    /// The tasks to do again when the process is sent back to `node`: the latest completed one,
+    /// or for a multi-instance step (会签) the latest of each of its instances (one per unit, role
+    /// set, or doer when it was assigned to a person), so every party signs again.
+    fn last_round(&self, node: NodeIx, latest: &Task) -> Vec<Task> {
+        let NodeKind::UserTask(spec) = &self.def.nodes[node].kind else { return vec![latest.clone()] };
+        if spec.multi_instance.is_none() {
+            return vec![latest.clone()];
+        }
+        let mut by_party: BTreeMap<Party, Task> = BTreeMap::new();
+        let done = self.inst.tasks.values().filter(|x| x.node == node && x.cosign_of.is_none() && x.status == TaskStatus::Completed);
+        for x in done {
+            let person = (x.candidate_units.is_empty() && x.candidate_roles.is_empty()).then_some(x.completed_by).flatten();
+            by_party.insert((x.candidate_units.clone(), x.candidate_roles.clone(), person), x.clone());
+        }
+        let mut round: Vec<Task> = by_party.into_values().collect();
+        round.sort_by_key(|x| x.id);
+        round
     }
 
     fn new_token(&mut self, node: NodeIx, path: Vec<BranchRef>) -> TokenId {
@@ -572,14 +638,24 @@ impl Run<'_> {
         assignee: Option<i64>,
         cosign_of: Option<TaskId>,
     ) -> Result<TaskId, EngineError> {
+        self.create_task_for(token, node, (assignee, cosign_of), None)
+    }
+
+    fn create_task_for(
+        &mut self,
+        token: TokenId,
+        node: NodeIx,
+        (assignee, cosign_of): (Option<i64>, Option<TaskId>),
+        element: Option<(&str, &Value)>,
+    ) -> Result<TaskId, EngineError> {
         let NodeKind::UserTask(spec) = &self.def.nodes[node].kind else { return Err(EngineError::NoSuchTask) };
         let assignee = match (assignee, &spec.assignee) {
             (Some(a), _) => Some(a),
-            (None, Some(c)) => self.resolve(c).and_then(|s| s.parse::<i64>().ok()),
+            (None, Some(c)) => self.resolve(c, element).and_then(|s| s.parse::<i64>().ok()),
             (None, None) => None,
         };
-        let units: Vec<String> = spec.candidate_units.iter().filter_map(|c| self.resolve(c)).collect();
-        let roles: Vec<String> = spec.candidate_roles.iter().filter_map(|c| self.resolve(c)).collect();
+        let units: Vec<String> = spec.candidate_units.iter().filter_map(|c| self.resolve(c, element)).collect();
+        let roles: Vec<String> = spec.candidate_roles.iter().filter_map(|c| self.resolve(c, element)).collect();
         if assignee.is_none() && units.is_empty() && roles.is_empty() {
             return Err(EngineError::NoPathMatched(format!("{}: nobody may do this task", self.def.nodes[node].id)));
         }
@@ -707,8 +783,11 @@ impl Run<'_> {
             NodeKind::Start | NodeKind::BoundaryTimer { .. } => self.leave(node, path, rec),
             NodeKind::End => Ok(()),
             NodeKind::UserTask(_) => {
-                let token = self.new_token(node, path);
-                self.create_task(token, node, None, None)?;
+                let token = self.new_token(node, path.clone());
+                if !self.create_step(token, node)? {
+                    self.inst.tokens.remove(&token);
+                    return self.leave(node, path, rec);
+                }
                 self.start_timers(token, node);
                 rec.produced.push(token);
                 Ok(())

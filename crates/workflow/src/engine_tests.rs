@@ -488,7 +488,11 @@ fn check_consistent(d: &ProcessDefinition, inst: &Instance, completions: usize) 
 }
 
 fn run_actions(d: &ProcessDefinition, acts: &[Act]) {
-    let (mut inst, effects) = Instance::start(d, vars(json!({"again": false})), 1, 0).unwrap();
+    run_actions_from(d, acts, json!({"again": false}));
+}
+
+fn run_actions_from(d: &ProcessDefinition, acts: &[Act], start: Value) {
+    let (mut inst, effects) = Instance::start(d, vars(start), 1, 0).unwrap();
     let mut completions = effects.iter().filter(|e| **e == Effect::InstanceCompleted).count();
     for (step, act) in acts.iter().enumerate() {
         let now = step as i64 + 1;
@@ -549,6 +553,7 @@ proptest! {
         run_actions(&p, &acts);
         let i = def(&bpmn(INCLUSIVE));
         run_actions(&i, &acts);
+        run_actions_from(&countersign_process(), &acts, json!({"reviewer": 1, "signer": 2, "units": [11, 12, 13]}));
     }
 
     #[test]
@@ -590,4 +595,132 @@ fn inclusive_gateway_runs_the_branches_whose_conditions_hold_and_waits_only_for_
 
     let (inst, _) = Instance::start(&d, vars(json!({"land": false, "fire": false})), 9, 0).unwrap();
     one_open(&inst, &d, "c");
+}
+
+/// 核稿 → 会签 (one task per unit in `units`) → 签发.
+fn countersign_process() -> ProcessDefinition {
+    def(&bpmn(
+        r#"<bpmn:startEvent id="s"/>
+<bpmn:userTask id="review" tongban:assignee="${reviewer}"/>
+<bpmn:userTask id="countersign" name="会签" tongban:candidateUnit="${unit}">
+  <bpmn:multiInstanceLoopCharacteristics isSequential="false" tongban:collection="${units}" tongban:elementVariable="unit"/>
+</bpmn:userTask>
+<bpmn:userTask id="sign" tongban:assignee="${signer}"/>
+<bpmn:endEvent id="e"/>
+<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="review"/>
+<bpmn:sequenceFlow id="f2" sourceRef="review" targetRef="countersign"/>
+<bpmn:sequenceFlow id="f3" sourceRef="countersign" targetRef="sign"/>
+<bpmn:sequenceFlow id="f4" sourceRef="sign" targetRef="e"/>"#,
+    ))
+}
+
+/// Claims and completes the open countersign task of unit `unit` as `uid`.
+fn countersign_as(inst: &mut Instance, d: &ProcessDefinition, unit: &str, uid: i64) -> Result<Vec<Effect>, EngineError> {
+    let mine = units(&[unit]);
+    let actor = Actor { user_id: uid, units: &mine, roles: &NOBODY };
+    let t = inst
+        .open_tasks()
+        .find(|t| d.nodes[t.node].id == "countersign" && t.candidate_units == mine)
+        .map(|t| t.id)
+        .ok_or(EngineError::NoSuchTask)?;
+    inst.claim(d, t, actor, 3)?;
+    inst.complete(d, t, actor, Completion { opinion: Some(format!("{unit}无意见")), variables: Map::new() }, 4)
+}
+
+#[test]
+fn countersign_makes_one_task_per_unit_and_waits_for_all() {
+    let d = countersign_process();
+    let start = json!({"reviewer": 1, "signer": 2, "units": [11, 12, "13", 12]});
+    let (mut inst, _) = Instance::start(&d, vars(start), 9, 0).unwrap();
+    do_task(&mut inst, &d, "review", 1, &NOBODY, json!({}));
+    let open: Vec<Vec<String>> = inst.open_tasks().map(|t| t.candidate_units.clone()).collect();
+    assert_eq!(open, vec![units(&["11"]), units(&["12"]), units(&["13"])], "one task per unit, duplicates once");
+    // A unit cannot act on another unit's task.
+    let t12 = inst.open_tasks().find(|t| t.candidate_units == units(&["12"])).map(|t| t.id).unwrap();
+    let eleven = units(&["11"]);
+    assert_eq!(inst.claim(&d, t12, Actor { user_id: 5, units: &eleven, roles: &NOBODY }, 3), Err(EngineError::NotAllowed));
+    countersign_as(&mut inst, &d, "11", 5).unwrap();
+    countersign_as(&mut inst, &d, "13", 7).unwrap();
+    assert!(open_at(&inst, &d, "sign").is_empty(), "sign-off waits for the last unit");
+    countersign_as(&mut inst, &d, "12", 6).unwrap();
+    assert_eq!(open_at(&inst, &d, "sign").len(), 1);
+    do_task(&mut inst, &d, "sign", 2, &NOBODY, json!({}));
+    assert_eq!(inst.status, InstanceStatus::Completed);
+}
+
+#[test]
+fn countersign_with_no_units_is_skipped() {
+    let d = countersign_process();
+    for units_value in [json!([]), json!(""), Value::Null] {
+        let (mut inst, _) = Instance::start(&d, vars(json!({"reviewer": 1, "signer": 2, "units": units_value})), 9, 0).unwrap();
+        do_task(&mut inst, &d, "review", 1, &NOBODY, json!({}));
+        assert_eq!(open_at(&inst, &d, "sign").len(), 1);
+        assert!(open_at(&inst, &d, "countersign").is_empty());
+    }
+}
+
+#[test]
+fn a_countersigning_unit_sends_back_and_every_unit_signs_again() {
+    let d = countersign_process();
+    let (mut inst, _) = Instance::start(&d, vars(json!({"reviewer": 1, "signer": 2, "units": "11,12"})), 9, 0).unwrap();
+    do_task(&mut inst, &d, "review", 1, &NOBODY, json!({}));
+    countersign_as(&mut inst, &d, "11", 5).unwrap();
+    // Unit 12 disagrees: back to the reviewer; nothing is left open at 会签.
+    let twelve = units(&["12"]);
+    let t12 = inst.open_tasks().find(|t| t.candidate_units == twelve).map(|t| t.id).unwrap();
+    let actor = Actor { user_id: 6, units: &twelve, roles: &NOBODY };
+    inst.claim(&d, t12, actor, 3).unwrap();
+    inst.send_back(&d, t12, actor, "review", Some("数据有误".into()), 4).unwrap();
+    assert!(open_at(&inst, &d, "countersign").is_empty());
+    assert_eq!(inst.tasks[&t12].status, TaskStatus::SentBack);
+    do_task(&mut inst, &d, "review", 1, &NOBODY, json!({}));
+    assert_eq!(open_at(&inst, &d, "countersign").len(), 2, "both units countersign the corrected draft");
+    countersign_as(&mut inst, &d, "11", 5).unwrap();
+    countersign_as(&mut inst, &d, "12", 6).unwrap();
+    // The signer sends it back to 会签: each unit gets its task again, held by who signed before.
+    let sign = one_open(&inst, &d, "sign");
+    inst.send_back(&d, sign, user(2), "countersign", None, 5).unwrap();
+    let again: Vec<(Vec<String>, Option<i64>)> = inst.open_tasks().map(|t| (t.candidate_units.clone(), t.assignee)).collect();
+    assert_eq!(again, vec![(units(&["11"]), Some(5)), (units(&["12"]), Some(6))]);
+}
+
+#[test]
+fn a_countersigner_withdraws_until_the_next_step_starts() {
+    let d = countersign_process();
+    let (mut inst, _) = Instance::start(&d, vars(json!({"reviewer": 1, "signer": 2, "units": [11, 12]})), 9, 0).unwrap();
+    do_task(&mut inst, &d, "review", 1, &NOBODY, json!({}));
+    countersign_as(&mut inst, &d, "11", 5).unwrap();
+    let eleven = units(&["11"]);
+    let t11 = inst.tasks.values().find(|t| t.candidate_units == eleven).map(|t| t.id).unwrap();
+    let actor = Actor { user_id: 5, units: &eleven, roles: &NOBODY };
+    inst.withdraw(&d, t11, actor, 5).unwrap();
+    assert_eq!(inst.tasks[&t11].status, TaskStatus::Open, "reopened while unit 12 has not signed");
+    inst.complete(&d, t11, actor, Completion::default(), 6).unwrap();
+    countersign_as(&mut inst, &d, "12", 6).unwrap();
+    // The last countersigner takes it back before the signer starts: only unit 12 redoes it.
+    let twelve = units(&["12"]);
+    let t12 = inst.tasks.values().find(|t| t.candidate_units == twelve).map(|t| t.id).unwrap();
+    inst.withdraw(&d, t12, Actor { user_id: 6, units: &twelve, roles: &NOBODY }, 7).unwrap();
+    assert!(open_at(&inst, &d, "sign").is_empty());
+    let open: Vec<(Vec<String>, Option<i64>)> = inst.open_tasks().map(|t| (t.candidate_units.clone(), t.assignee)).collect();
+    assert_eq!(open, vec![(twelve, Some(6))]);
+}
+
+#[test]
+fn refuses_sequential_or_incomplete_multi_instance() {
+    let task = |mi: &str| {
+        bpmn(&format!(
+            r#"<bpmn:startEvent id="s"/><bpmn:userTask id="t" tongban:candidateUnit="${{unit}}">{mi}</bpmn:userTask><bpmn:endEvent id="e"/>
+<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="t"/><bpmn:sequenceFlow id="f2" sourceRef="t" targetRef="e"/>"#
+        ))
+    };
+    let sequential =
+        r#"<bpmn:multiInstanceLoopCharacteristics isSequential="true" tongban:collection="units" tongban:elementVariable="unit"/>"#;
+    assert!(matches!(parse_bpmn(&task(sequential)).unwrap_err().kind, K::Unsupported(_)));
+    let no_collection = r#"<bpmn:multiInstanceLoopCharacteristics tongban:elementVariable="unit"/>"#;
+    assert_eq!(parse_bpmn(&task(no_collection)).unwrap_err().kind, K::BadAttribute("collection".into()));
+    let no_element = r#"<bpmn:multiInstanceLoopCharacteristics tongban:collection="${units}"/>"#;
+    assert_eq!(parse_bpmn(&task(no_element)).unwrap_err().kind, K::BadAttribute("elementVariable".into()));
+    let early_end = r#"<bpmn:multiInstanceLoopCharacteristics tongban:collection="units" tongban:elementVariable="unit"><bpmn:completionCondition>${x}</bpmn:completionCondition></bpmn:multiInstanceLoopCharacteristics>"#;
+    assert!(matches!(parse_bpmn(&task(early_end)).unwrap_err().kind, K::Unsupported(_)));
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use roxmltree::{Document, Node as XmlNode};
 
 use crate::{
-    definition::{Candidate, FieldType, Flow, Node, NodeKind, ProcessDefinition, UserTaskSpec},
+    definition::{Candidate, FieldType, Flow, MultiInstance, Node, NodeKind, ProcessDefinition, UserTaskSpec},
     error::{DefinitionError, DefinitionErrorKind as K},
     expr::Expr,
     validate,
@@ -79,6 +79,31 @@ fn candidate(value: &str) -> Candidate {
 
 fn candidates(value: Option<&str>) -> Vec<Candidate> {
     value.map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(candidate).collect()).unwrap_or_default()
+}
+
+fn variable_name(value: &str) -> &str {
+    let v = value.trim();
+    v.strip_prefix("${").and_then(|s| s.strip_suffix('}')).map(str::trim).unwrap_or(v)
+}
+
+/// Reads `multiInstanceLoopCharacteristics` (parallel only; every instance must complete).
+fn read_multi_instance(doc: &Document, task: XmlNode, id: &str) -> Result<Option<MultiInstance>, DefinitionError> {
+    let Some(mi) = bpmn_children(task).find(|c| c.tag_name().name() == "multiInstanceLoopCharacteristics") else { return Ok(None) };
+    let line = line_of(doc, mi);
+    if mi.attribute("isSequential") == Some("true") {
+        return Err(err(id, line, K::Unsupported("multiInstanceLoopCharacteristics isSequential=true".into())));
+    }
+    if let Some(c) = bpmn_children(mi).find(|c| matches!(c.tag_name().name(), "loopCardinality" | "completionCondition")) {
+        return Err(err(id, line_of(doc, c), K::Unsupported(c.tag_name().name().to_string())));
+    }
+    let name_ok = |v: &str| !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let collection = ext_attr(&mi, "collection").map(variable_name).filter(|v| name_ok(v));
+    let element = ext_attr(&mi, "elementVariable").map(str::trim).filter(|v| name_ok(v));
+    match (collection, element) {
+        (Some(c), Some(e)) => Ok(Some(MultiInstance { collection: c.to_string(), element_variable: e.to_string() })),
+        (None, _) => Err(err(id, line, K::BadAttribute("collection".into()))),
+        (_, None) => Err(err(id, line, K::BadAttribute("elementVariable".into()))),
+    }
 }
 
 /// Parses and validates a BPMN file.
@@ -223,6 +248,7 @@ fn read_element(doc: &Document, el: XmlNode, raw: &mut Raw) -> Result<(), Defini
                 assignee,
                 due_working_days: due,
                 boundary_timers: Vec::new(),
+                multi_instance: read_multi_instance(doc, el, &id)?,
             };
             add_node(doc, el, raw, NodeKind::UserTask(spec))?;
         }

@@ -361,10 +361,11 @@ impl WorkflowService {
     }
 
     /// Deploys a process that a slice ships with (e.g. the documents slice's 发文 process) the
-    /// first time it is needed; later versions uploaded by an administrator take precedence.
+    /// first time this exact file is needed: a new tongban release's process becomes the latest
+    /// version once; versions an administrator uploads after it take precedence.
     pub async fn ensure_builtin(&self, deployed_by: i64, actor: &AuditActor, xml: &str) -> DomainResult<()> {
         let def = parse_bpmn(xml).map_err(|e| DomainError::invalid_detail("file", e.message_key(), e.detail()))?;
-        if self.store.latest_version(&def.key).await?.is_some() {
+        if self.store.has_version_with_digest(&def.key, &tongban_crypto::sm3_hex(xml.as_bytes())).await? {
             return Ok(());
         }
         match self.store_definition(deployed_by, actor, xml).await {
@@ -633,6 +634,29 @@ impl WorkflowService {
         self.save(actor, &def, instance_id, revision, &inst, &effects, entry).await
     }
 
+    /// Stops an instance inside a slice's own transaction, for a slice that has checked that its
+    /// caller may (e.g. the author recalls a document from review, 撤回送审); `reason` is audited.
+    pub async fn cancel_in(
+        &self,
+        tx: &mut tongban_platform::WriteTx,
+        actor: &AuditActor,
+        instance_id: i64,
+        reason: &str,
+    ) -> DomainResult<()> {
+        let StoredInstance { definition_id, revision, state: mut inst, .. } = self.load(instance_id).await?;
+        let def = self.load_definition(definition_id).await?;
+        let effects = inst.cancel(&def, now_millis()).map_err(engine_error)?;
+        let calendar = self.calendar.calendar().await?;
+        let entry = Entry::success("workflow.instance.cancel", "wf_instance", instance_id, json!({"reason": reason}));
+        let change =
+            Change { def: &def, inst: &inst, effects: &effects, calendar: &calendar, record: Record { actor, entry }, events: Vec::new() };
+        if self.store.save_instance_in(tx, instance_id, revision, change).await? {
+            Ok(())
+        } else {
+            Err(DomainError::Conflict("workflow.error.concurrent"))
+        }
+    }
+
     /// Lists tasks for the caller: to-do (held or claimable, by deadline) or done.
     pub async fn tasks(&self, caller: &Principal, list: TaskList) -> DomainResult<Vec<TaskRow>> {
         Ok(self.tasks_page(caller, list, 1).await?.0)
@@ -894,6 +918,10 @@ fn check_variables(def: &ProcessDefinition, vars: &Map<String, Value>) -> Domain
             return Err(DomainError::invalid("variables", "error.invalid_value"));
         }
         let ok = match def.fields.get(k) {
+            None if def.is_collection(k) => match v {
+                Value::Array(items) => items.len() <= 200 && items.iter().all(|i| i.is_string() || i.is_number()),
+                other => !other.is_object(),
+            },
             None => !matches!(v, Value::Object(_) | Value::Array(_)),
             Some(FieldType::Number) => v.is_number() || v.is_null(),
             Some(FieldType::Boolean) => v.is_boolean() || v.is_null(),

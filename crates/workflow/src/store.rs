@@ -132,6 +132,8 @@ pub struct DeadlineRecord {
 pub trait WorkflowStore: Send + Sync {
     /// The newest version of a process: (row id, version, SM3 of its file).
     async fn latest_version(&self, key: &str) -> DomainResult<Option<(i64, i64, String)>>;
+    /// Whether some version of `key` has exactly this SM3 digest.
+    async fn has_version_with_digest(&self, key: &str, sm3: &str) -> DomainResult<bool>;
     /// Stores a definition version with its audit record and event; answers its row id. Fails
     /// with a conflict when the version already exists (a concurrent upload).
     async fn insert_definition(&self, d: &NewDefinition<'_>, record: Record<'_>) -> DomainResult<i64>;
@@ -147,6 +149,14 @@ pub trait WorkflowStore: Send + Sync {
     /// Writes a change if the instance is still at `expected_revision`; `false` when someone
     /// else changed it first (nothing is written then).
     async fn save_instance(&self, id: i64, expected_revision: i64, change: Change<'_>) -> DomainResult<bool>;
+    /// [`Self::save_instance`] inside the caller's transaction (a slice's own change).
+    async fn save_instance_in(
+        &self,
+        tx: &mut tongban_platform::WriteTx,
+        id: i64,
+        expected_revision: i64,
+        change: Change<'_>,
+    ) -> DomainResult<bool>;
     /// The instance and task number behind a task row id.
     async fn task_ref(&self, task_id: i64) -> DomainResult<Option<(i64, TaskId)>>;
     /// Codes and names of the roles a user holds.

@@ -1,10 +1,10 @@
 //! The documents API (公文接口): drafts with the GB/T 9704 elements, the unit's number prefix, and
 //! numbering (发文字号) for document-handling software.
 
-use axum::{Json, body::Bytes, extract::State};
+use axum::{Json, body::Bytes, extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tongban_documents::DocumentFields;
+use tongban_documents::{DocumentFields, Submission};
 
 use crate::{
     ctx::Ctx,
@@ -163,14 +163,34 @@ pub struct SubmitDto {
     pub reviewer: String,
     /// Who signs it off (签发人), by user name.
     pub signer: String,
+    /// Units that countersign it in parallel (会签单位), by id; empty or left out: none.
+    #[serde(default)]
+    pub countersign_unit_ids: Vec<i64>,
 }
 
-/// Sends a draft for review (核稿) and sign-off (签发) through the workflow engine.
+/// Sends a draft for review (核稿), countersigning by units (会签) and sign-off (签发) through the
+/// workflow engine.
 #[utoipa::path(post, path = "/api/v1/documents/{id}/submit", tag = "documents", params(("id" = i64, Path)), request_body = SubmitDto, responses((status = 200, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn submit(State(state): State<AppState>, ctx: Ctx, params: PathParams, body: Bytes) -> ApiResult<Json<Value>> {
     let dto: SubmitDto = json_body(&body)?;
-    let instance = state.documents.submit(ctx.principal()?, &ctx.actor(), params.id("id")?, &dto.reviewer, &dto.signer).await?;
+    let to = Submission { reviewer: &dto.reviewer, signer: &dto.signer, countersign_units: &dto.countersign_unit_ids };
+    let instance = state.documents.submit(ctx.principal()?, &ctx.actor(), params.id("id")?, &to).await?;
     Ok(Json(serde_json::json!({"instance_id": instance})))
+}
+
+/// Takes a draft back from review before sign-off (撤回送审): the process stops, the draft returns.
+#[utoipa::path(post, path = "/api/v1/documents/{id}/recall", tag = "documents", params(("id" = i64, Path)), responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn recall(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> ApiResult<StatusCode> {
+    state.documents.recall(ctx.principal()?, &ctx.actor(), params.id("id")?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Where countersigning stands: per unit, state, doer, opinion and time.
+#[utoipa::path(get, path = "/api/v1/documents/{id}/countersigns", tag = "documents", params(("id" = i64, Path)), responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn countersigns(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> ApiResult<Json<Value>> {
+    let doc = state.documents.document(ctx.principal()?, &ctx.actor(), params.id("id")?).await?;
+    let list = state.documents.countersigns(&doc).await?;
+    Ok(Json(serde_json::to_value(list).unwrap_or(Value::Null)))
 }
 
 /// Registering a received document for handling.

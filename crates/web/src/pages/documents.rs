@@ -10,7 +10,7 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use tongban_documents::{Delivery, Document, DocumentFields, IssueRequest, URGENCIES};
+use tongban_documents::{Countersign, Delivery, Document, DocumentFields, IssueRequest, Submission, URGENCIES};
 use tongban_pki::seals::Seal;
 use tongban_platform::{DomainError, clock::format_local};
 
@@ -101,6 +101,8 @@ struct DocumentPage {
     status_key: String,
     can_issue: bool,
     can_submit: bool,
+    can_recall: bool,
+    countersigns: Vec<(Countersign, String, String)>,
     seals: Vec<Seal>,
     units: Vec<(i64, String)>,
     tracking: Vec<(Delivery, String, String)>,
@@ -112,6 +114,18 @@ async fn document_page(state: &AppState, ctx: &Ctx, id: i64, done: Option<&str>,
     let d = state.documents.document(p, &ctx.actor(), id).await?;
     let can_issue = state.documents.can_issue(p, d.unit_id).await?;
     let can_submit = d.status == "draft" && (d.created_by == p.user_id || can_issue);
+    let can_recall = d.status == "in_review" && (d.created_by == p.user_id || can_issue);
+    let countersigns = state
+        .documents
+        .countersigns(&d)
+        .await?
+        .into_iter()
+        .map(|c| {
+            let key = format!("workflow.task_{}", c.status);
+            let at = c.closed_at.map(format_local).unwrap_or_default();
+            (c, key, at)
+        })
+        .collect();
     let seals =
         if can_issue { state.ca.usable_seals(p).await?.into_iter().filter(|s| s.unit_id == d.unit_id).collect() } else { Vec::new() };
     let units = state.identity.all_units().await?.into_iter().filter(|u| u.id != d.unit_id && u.enabled).map(|u| (u.id, u.name)).collect();
@@ -133,7 +147,10 @@ async fn document_page(state: &AppState, ctx: &Ctx, id: i64, done: Option<&str>,
     let status = if error.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let status_key = format!("document.status_{}", d.status);
     let l = Layout::new(ctx, "document.title", "documents").with_flash(done);
-    render_status(status, &DocumentPage { l, d, status_key, can_issue, can_submit, seals, units, tracking, error })
+    render_status(
+        status,
+        &DocumentPage { l, d, status_key, can_issue, can_submit, can_recall, countersigns, seals, units, tracking, error },
+    )
 }
 
 /// `GET /documents/{id}`.
@@ -193,24 +210,38 @@ pub async fn pdf(State(state): State<AppState>, ctx: Ctx, params: PathParams) ->
     Ok(([(header::CONTENT_TYPE, "application/pdf"), (header::CONTENT_DISPOSITION, "inline")], bytes).into_response())
 }
 
-/// The sign-off form.
-#[derive(Deserialize)]
-pub struct SubmitForm {
-    #[serde(default)]
-    reviewer: String,
-    #[serde(default)]
-    signer: String,
-}
-
-/// `POST /documents/{id}/submit`: sends the draft for review and sign-off (送审).
-pub async fn submit(State(state): State<AppState>, ctx: Ctx, params: PathParams, PageForm(f): PageForm<SubmitForm>) -> PageResult {
+/// `POST /documents/{id}/submit`: sends the draft for review, countersigning and sign-off
+/// (送审); the form repeats `countersign_units` once per ticked unit.
+pub async fn submit(State(state): State<AppState>, ctx: Ctx, params: PathParams, body: axum::body::Bytes) -> PageResult {
     let id = params.id("id")?;
-    match state.documents.submit(ctx.principal()?, &ctx.actor(), id, &f.reviewer, &f.signer).await {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let text = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("");
+    let result = async {
+        let units = pairs
+            .iter()
+            .filter(|(k, _)| k == "countersign_units")
+            .map(|(_, v)| parse_id("countersign_units", v))
+            .collect::<Result<Vec<i64>, DomainError>>()?;
+        let to = Submission { reviewer: text("reviewer"), signer: text("signer"), countersign_units: &units };
+        state.documents.submit(ctx.principal()?, &ctx.actor(), id, &to).await
+    }
+    .await;
+    match result {
         Ok(_) => see_other(&format!("/documents/{id}?done=document_submitted")),
         Err(e @ (DomainError::Invalid(_) | DomainError::Conflict(_))) => {
             let (_, msg) = form_error(&ctx.tr, e)?;
             document_page(&state, &ctx, id, None, msg).await
         }
+        Err(e) => Err(PageError(e)),
+    }
+}
+
+/// `POST /documents/{id}/recall`: takes a draft back from review (撤回送审).
+pub async fn recall(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
+    let id = params.id("id")?;
+    match state.documents.recall(ctx.principal()?, &ctx.actor(), id).await {
+        Ok(()) => see_other(&format!("/documents/{id}?done=document_recalled")),
+        Err(e @ DomainError::Conflict(_)) => document_page(&state, &ctx, id, None, crate::error::message(&ctx.tr, &e)).await,
         Err(e) => Err(PageError(e)),
     }
 }

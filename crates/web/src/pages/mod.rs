@@ -283,6 +283,7 @@ pub fn routes() -> Router<AppState> {
         .route("/documents/{id}/number", post(documents::number))
         .route("/documents/{id}/pdf", get(documents::pdf))
         .route("/documents/{id}/submit", post(documents::submit))
+        .route("/documents/{id}/recall", post(documents::recall))
         .route("/documents/{id}/issue", post(documents::issue))
         .route("/documents/{id}/withdraw", post(documents::withdraw))
         .route("/inbox", get(documents::inbox))

@@ -100,6 +100,15 @@ impl WorkflowStore for SqlStore {
         Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
     }
 
+    async fn has_version_with_digest(&self, key: &str, sm3: &str) -> DomainResult<bool> {
+        let row = sqlx::query("SELECT 1 FROM wf_definitions WHERE process_key = $1 AND sm3 = $2 LIMIT 1")
+            .bind(key)
+            .bind(sm3)
+            .fetch_optional(self.db.pool())
+            .await?;
+        Ok(row.is_some())
+    }
+
     async fn insert_definition(&self, d: &NewDefinition<'_>, record: Record<'_>) -> DomainResult<i64> {
         let mut tx = self.db.begin_write().await?;
         let taken = sqlx::query("SELECT 1 FROM wf_definitions WHERE process_key = $1 AND version = $2")
@@ -191,8 +200,16 @@ impl WorkflowStore for SqlStore {
     }
 
     async fn save_instance(&self, id: i64, expected_revision: i64, change: Change<'_>) -> DomainResult<bool> {
-        let inst = change.inst;
         let mut tx = self.db.begin_write().await?;
+        if !self.save_instance_in(&mut tx, id, expected_revision, change).await? {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn save_instance_in(&self, tx: &mut WriteTx, id: i64, expected_revision: i64, change: Change<'_>) -> DomainResult<bool> {
+        let inst = change.inst;
         let updated = sqlx::query(
             "UPDATE wf_instances SET state = $1, revision = revision + 1, status = $2, ended_at = $3 WHERE id = $4 AND revision = $5",
         )
@@ -207,8 +224,7 @@ impl WorkflowStore for SqlStore {
         if updated != 1 {
             return Ok(false);
         }
-        self.apply(&mut tx, id, change).await?;
-        tx.commit().await?;
+        self.apply(tx, id, change).await?;
         Ok(true)
     }
 
