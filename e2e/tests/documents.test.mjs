@@ -1,7 +1,8 @@
 // Official document exchange (公文交换) in a browser: the security administrator gives the service
 // hall and the natural resources bureau their seals and makes 周军 his bureau's document office;
-// the hall's office drafts a notice, numbers it (嘉审批发〔year〕N号), seals it and sends it to the
-// bureau; the bureau signs for it with its seal; the hall's tracking shows the signed receipt.
+// the hall's office drafts a notice and sends it for review, countersigning by the housing bureau
+// (会签) and sign-off; it numbers it (嘉审批发〔year〕N号), seals it and sends it to the bureau; the
+// bureau signs for it with its seal; the hall's tracking shows the signed receipt.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, launchBrowser, logIn as logInAs, SEAL_PNG } from './harness.mjs';
@@ -22,6 +23,7 @@ after(async () => {
 
 const HALL = '行政审批服务局（政务服务中心）';
 const LAND = '自然资源局';
+const HOUSING = '住房和城乡建设局';
 
 test('the hall issues a sealed notice to the bureau and sees its signed receipt', async () => {
   // Set-up by the security administrator.
@@ -54,15 +56,38 @@ test('the hall issues a sealed notice to the bureau and sees its signed receipt'
   await hall.getByRole('button', { name: '保存' }).click();
   await hall.waitForURL('**/documents/*?done=document_saved');
   const draftUrl = hall.url().split('?')[0];
+  // An attachment (附件), previewed in the page.
+  await hall.getByLabel('添加附件').setInputFiles({ name: '审批材料清单.png', mimeType: 'image/png', buffer: SEAL_PNG });
+  await hall.locator('#attachments').getByRole('button', { name: '上传' }).click();
+  await hall.waitForURL('**?done=attachment_added*');
+  await hall.locator('#attachments summary').first().click();
+  const preview = hall.locator('#attachments img[alt="审批材料清单.png"]');
+  await preview.waitFor();
+  assert.ok(await preview.evaluate((img) => img.complete && img.naturalWidth > 0), 'the image preview loads');
   await hall.getByLabel('核稿人（用户名）').fill('zhaomin');
+  await hall.getByLabel(HOUSING, { exact: true }).check();
   await hall.getByLabel('签发人（用户名）').fill('zhangwei');
-  await hall.getByRole('button', { name: '送审（核稿、签发）' }).click();
+  await hall.getByRole('button', { name: '送审（核稿、会签、签发）' }).click();
   await hall.waitForURL('**?done=document_submitted');
   await hall.getByRole('link', { name: '待办事项' }).click();
   await hall.getByRole('link', { name: '核稿' }).click();
   await hall.getByLabel('办理意见').fill('已核，文字无误。');
   await hall.getByRole('button', { name: '提交' }).click();
   await hall.waitForURL('**/tasks?done=task_done');
+  // 会签: the task waits in the housing bureau's queue; 徐辉 opens the draft, claims and countersigns.
+  const housing = await logIn(await browser.newContext({ locale: 'zh-CN' }), 'xuhui');
+  await housing.getByRole('link', { name: '待办事项' }).click();
+  await housing.getByRole('link', { name: '会签' }).click();
+  const taskUrl = housing.url();
+  await housing.locator('#business-document').click();
+  assert.match(await housing.locator('h1').textContent(), /关于规范工程建设项目审批材料的通知/);
+  await housing.goto(taskUrl);
+  await housing.getByRole('button', { name: '签收' }).click();
+  await housing.getByLabel('办理意见').fill('同意，无修改意见。');
+  await housing.getByRole('button', { name: '提交' }).click();
+  await housing.waitForURL('**/tasks?done=task_done');
+  await hall.goto(draftUrl);
+  assert.match(await hall.locator('#countersigns').textContent(), /住房和城乡建设局.*已办.*徐辉.*同意，无修改意见。/s);
   const leader = await logIn(await browser.newContext({ locale: 'zh-CN' }), 'zhangwei');
   await leader.getByRole('link', { name: '待办事项' }).click();
   await leader.getByRole('link', { name: '签发' }).click();
@@ -95,6 +120,7 @@ test('the hall issues a sealed notice to the bureau and sees its signed receipt'
   await land.goto(`${server.base}/inbox`);
   await land.getByRole('link', { name: '关于规范工程建设项目审批材料的通知' }).click();
   assert.match(await land.locator('#delivery-status').textContent(), /已阅/);
+  assert.match(await land.locator('#delivered-attachments').textContent(), /审批材料清单\.png.*已随公文签章/s);
   await land.getByRole('button', { name: '签收' }).click();
   await land.waitForURL('**?done=document_signed');
   assert.match(await land.locator('#delivery-status').textContent(), /已签收/);

@@ -2,7 +2,7 @@
 //! the field, classified levels refused), who may number, and numbers without gaps or repeats
 //! when many are assigned at once.
 
-use axum::http::{Method, StatusCode};
+use axum::http::{Method, StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::support::TestApp;
@@ -254,15 +254,9 @@ async fn the_sender_withdraws_what_was_not_signed_for() {
 /// The CA, seals for the service hall and 自然资源局 (whose office is 周军), and a numbered draft of
 /// the hall; answers the hall office's client.
 async fn seals_and_a_numbered_draft(app: &TestApp, title: &str) -> crate::support::Client {
-    crate::pki::ca(app).await;
-    let (hall, land) = (app.unit_id("行政审批服务局（政务服务中心）").await, app.unit_id("自然资源局").await);
-    seals_for(app, &[hall, land]).await;
-    make_office(app, "zhoujun").await;
     let mut office = app.staff("zhaomin").await;
     let id = office.json(Method::POST, "/api/v1/documents", draft(title)).await.json()["id"].as_i64().unwrap_or_default();
-    let r = office.json(Method::POST, &format!("/api/v1/documents/{id}/number"), json!({})).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    office
+    seals_and_a_numbered_draft_of(app, office, id).await
 }
 
 fn base64_encode(b: &[u8]) -> String {
@@ -461,4 +455,87 @@ async fn the_author_recalls_a_draft_from_review_and_others_cannot() {
     let r =
         office.json(Method::POST, &format!("/api/v1/documents/{id}/submit"), json!({"reviewer": "liuyang", "signer": "zhangwei"})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+#[tokio::test]
+async fn attachments_are_checked_kept_once_sealed_with_the_document_and_read_by_its_recipients_only() {
+    let app = TestApp::demo().await;
+    let land = app.unit_id("自然资源局").await;
+    let mut office = app.staff("zhaomin").await;
+    let id =
+        office.json(Method::POST, "/api/v1/documents", draft("关于印发审批材料清单的通知")).await.json()["id"].as_i64().unwrap_or_default();
+    let page = format!("/documents/{id}");
+    let upload = format!("/documents/{id}/attachments");
+    let pdf: &[u8] = "%PDF-1.7 附件1：审批材料清单".as_bytes();
+    for (name, bytes) in [("附件1.pdf", pdf), ("附件1-副本.pdf", pdf), ("印章.png", crate::pki::SEAL_PNG), ("去掉的.pdf", b"%PDF-1.7 x")]
+    {
+        let r = office.post_multipart_bytes(&page, &upload, &[], ("file", name, bytes)).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{name}: {}", r.body);
+    }
+    for (name, bytes) in [("run.exe", &b"MZ\x90\x00"[..]), ("假的.pdf", crate::pki::SEAL_PNG), ("空.pdf", b"")] {
+        let r = office.post_multipart_bytes(&page, &upload, &[], ("file", name, bytes)).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{name} refused");
+    }
+    let rows = app.scalar(&format!("SELECT COUNT(*) FROM document_attachments WHERE document_id = {id}")).await;
+    let distinct = app.scalar(&format!("SELECT COUNT(DISTINCT sm3) FROM document_attachments WHERE document_id = {id}")).await;
+    assert_eq!((rows, distinct), (4, 3), "the same file twice is stored once");
+    let gone = app.scalar(&format!("SELECT id FROM document_attachments WHERE document_id = {id} AND file_name = '去掉的.pdf'")).await;
+    let r = office.post_form(&page, &format!("/documents/{id}/attachments/{gone}/delete"), &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+
+    let listed = office.get(&format!("/api/v1/documents/{id}/attachments")).await.json();
+    let names: Vec<&str> = listed.as_array().map(|a| a.iter().filter_map(|x| x["file_name"].as_str()).collect()).unwrap_or_default();
+    assert_eq!(names, ["附件1.pdf", "附件1-副本.pdf", "印章.png"]);
+
+    // Shown in the page: PDF in a frame of tongban's own pages only, images inline.
+    let first = app.scalar(&format!("SELECT MIN(id) FROM document_attachments WHERE document_id = {id}")).await;
+    let r = office.get(&format!("/documents/{id}/attachments/{first}")).await;
+    assert_eq!((r.status, r.body.as_bytes()), (StatusCode::OK, pdf));
+    assert_eq!(r.headers[header::CONTENT_TYPE], "application/pdf");
+    assert!(r.headers[header::CONTENT_DISPOSITION].to_str().unwrap_or("").starts_with("inline"));
+    assert_eq!(r.headers[header::X_FRAME_OPTIONS], "SAMEORIGIN");
+    let r = office.get(&format!("/documents/{id}/attachments/{first}?download=1")).await;
+    assert!(r.headers[header::CONTENT_DISPOSITION].to_str().unwrap_or("").starts_with("attachment"));
+    assert_eq!(office.get(&page).await.headers[header::X_FRAME_OPTIONS], "DENY", "pages themselves are never framed");
+    let mut outsider = app.staff("huangli").await;
+    assert_eq!(outsider.get(&format!("/documents/{id}/attachments/{first}")).await.status, StatusCode::NOT_FOUND);
+
+    // Issued: the attachments' digests are sealed with it; the recipient reads them, nobody else.
+    let mut office = seals_and_a_numbered_draft_of(&app, office, id).await;
+    let seal =
+        app.scalar("SELECT s.id FROM seals s JOIN units u ON u.id = s.unit_id WHERE u.name = '行政审批服务局（政务服务中心）'").await;
+    let body = json!({"seal_id": seal, "file_name": "a.pdf", "file": base64_encode(b"%PDF-1.7 body"), "recipients": [land]});
+    let r = office.json(Method::POST, &format!("/api/v1/documents/{id}/issue"), body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = office.post_multipart_bytes(&page, &upload, &[], ("file", "晚了.pdf", pdf)).await;
+    assert!(r.status == StatusCode::UNPROCESSABLE_ENTITY && r.body.contains("不能再修改"), "an issued document's attachments are fixed");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM documents WHERE package IS NOT NULL").await, 0, "the package is in the blob store");
+    let mut land_office = app.staff("zhoujun").await;
+    let delivery = land_office.get("/api/v1/inbox").await.json()[0]["id"].as_i64().unwrap_or_default();
+    let r = land_office.get(&format!("/inbox/{delivery}")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body.matches("已随公文签章").count(), 3, "every attachment is among the sealed digests");
+    let r = land_office.get(&format!("/documents/{id}/attachments/{first}")).await;
+    assert_eq!((r.status, r.body.as_bytes()), (StatusCode::OK, pdf));
+    let r = land_office.get(&format!("/inbox/{delivery}/file")).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "%PDF-1.7 body"), "the sealed file, from the package in the blob store");
+    assert_eq!(outsider.get(&format!("/documents/{id}/attachments/{first}")).await.status, StatusCode::NOT_FOUND);
+    let package = land_office.get(&format!("/inbox/{delivery}/package")).await.body;
+    let v = tongban_pki::package::verify_package(package.as_bytes());
+    assert!(v.content_intact && v.signature_valid, "{:?}", v.problems);
+    assert_eq!(v.metadata["attachments"].as_array().map(Vec::len), Some(3));
+    // Withdrawn: the recipient's access ends.
+    office.json(Method::POST, &format!("/api/v1/documents/{id}/withdraw"), json!({})).await;
+    assert_eq!(land_office.get(&format!("/documents/{id}/attachments/{first}")).await.status, StatusCode::NOT_FOUND);
+}
+
+/// Seals for the hall and 自然资源局, 周军 as his bureau's office, and the hall's draft `id` numbered.
+async fn seals_and_a_numbered_draft_of(app: &TestApp, mut office: crate::support::Client, id: i64) -> crate::support::Client {
+    crate::pki::ca(app).await;
+    let (hall, land) = (app.unit_id("行政审批服务局（政务服务中心）").await, app.unit_id("自然资源局").await);
+    seals_for(app, &[hall, land]).await;
+    make_office(app, "zhoujun").await;
+    let r = office.json(Method::POST, &format!("/api/v1/documents/{id}/number"), json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    office
 }

@@ -155,9 +155,13 @@ impl DocumentService {
         if known != recipients.len() as i64 {
             return Err(DomainError::invalid("recipients", "document.error.recipients"));
         }
+        // The attachments' digests are sealed with the document: none can be swapped afterwards.
+        let attachments: Vec<Value> =
+            self.attachments(&doc).await?.into_iter().map(|a| json!({"file_name": a.file_name, "size": a.size, "sm3": a.sm3})).collect();
         let metadata = json!({
             "doc_number": doc.doc_number, "title": doc.title, "urgency": doc.urgency,
             "issuer_mark": doc.fields.issuer_mark, "issuing_authority": doc.fields.issuing_authority, "date": doc.fields.date,
+            "attachments": attachments,
         });
         let position = SealPosition { page: 1, x_mm: 120.0, y_mm: 220.0 };
         // No file uploaded: the document is rendered in the GB/T 9704 layout with the seal on it.
@@ -172,6 +176,14 @@ impl DocumentService {
         let seal = SealRequest { seal_id: req.seal_id, file_name, file, metadata, position };
         let package = ca.seal_document(caller, actor, &seal).await?;
         let package_sm3 = sm3_hex(&package);
+        // With a blob store the package lives there under its SM3; the row keeps the digest only.
+        let package_text = match &self.blobs {
+            Some((blobs, _)) => {
+                blobs.put(&package).await.map_err(|e| DomainError::Internal(format!("storing the sealed package: {e}")))?;
+                None
+            }
+            None => Some(String::from_utf8_lossy(&package).into_owned()),
+        };
         let now = now_millis();
         let due_on = self.sign_for_deadline(&doc.urgency, now).await?;
         let mut tx = self.db.begin_write().await?;
@@ -179,7 +191,7 @@ impl DocumentService {
             "UPDATE documents SET status = 'issued', package = $2, package_sm3 = $3, updated_at = $4 WHERE id = $1 AND status = 'numbered'",
         )
         .bind(id)
-        .bind(String::from_utf8_lossy(&package).into_owned())
+        .bind(package_text)
         .bind(&package_sm3)
         .bind(now)
         .execute(tx.conn())
@@ -206,13 +218,23 @@ impl DocumentService {
         Ok(recipients.len())
     }
 
+    /// The sealed package (`tongban-seal/1`) of an issued document: from the blob store by its
+    /// SM3, or from the row where it was kept before there was one.
+    pub async fn sealed_package(&self, id: i64) -> DomainResult<Option<String>> {
+        let row = sqlx::query("SELECT package, package_sm3 FROM documents WHERE id = $1").bind(id).fetch_optional(self.db.pool()).await?;
+        let Some((text, sm3)) = row.map(|r| (r.get::<Option<String>, _>(0), r.get::<Option<String>, _>(1))) else { return Ok(None) };
+        if text.is_some() {
+            return Ok(text);
+        }
+        let (Some(sm3), Some((blobs, _))) = (sm3, &self.blobs) else { return Ok(None) };
+        let bytes = blobs.get(&sm3).await.map_err(|e| DomainError::Internal(format!("reading the sealed package of {id}: {e}")))?;
+        let bytes = bytes.ok_or_else(|| DomainError::Internal(format!("the sealed package of {id} ({sm3}) is missing")))?;
+        String::from_utf8(bytes).map(Some).map_err(|e| DomainError::Internal(e.to_string()))
+    }
+
     /// The sealed file of an issued document (from its package).
     pub async fn issued_file(&self, id: i64) -> DomainResult<Option<Vec<u8>>> {
-        let package: Option<String> = sqlx::query("SELECT package FROM documents WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.db.pool())
-            .await?
-            .and_then(|r| r.get::<Option<String>, _>(0));
+        let package = self.sealed_package(id).await?;
         Ok(package
             .and_then(|p| serde_json::from_str::<Value>(&p).ok())
             .and_then(|v| v["file"].as_str().and_then(|f| STANDARD.decode(f).ok())))
@@ -291,12 +313,7 @@ impl DocumentService {
                 .await?;
             tx.commit().await?;
         }
-        let package: String = sqlx::query("SELECT package FROM documents WHERE id = $1")
-            .bind(d.document_id)
-            .fetch_one(self.db.pool())
-            .await?
-            .get::<Option<String>, _>(0)
-            .unwrap_or_default();
+        let package = self.sealed_package(d.document_id).await?.unwrap_or_default();
         Ok((self.delivery(id).await?, package))
     }
 

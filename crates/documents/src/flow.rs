@@ -108,11 +108,7 @@ impl DocumentService {
     pub async fn recall(&self, caller: &Principal, actor: &Actor, id: i64) -> DomainResult<()> {
         let workflow = self.workflow.as_ref().ok_or(DomainError::Conflict("document.error.no_workflow"))?;
         let doc = self.document(caller, actor, id).await?;
-        if doc.created_by != caller.user_id && !self.can_issue(caller, doc.unit_id).await? {
-            // They may read it (a countersigning unit's staff), so they learn it exists: 403.
-            self.audit.record_denied(&self.db, actor, "document.recall", "document", id, "not_author").await;
-            return Err(DomainError::Forbidden("error.forbidden"));
-        }
+        self.require_editor(caller, actor, &doc, "document.recall").await?;
         let Some(instance) = doc.instance_id.filter(|_| doc.status == "in_review") else {
             return Err(DomainError::Conflict("document.error.not_in_review"));
         };

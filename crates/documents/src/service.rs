@@ -70,17 +70,26 @@ pub struct DocumentService {
     pub(crate) workflow: Option<tongban_workflow::WorkflowService>,
     /// The working-day calendar, for urgent documents' sign-for deadlines.
     pub(crate) calendar: Option<tongban_calendar::CalendarService>,
+    /// The blob store for attachments and sealed packages, and the upload limit in bytes.
+    pub(crate) blobs: Option<(tongban_platform::blobs::BlobStore, usize)>,
 }
 
 impl DocumentService {
     /// The service over `db`, recording to `audit`.
     pub fn new(db: Db, audit: AuditTrail) -> Self {
-        DocumentService { db, audit, font: None, workflow: None, calendar: None }
+        DocumentService { db, audit, font: None, workflow: None, calendar: None, blobs: None }
     }
 
     /// Gives urgent documents sign-for deadlines in working days of `calendar`.
     pub fn with_calendar(mut self, calendar: tongban_calendar::CalendarService) -> Self {
         self.calendar = Some(calendar);
+        self
+    }
+
+    /// Keeps attachments and sealed packages in `blobs`, refusing uploads over `limit` bytes;
+    /// without it, documents take no attachments and packages stay in the database.
+    pub fn with_blobs(mut self, blobs: tongban_platform::blobs::BlobStore, limit: usize) -> Self {
+        self.blobs = Some((blobs, limit));
         self
     }
 
@@ -162,15 +171,35 @@ impl DocumentService {
         Ok(id)
     }
 
-    /// A document, for its unit's staff and its issuing office.
+    /// A document, for its unit's staff, its issuing office and the people its flow assigns.
     pub async fn document(&self, caller: &Principal, actor: &Actor, id: i64) -> DomainResult<Document> {
-        let row = sqlx::query(&format!("{SELECT} WHERE id = $1")).bind(id).fetch_optional(self.db.pool()).await?;
-        let doc = row.as_ref().map(document_from).transpose()?.ok_or(DomainError::NotFound("error.not_found"))?;
-        if doc.unit_id == caller.unit_id || self.may_issue(caller, doc.unit_id).await? || self.in_its_flow(caller, &doc).await? {
+        let doc = self.stored_document(id).await?;
+        if self.may_read(caller, &doc).await? {
             return Ok(doc);
         }
         self.audit.record_denied(&self.db, actor, "document.read", "document", id, "out_of_scope").await;
         Err(DomainError::NotFound("error.not_found"))
+    }
+
+    /// A document by id, without access checks (callers check).
+    pub(crate) async fn stored_document(&self, id: i64) -> DomainResult<Document> {
+        let row = sqlx::query(&format!("{SELECT} WHERE id = $1")).bind(id).fetch_optional(self.db.pool()).await?;
+        row.as_ref().map(document_from).transpose()?.ok_or(DomainError::NotFound("error.not_found"))
+    }
+
+    /// Whether `caller` may read `doc`: its unit's staff, its issuing office, people its flow
+    /// assigns.
+    pub(crate) async fn may_read(&self, caller: &Principal, doc: &Document) -> DomainResult<bool> {
+        Ok(doc.unit_id == caller.unit_id || self.may_issue(caller, doc.unit_id).await? || self.in_its_flow(caller, doc).await?)
+    }
+
+    /// Refuses (403, audited) a caller who is neither the draft's author nor its issuing office.
+    pub(crate) async fn require_editor(&self, caller: &Principal, actor: &Actor, doc: &Document, action: &str) -> DomainResult<()> {
+        if doc.created_by == caller.user_id || self.may_issue(caller, doc.unit_id).await? {
+            return Ok(());
+        }
+        self.audit.record_denied(&self.db, actor, action, "document", doc.id, "not_author").await;
+        Err(DomainError::Forbidden("error.forbidden"))
     }
 
     /// Whether the document's issuing process gives or gave the caller a task: as its holder or

@@ -67,6 +67,15 @@ pub struct Package {
     pub seal_image: String,
 }
 
+/// The document inside a stored package, with its name from the manifest, without verifying
+/// (for showing a document whose package was checked when it was sealed and is kept by digest).
+pub fn file_of(package: &str) -> Option<(String, Vec<u8>)> {
+    let p: Package = serde_json::from_str(package).ok()?;
+    let manifest: Value = serde_json::from_str(&p.manifest).ok()?;
+    let name = manifest["file"]["name"].as_str().unwrap_or("").to_string();
+    Some((name, STANDARD.decode(p.file).ok()?))
+}
+
 /// The signature entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -37,6 +37,13 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 13, name: "pki", shared: include_str!("../migrations/0013_pki.sql"), sqlite: "", postgres: "" },
     Migration { version: 14, name: "seals", shared: include_str!("../migrations/0014_seals.sql"), sqlite: "", postgres: "" },
     Migration { version: 15, name: "documents", shared: include_str!("../migrations/0015_documents.sql"), sqlite: "", postgres: "" },
+    Migration {
+        version: 16,
+        name: "document_attachments",
+        shared: include_str!("../migrations/0016_document_attachments.sql"),
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 fn render(m: &Migration, kind: DbKind) -> String {

@@ -28,7 +28,8 @@ pub fn apply(app: Router<AppState>, state: AppState) -> Router {
         // A handler may set a stricter policy of its own (a stored document's inline styles).
         .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
         .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(header_layer(header::X_FRAME_OPTIONS, "DENY"))
+        // File previews answer SAMEORIGIN themselves, to be shown in tongban's own pages.
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(header_layer(header::REFERRER_POLICY, "same-origin"))
         .layer(header_layer(HeaderName::from_static("permissions-policy"), "camera=(), microphone=(), geolocation=()"))
         .layer(header_layer(HeaderName::from_static("cross-origin-opener-policy"), "same-origin"));

@@ -36,7 +36,7 @@ impl Modify for Security {
         catalogue::list, catalogue::get, catalogue::create, catalogue::update,
         cases::list, cases::get, cases::act, cases::register, cases::result, cases::public_status, cases::supervision,
         documents::create, documents::get, documents::update, documents::number, documents::prefix, documents::issue, documents::inbox,
-        documents::delivery, documents::sign, documents::refuse, documents::withdraw, documents::tracking, documents::submit, documents::recall, documents::countersigns, documents::register
+        documents::delivery, documents::sign, documents::refuse, documents::withdraw, documents::tracking, documents::submit, documents::recall, documents::countersigns, documents::attachments, documents::attach, documents::register
     ),
     components(schemas(ErrorBody, MeDto, RegionDto, UnitDto, UnitBody, UserDto, NewUserBody, UserBody, OneTimePasswordDto, RoleDto, RoleBody,
         GrantDto, GrantBody, AuditRecordDto, AuditPageDto, SessionDto, TokenDto, TokenBody, NewTokenDto,

@@ -213,3 +213,23 @@ pub async fn register(State(state): State<AppState>, ctx: Ctx, params: PathParam
     let instance = state.documents.register_received(ctx.principal()?, &ctx.actor(), params.id("id")?, people).await?;
     Ok(Json(serde_json::json!({"instance_id": instance})))
 }
+
+/// The document's attachments (附件): name, type, size and SM3 of each.
+#[utoipa::path(get, path = "/api/v1/documents/{id}/attachments", tag = "documents", params(("id" = i64, Path)), responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn attachments(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> ApiResult<Json<Value>> {
+    let doc = state.documents.document(ctx.principal()?, &ctx.actor(), params.id("id")?).await?;
+    let list = state.documents.attachments(&doc).await?;
+    Ok(Json(serde_json::to_value(list).unwrap_or(Value::Null)))
+}
+
+/// Attaches a file to a draft (multipart field `file`: PDF, OFD, JPEG or PNG); answers its id.
+#[utoipa::path(post, path = "/api/v1/documents/{id}/attachments", tag = "documents", params(("id" = i64, Path)), responses((status = 200, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn attach(State(state): State<AppState>, ctx: Ctx, params: PathParams, req: axum::extract::Request) -> ApiResult<Json<Value>> {
+    let fields = crate::pages::form_texts_and_files(req).await?;
+    let (_, name, bytes) = fields
+        .iter()
+        .find(|(k, f, _)| k == "file" && !f.is_empty())
+        .ok_or_else(|| tongban_platform::DomainError::invalid("file", "approval.error.upload_empty"))?;
+    let id = state.documents.add_attachment(ctx.principal()?, &ctx.actor(), params.id("id")?, name, bytes).await?;
+    Ok(Json(serde_json::json!({"id": id})))
+}

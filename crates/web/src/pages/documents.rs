@@ -10,7 +10,7 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use tongban_documents::{Countersign, Delivery, Document, DocumentFields, IssueRequest, Submission, URGENCIES};
+use tongban_documents::{Attachment, Countersign, Delivery, Document, DocumentFields, IssueRequest, Submission, URGENCIES};
 use tongban_pki::seals::Seal;
 use tongban_platform::{DomainError, clock::format_local};
 
@@ -103,6 +103,8 @@ struct DocumentPage {
     can_submit: bool,
     can_recall: bool,
     countersigns: Vec<(Countersign, String, String)>,
+    attachments: Vec<Attachment>,
+    can_edit: bool,
     seals: Vec<Seal>,
     units: Vec<(i64, String)>,
     tracking: Vec<(Delivery, String, String)>,
@@ -115,6 +117,8 @@ async fn document_page(state: &AppState, ctx: &Ctx, id: i64, done: Option<&str>,
     let can_issue = state.documents.can_issue(p, d.unit_id).await?;
     let can_submit = d.status == "draft" && (d.created_by == p.user_id || can_issue);
     let can_recall = d.status == "in_review" && (d.created_by == p.user_id || can_issue);
+    let can_edit = d.status == "draft" && (d.created_by == p.user_id || can_issue);
+    let attachments = state.documents.attachments(&d).await?;
     let countersigns = state
         .documents
         .countersigns(&d)
@@ -149,7 +153,21 @@ async fn document_page(state: &AppState, ctx: &Ctx, id: i64, done: Option<&str>,
     let l = Layout::new(ctx, "document.title", "documents").with_flash(done);
     render_status(
         status,
-        &DocumentPage { l, d, status_key, can_issue, can_submit, can_recall, countersigns, seals, units, tracking, error },
+        &DocumentPage {
+            l,
+            d,
+            status_key,
+            can_issue,
+            can_submit,
+            can_recall,
+            countersigns,
+            attachments,
+            can_edit,
+            seals,
+            units,
+            tracking,
+            error,
+        },
     )
 }
 
@@ -207,7 +225,89 @@ pub async fn pdf(State(state): State<AppState>, ctx: Ctx, params: PathParams) ->
         Some(file) => file,
         None => state.documents.render(&d, None)?,
     };
-    Ok(([(header::CONTENT_TYPE, "application/pdf"), (header::CONTENT_DISPOSITION, "inline")], bytes).into_response())
+    Ok(file_response("application/pdf", "document.pdf", bytes, true))
+}
+
+/// A stored file as a response: shown in the page (`inline`, for previews in a frame or an
+/// image) or downloaded. Previews may be framed by tongban's own pages and nothing else.
+fn file_response(content_type: &str, file_name: &str, bytes: Vec<u8>, inline: bool) -> axum::response::Response {
+    let ascii: String = file_name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
+    let encoded: String = form_urlencoded::byte_serialize(file_name.as_bytes()).collect::<String>().replace('+', "%20");
+    let kind = if inline { "inline" } else { "attachment" };
+    let disposition = format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}");
+    let policy = if content_type == "application/pdf" {
+        // Chromium's PDF viewer needs the document's defaults; only who may frame it is limited.
+        "frame-ancestors 'self'"
+    } else {
+        "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+    };
+    let headers = [
+        (header::CONTENT_TYPE, content_type.to_string()),
+        (header::CONTENT_DISPOSITION, disposition),
+        (header::CONTENT_SECURITY_POLICY, policy.to_string()),
+        (header::X_FRAME_OPTIONS, "SAMEORIGIN".to_string()),
+        (header::CACHE_CONTROL, "private, no-store".to_string()),
+    ];
+    (headers, bytes).into_response()
+}
+
+/// `POST /documents/{id}/attachments` (multipart `file`): attaches a file to a draft.
+pub async fn attach(State(state): State<AppState>, ctx: Ctx, params: PathParams, req: axum::extract::Request) -> PageResult {
+    let id = params.id("id")?;
+    let result = async {
+        let fields = form_texts_and_files(req).await?;
+        let (_, name, bytes) = fields
+            .iter()
+            .find(|(k, f, _)| k == "file" && !f.is_empty())
+            .ok_or_else(|| DomainError::invalid("file", "approval.error.upload_empty"))?;
+        state.documents.add_attachment(ctx.principal()?, &ctx.actor(), id, name, bytes).await
+    }
+    .await;
+    match result {
+        Ok(_) => see_other(&format!("/documents/{id}?done=attachment_added#attachments")),
+        Err(e @ (DomainError::Invalid(_) | DomainError::Conflict(_))) => {
+            document_page(&state, &ctx, id, None, crate::error::message(&ctx.tr, &e)).await
+        }
+        Err(e) => Err(PageError(e)),
+    }
+}
+
+/// `POST /documents/{id}/attachments/{aid}/delete`: removes an attachment from a draft.
+pub async fn detach(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
+    let id = params.id("id")?;
+    match state.documents.remove_attachment(ctx.principal()?, &ctx.actor(), id, params.id("aid")?).await {
+        Ok(()) => see_other(&format!("/documents/{id}?done=attachment_removed#attachments")),
+        Err(e @ DomainError::Conflict(_)) => document_page(&state, &ctx, id, None, crate::error::message(&ctx.tr, &e)).await,
+        Err(e) => Err(PageError(e)),
+    }
+}
+
+/// The `?download=1` switch of file links.
+#[derive(Deserialize, Default)]
+pub struct FileQuery {
+    #[serde(default)]
+    download: Option<String>,
+}
+
+/// `GET /documents/{id}/attachments/{aid}`: an attachment, shown in the page when a browser can
+/// (PDF, images) unless `?download=1`; for the document's readers and the units it was sent to.
+pub async fn attachment(State(state): State<AppState>, ctx: Ctx, params: PathParams, QueryOf(q): QueryOf<FileQuery>) -> PageResult {
+    let (a, bytes) = state.documents.attachment_file(ctx.principal()?, &ctx.actor(), params.id("aid")?).await?;
+    if a.document_id != params.id("id")? {
+        return Err(PageError(DomainError::NotFound("error.not_found")));
+    }
+    let inline = a.previewable() && q.download.is_none();
+    Ok(file_response(&a.content_type, &a.file_name, bytes, inline))
+}
+
+/// `GET /inbox/{id}/file`: the sealed file of a received document, for reading in the page.
+pub async fn delivered_file(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
+    let (d, package) = state.documents.open_delivery(ctx.principal()?, &ctx.actor(), params.id("id")?).await?;
+    let (name, bytes) = tongban_pki::package::file_of(&package).ok_or(PageError(DomainError::NotFound("error.not_found")))?;
+    let pdf = bytes.starts_with(b"%PDF-");
+    let content_type = if pdf { "application/pdf" } else { "application/octet-stream" };
+    let name = if name.is_empty() { format!("document-{}.pdf", d.document_id) } else { name };
+    Ok(file_response(content_type, &name, bytes, pdf))
 }
 
 /// `POST /documents/{id}/submit`: sends the draft for review, countersigning and sign-off
@@ -283,6 +383,7 @@ struct DeliveryPage {
     d: Delivery,
     status_key: String,
     manifest: Value,
+    attachments: Vec<(bool, Attachment)>,
     can_sign: bool,
     can_register: bool,
     units: Vec<(i64, String)>,
@@ -302,10 +403,17 @@ async fn delivery_page(state: &AppState, ctx: &Ctx, id: i64, done: Option<&str>,
     let can_register = d.status == "signed" && d.instance_id.is_none() && office;
     let units = if can_register { state.identity.units(p).await?.into_iter().map(|u| (u.id, u.name)).collect() } else { Vec::new() };
     let archived = d.archived_at.map(format_local).unwrap_or_default();
+    // Each attachment with whether its digest is among those sealed with the document.
+    let sealed: Vec<&str> = manifest["metadata"]["attachments"]
+        .as_array()
+        .map(|list| list.iter().filter_map(|a| a["sm3"].as_str()).collect())
+        .unwrap_or_default();
+    let attachments =
+        state.documents.delivery_attachments(p, id).await?.into_iter().map(|a| (sealed.contains(&a.sm3.as_str()), a)).collect();
     let status_key = format!("document.delivery_{}", d.status);
     let status = if error.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let l = Layout::new(ctx, "document.inbox", "inbox").with_flash(done);
-    render_status(status, &DeliveryPage { l, d, status_key, manifest, can_sign, can_register, units, archived, error })
+    render_status(status, &DeliveryPage { l, d, status_key, manifest, attachments, can_sign, can_register, units, archived, error })
 }
 
 /// `GET /inbox/{id}`: opens a received document (marks it read).
