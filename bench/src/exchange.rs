@@ -76,7 +76,7 @@ async fn measure(url: String, recipients: usize, rounds: usize) -> anyhow::Resul
         let id = documents.create_draft(&office, &office_actor, &fields).await.map_err(err)?;
         documents.assign_number(&office, &office_actor, id).await.map_err(err)?;
         let t = Instant::now();
-        let req = IssueRequest { seal_id, file_name: "notice.pdf", file: &file, recipients: &units };
+        let req = IssueRequest { seal_id, file_name: "notice.pdf", file: &file, recipients: &units, groups: &[] };
         let n = documents.issue(&ca, &office, &office_actor, id, &req).await.map_err(err)?;
         anyhow::ensure!(n == recipients, "delivered to {n}");
         send_ms.push(t.elapsed().as_secs_f64() * 1000.0);

@@ -1,8 +1,9 @@
 // Official document exchange (公文交换) in a browser: the security administrator gives the service
 // hall and the natural resources bureau their seals and makes 周军 his bureau's document office;
 // the hall's office drafts a notice and sends it for review, countersigning by the housing bureau
-// (会签) and sign-off; it numbers it (嘉审批发〔year〕N号), seals it and sends it to the bureau; the
-// bureau signs for it with its seal; the hall's tracking shows the signed receipt.
+// (会签) and sign-off; it numbers it (嘉审批发〔year〕N号), seals it and sends it to a distribution
+// group of three bureaus; one bureau signs for it with its seal; the hall's tracking shows the
+// signed receipt beside the others' states.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, launchBrowser, logIn as logInAs, SEAL_PNG } from './harness.mjs';
@@ -106,10 +107,12 @@ test('the hall issues a sealed notice to the bureau and sees its signed receipt'
   const number = (await hall.locator('#doc-number').textContent()).trim();
   assert.match(number, /^嘉审批发〔\d{4}〕1号/);
   // No file uploaded: tongban renders the GB/T 9704 PDF and presses the seal on it.
-  await hall.getByLabel(LAND, { exact: true }).check();
+  // Sent to the demo's distribution group (分发组): the three bureaus of joint approval.
+  await hall.getByRole('checkbox', { name: /审批联办单位/ }).check();
   await hall.getByRole('button', { name: '盖章并分发' }).click();
   await hall.waitForURL('**?done=document_issued');
-  assert.match(await hall.locator('#tracking').textContent(), /自然资源局.*已送达/s);
+  const sent = await hall.locator('#tracking').textContent();
+  for (const unit of [LAND, HOUSING, '市场监督管理局']) assert.match(sent, new RegExp(`${unit}.*已送达`, 's'));
   const documentUrl = hall.url().split('?')[0];
   const pdf = await hall.request.get(`${documentUrl}/pdf`);
   assert.equal(pdf.headers()['content-type'], 'application/pdf');

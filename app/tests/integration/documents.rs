@@ -539,3 +539,57 @@ async fn seals_and_a_numbered_draft_of(app: &TestApp, mut office: crate::support
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     office
 }
+
+#[tokio::test]
+async fn a_document_sent_to_a_distribution_group_reaches_each_of_its_units() {
+    let app = TestApp::demo().await;
+    let (hall, office_unit) = (app.unit_id("行政审批服务局（政务服务中心）").await, app.unit_id("县政府办公室").await);
+    let (land, housing) = (app.unit_id("自然资源局").await, app.unit_id("住房和城乡建设局").await);
+    let mut office = seals_and_a_numbered_draft(&app, "关于联合审批的通知").await;
+    let groups = office.get(&format!("/api/v1/units/{hall}/document-groups")).await.json();
+    assert_eq!(groups[0]["name"], "审批联办单位", "the demo's group");
+    assert_eq!(groups[0]["members"].as_array().map(Vec::len), Some(3));
+    let joint = groups[0]["id"].as_i64().unwrap_or_default();
+    let mut outsider = app.staff("huangli").await;
+    assert_eq!(outsider.get(&format!("/api/v1/units/{hall}/document-groups")).await.status, StatusCode::FORBIDDEN);
+    let r = outsider
+        .json(Method::POST, &format!("/api/v1/units/{hall}/document-groups"), json!({"name": "x", "member_unit_ids": [land]}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    let path = format!("/api/v1/units/{hall}/document-groups");
+    for (body, field) in [
+        (json!({"name": " ", "member_unit_ids": [land]}), "name"),
+        (json!({"name": "本单位", "member_unit_ids": [hall]}), "members"),
+        (json!({"name": "不存在", "member_unit_ids": [land, 999_999]}), "members"),
+        (json!({"name": "审批联办单位", "member_unit_ids": [land]}), "name"),
+    ] {
+        let r = office.json(Method::POST, &path, body).await;
+        assert_eq!((r.status, r.json()["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!(field)), "{}", r.body);
+    }
+    let r = office.json(Method::POST, &path, json!({"name": "规划住建", "member_unit_ids": [land, housing, land]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let planning = r.json()["id"].as_i64().unwrap_or_default();
+
+    // Another unit's group cannot be used to send.
+    let theirs = app.scalar(&format!("SELECT id FROM document_groups WHERE unit_id = {office_unit}")).await;
+    let id = app.scalar("SELECT MAX(id) FROM documents").await;
+    let seal =
+        app.scalar("SELECT s.id FROM seals s JOIN units u ON u.id = s.unit_id WHERE u.name = '行政审批服务局（政务服务中心）'").await;
+    let send = |groups: Value, recipients: Value| json!({"seal_id": seal, "file_name": "a.pdf", "file": base64_encode(b"%PDF"), "recipients": recipients, "group_ids": groups});
+    let r = office.json(Method::POST, &format!("/api/v1/documents/{id}/issue"), send(json!([theirs]), json!([]))).await;
+    assert_eq!((r.status, r.json()["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("groups")));
+    let r = office.json(Method::POST, &format!("/api/v1/documents/{id}/issue"), send(json!([joint, planning]), json!([office_unit]))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["recipients"], 4, "three bureaus once each, and the county office");
+    let names = app.scalar(&format!("SELECT COUNT(DISTINCT recipient_unit_id) FROM document_deliveries WHERE document_id = {id}")).await;
+    assert_eq!(names, 4);
+
+    assert_eq!(
+        outsider.json(Method::DELETE, &format!("/api/v1/document-groups/{planning}"), json!({})).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let r = office.json(Method::DELETE, &format!("/api/v1/document-groups/{planning}"), json!({})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.audit_count("document.group.delete", "success").await, 1);
+}

@@ -30,6 +30,8 @@ pub struct IssueRequest<'a> {
     pub file: &'a [u8],
     /// Recipient units (主送、抄送).
     pub recipients: &'a [i64],
+    /// Distribution groups of the issuing unit (分发组) whose units also receive it.
+    pub groups: &'a [i64],
 }
 
 /// One recipient's state, as tracking and inboxes show it.
@@ -139,6 +141,7 @@ impl DocumentService {
             return Err(DomainError::Conflict("document.error.not_numbered"));
         }
         let mut recipients: Vec<i64> = req.recipients.to_vec();
+        recipients.extend(self.units_of_groups(doc.unit_id, req.groups).await?);
         recipients.sort_unstable();
         recipients.dedup();
         recipients.retain(|u| *u != doc.unit_id);

@@ -5,6 +5,7 @@
 mod attachments;
 mod exchange;
 mod flow;
+mod groups;
 mod model;
 pub mod render;
 mod service;
@@ -12,5 +13,6 @@ mod service;
 pub use attachments::{Attachment, MAX_ATTACHMENTS};
 pub use exchange::{Delivery, IssueRequest, receipt_verifies};
 pub use flow::{Countersign, DocumentFlowReceiver, FAWEN, FAWEN_BPMN, MAX_COUNTERSIGN_UNITS, SHOUWEN, SHOUWEN_BPMN, Submission};
+pub use groups::{DistributionGroup, MAX_GROUP_MEMBERS};
 pub use model::{DocumentFields, URGENCIES, check_prefix, format_number};
 pub use service::{Document, DocumentService};

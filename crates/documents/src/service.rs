@@ -284,7 +284,7 @@ impl DocumentService {
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        self.load_demo_groups().await
     }
 
     /// Sets a unit's number prefix (机关代字), e.g. 嘉政发.

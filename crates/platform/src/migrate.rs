@@ -44,6 +44,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 17,
+        name: "distribution_groups",
+        shared: include_str!("../migrations/0017_distribution_groups.sql"),
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 fn render(m: &Migration, kind: DbKind) -> String {

@@ -36,7 +36,7 @@ impl Modify for Security {
         catalogue::list, catalogue::get, catalogue::create, catalogue::update,
         cases::list, cases::get, cases::act, cases::register, cases::result, cases::public_status, cases::supervision,
         documents::create, documents::get, documents::update, documents::number, documents::prefix, documents::issue, documents::inbox,
-        documents::delivery, documents::sign, documents::refuse, documents::withdraw, documents::tracking, documents::submit, documents::recall, documents::countersigns, documents::attachments, documents::attach, documents::register
+        documents::delivery, documents::sign, documents::refuse, documents::withdraw, documents::tracking, documents::submit, documents::recall, documents::countersigns, documents::attachments, documents::attach, documents::groups, documents::create_group, documents::delete_group, documents::register
     ),
     components(schemas(ErrorBody, MeDto, RegionDto, UnitDto, UnitBody, UserDto, NewUserBody, UserBody, OneTimePasswordDto, RoleDto, RoleBody,
         GrantDto, GrantBody, AuditRecordDto, AuditPageDto, SessionDto, TokenDto, TokenBody, NewTokenDto,
@@ -45,7 +45,7 @@ impl Modify for Security {
         workflow::DefinitionDto, workflow::StepDto, workflow::DefinitionDetailDto, workflow::TaskDto, workflow::InstanceDto,
         workflow::StartDto, workflow::CreatedDto, workflow::ActionDto, catalogue::ItemDto, catalogue::ItemCreatedDto, cases::CaseActionDto, tongban_approval::cases::WindowApplication, tongban_approval::cases::WindowApplicant,
         tongban_approval::cases::WindowMaterial, tongban_approval::cases::WindowReceipt, documents::DocumentCreatedDto, documents::DocumentNumberDto,
-        documents::PrefixDto, documents::IssueDto, documents::RefuseDto, documents::SubmitDto, documents::RegisterDto)),
+        documents::PrefixDto, documents::IssueDto, documents::GroupDto, documents::RefuseDto, documents::SubmitDto, documents::RegisterDto)),
     modifiers(&Security),
     security(("bearer" = []), ("session" = []))
 )]

@@ -89,7 +89,11 @@ pub struct IssueDto {
     #[serde(default)]
     pub file: String,
     /// Recipient unit ids.
+    #[serde(default)]
     pub recipients: Vec<i64>,
+    /// Distribution groups (分发组) of the issuing unit, by id: their units receive it too.
+    #[serde(default)]
+    pub group_ids: Vec<i64>,
 }
 
 /// A refusal.
@@ -108,7 +112,13 @@ pub async fn issue(State(state): State<AppState>, ctx: Ctx, params: PathParams, 
     let file = base64::engine::general_purpose::STANDARD
         .decode(dto.file.trim())
         .map_err(|_| tongban_platform::DomainError::invalid("file", "error.malformed"))?;
-    let req = tongban_documents::IssueRequest { seal_id: dto.seal_id, file_name: &dto.file_name, file: &file, recipients: &dto.recipients };
+    let req = tongban_documents::IssueRequest {
+        seal_id: dto.seal_id,
+        file_name: &dto.file_name,
+        file: &file,
+        recipients: &dto.recipients,
+        groups: &dto.group_ids,
+    };
     let n = state.documents.issue(&state.ca, ctx.principal()?, &ctx.actor(), params.id("id")?, &req).await?;
     Ok(Json(serde_json::json!({"recipients": n})))
 }
@@ -232,4 +242,36 @@ pub async fn attach(State(state): State<AppState>, ctx: Ctx, params: PathParams,
         .ok_or_else(|| tongban_platform::DomainError::invalid("file", "approval.error.upload_empty"))?;
     let id = state.documents.add_attachment(ctx.principal()?, &ctx.actor(), params.id("id")?, name, bytes).await?;
     Ok(Json(serde_json::json!({"id": id})))
+}
+
+/// A new distribution group.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupDto {
+    /// Its name (e.g. 各乡镇人民政府), unique within the unit.
+    pub name: String,
+    /// Member unit ids.
+    pub member_unit_ids: Vec<i64>,
+}
+
+/// The distribution groups (分发组) of an issuing unit (its document office).
+#[utoipa::path(get, path = "/api/v1/units/{id}/document-groups", tag = "documents", params(("id" = i64, Path)), responses((status = 200, body = Object), (status = 403, body = ErrorBody)))]
+pub async fn groups(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> ApiResult<Json<Value>> {
+    let list = state.documents.groups(ctx.principal()?, &ctx.actor(), params.id("id")?).await?;
+    Ok(Json(serde_json::to_value(list).unwrap_or(Value::Null)))
+}
+
+/// Creates a distribution group of the unit; answers its id.
+#[utoipa::path(post, path = "/api/v1/units/{id}/document-groups", tag = "documents", params(("id" = i64, Path)), request_body = GroupDto, responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_group(State(state): State<AppState>, ctx: Ctx, params: PathParams, body: Bytes) -> ApiResult<Json<Value>> {
+    let dto: GroupDto = json_body(&body)?;
+    let id = state.documents.create_group(ctx.principal()?, &ctx.actor(), params.id("id")?, &dto.name, &dto.member_unit_ids).await?;
+    Ok(Json(serde_json::json!({"id": id})))
+}
+
+/// Deletes a distribution group.
+#[utoipa::path(delete, path = "/api/v1/document-groups/{id}", tag = "documents", params(("id" = i64, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_group(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> ApiResult<StatusCode> {
+    state.documents.delete_group(ctx.principal()?, &ctx.actor(), params.id("id")?).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

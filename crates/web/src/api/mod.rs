@@ -54,6 +54,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/documents/{id}/recall", post(documents::recall))
         .route("/api/v1/documents/{id}/countersigns", get(documents::countersigns))
         .route("/api/v1/documents/{id}/attachments", get(documents::attachments).post(documents::attach))
+        .route("/api/v1/units/{id}/document-groups", get(documents::groups).post(documents::create_group))
+        .route("/api/v1/document-groups/{id}", axum::routing::delete(documents::delete_group))
         .route("/api/v1/documents/{id}/issue", post(documents::issue))
         .route("/api/v1/documents/{id}/withdraw", post(documents::withdraw))
         .route("/api/v1/documents/{id}/tracking", get(documents::tracking))

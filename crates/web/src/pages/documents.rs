@@ -10,7 +10,9 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use tongban_documents::{Attachment, Countersign, Delivery, Document, DocumentFields, IssueRequest, Submission, URGENCIES};
+use tongban_documents::{
+    Attachment, Countersign, Delivery, DistributionGroup, Document, DocumentFields, IssueRequest, Submission, URGENCIES,
+};
 use tongban_pki::seals::Seal;
 use tongban_platform::{DomainError, clock::format_local};
 
@@ -33,6 +35,7 @@ fn fields_of(pairs: Vec<(String, String)>) -> Result<DocumentFields, DomainError
 struct ListPage {
     l: Layout,
     documents: Vec<(Document, String, String)>,
+    can_issue: bool,
 }
 
 /// `GET /documents`: the unit's documents.
@@ -48,7 +51,8 @@ pub async fn list(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<D
             (d, at, status_key)
         })
         .collect();
-    render(&ListPage { l: Layout::new(&ctx, "document.title", "documents").with_flash(q.done.as_deref()), documents })
+    let can_issue = state.documents.can_issue(p, p.unit_id).await?;
+    render(&ListPage { l: Layout::new(&ctx, "document.title", "documents").with_flash(q.done.as_deref()), documents, can_issue })
 }
 
 #[derive(Template)]
@@ -105,6 +109,7 @@ struct DocumentPage {
     countersigns: Vec<(Countersign, String, String)>,
     attachments: Vec<Attachment>,
     can_edit: bool,
+    groups: Vec<DistributionGroup>,
     seals: Vec<Seal>,
     units: Vec<(i64, String)>,
     tracking: Vec<(Delivery, String, String)>,
@@ -119,6 +124,7 @@ async fn document_page(state: &AppState, ctx: &Ctx, id: i64, done: Option<&str>,
     let can_recall = d.status == "in_review" && (d.created_by == p.user_id || can_issue);
     let can_edit = d.status == "draft" && (d.created_by == p.user_id || can_issue);
     let attachments = state.documents.attachments(&d).await?;
+    let groups = if can_issue && d.status == "numbered" { state.documents.groups(p, &ctx.actor(), d.unit_id).await? } else { Vec::new() };
     let countersigns = state
         .documents
         .countersigns(&d)
@@ -163,6 +169,7 @@ async fn document_page(state: &AppState, ctx: &Ctx, id: i64, done: Option<&str>,
             countersigns,
             attachments,
             can_edit,
+            groups,
             seals,
             units,
             tracking,
@@ -198,12 +205,14 @@ pub async fn issue(State(state): State<AppState>, ctx: Ctx, params: PathParams, 
         .filter(|(k, _, _)| k == "recipients")
         .filter_map(|(_, _, v)| std::str::from_utf8(v).ok()?.trim().parse().ok())
         .collect();
+    let groups: Vec<i64> =
+        fields.iter().filter(|(k, _, _)| k == "groups").filter_map(|(_, _, v)| std::str::from_utf8(v).ok()?.trim().parse().ok()).collect();
     let file = fields.iter().find(|(k, f, v)| k == "file" && !f.is_empty() && !v.is_empty());
     let result = async {
         let seal_id = parse_id("seal_id", &text("seal_id"))?;
         // No file: the document is rendered in the GB/T 9704 layout.
         let (name, bytes): (&str, &[u8]) = file.map(|(_, n, b)| (n.as_str(), b.as_slice())).unwrap_or(("", &[]));
-        let req = IssueRequest { seal_id, file_name: name, file: bytes, recipients: &recipients };
+        let req = IssueRequest { seal_id, file_name: name, file: bytes, recipients: &recipients, groups: &groups };
         state.documents.issue(&state.ca, p, &ctx.actor(), id, &req).await
     }
     .await;
@@ -485,4 +494,51 @@ pub async fn refuse(State(state): State<AppState>, ctx: Ctx, params: PathParams,
         }
         Err(e) => Err(PageError(e)),
     }
+}
+
+#[derive(Template)]
+#[template(path = "document_groups.html")]
+struct GroupsPage {
+    l: Layout,
+    groups: Vec<DistributionGroup>,
+    units: Vec<(i64, String)>,
+    error: String,
+}
+
+async fn groups_page(state: &AppState, ctx: &Ctx, done: Option<&str>, error: String) -> PageResult {
+    let p = ctx.principal()?;
+    let groups = state.documents.groups(p, &ctx.actor(), p.unit_id).await?;
+    let units = state.identity.all_units().await?.into_iter().filter(|u| u.id != p.unit_id && u.enabled).map(|u| (u.id, u.name)).collect();
+    let status = if error.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let l = Layout::new(ctx, "document.groups", "documents").with_flash(done);
+    render_status(status, &GroupsPage { l, groups, units, error })
+}
+
+/// `GET /documents/groups`: the distribution groups of the caller's unit (分发组).
+pub async fn groups(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<Done>) -> PageResult {
+    groups_page(&state, &ctx, q.done.as_deref(), String::new()).await
+}
+
+/// `POST /documents/groups`: creates a group (`name`, `members` repeated).
+pub async fn create_group(State(state): State<AppState>, ctx: Ctx, body: axum::body::Bytes) -> PageResult {
+    let p = ctx.principal()?;
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let result = async {
+        let members =
+            pairs.iter().filter(|(k, _)| k == "members").map(|(_, v)| parse_id("members", v)).collect::<Result<Vec<i64>, DomainError>>()?;
+        let name = pairs.iter().find(|(k, _)| k == "name").map(|(_, v)| v.as_str()).unwrap_or("");
+        state.documents.create_group(p, &ctx.actor(), p.unit_id, name, &members).await
+    }
+    .await;
+    match result {
+        Ok(_) => see_other("/documents/groups?done=group_created"),
+        Err(e @ DomainError::Invalid(_)) => groups_page(&state, &ctx, None, crate::error::message(&ctx.tr, &e)).await,
+        Err(e) => Err(PageError(e)),
+    }
+}
+
+/// `POST /documents/groups/{id}/delete`.
+pub async fn delete_group(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
+    state.documents.delete_group(ctx.principal()?, &ctx.actor(), params.id("id")?).await?;
+    see_other("/documents/groups?done=group_deleted")
 }

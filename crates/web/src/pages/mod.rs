@@ -279,6 +279,8 @@ pub fn routes() -> Router<AppState> {
         .route("/seals", get(seals::page).post(seals::seal))
         .route("/documents", get(documents::list).post(documents::create))
         .route("/documents/new", get(documents::new_form))
+        .route("/documents/groups", get(documents::groups).post(documents::create_group))
+        .route("/documents/groups/{id}/delete", post(documents::delete_group))
         .route("/documents/{id}", get(documents::show))
         .route("/documents/{id}/number", post(documents::number))
         .route("/documents/{id}/pdf", get(documents::pdf))
