@@ -335,6 +335,9 @@ mod tests {
         assert!(v.signer.contains("嘉禾县自然资源局"));
         assert_eq!(v.metadata["doc_number"], "嘉资发〔2026〕12号");
         assert_eq!(v.root_fingerprint.len(), 64);
+        let text = String::from_utf8(bytes(&p)).expect("utf-8");
+        assert_eq!(file_of(&text), Some(("嘉资发〔2026〕12号.pdf".to_string(), b"%PDF-1.7 the decision".to_vec())));
+        assert_eq!(file_of("{}"), None);
     }
 
     #[test]
