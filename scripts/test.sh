@@ -5,6 +5,8 @@
 # PostgreSQL: uses TONGBAN_TEST_DATABASE_URL if set (a role that may CREATE DATABASE); otherwise
 # starts a throwaway cluster from Debian's postgresql package if it is installed.
 # Browser tests: need /usr/bin/chromium and `npm ci` in e2e/ (.ci/run does both).
+# S3 blob store: its unit test runs against TONGBAN_TEST_S3_URL (an S3-compatible server such as
+# moto's, which .ci/run starts); unset, the test passes without doing anything and is listed as skipped.
 # Set TONGBAN_TEST_SKIP_PG=1 or TONGBAN_TEST_SKIP_E2E=1 to leave a part out on purpose.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +15,7 @@ passed=0
 failed=0
 skipped=()
 log=$(mktemp)
+[ -n "${TONGBAN_TEST_S3_URL:-}" ] || skipped+=("S3 blob store (TONGBAN_TEST_S3_URL unset)")
 
 count() { # adds the counts of a cargo or node test log to the totals
   local p f

@@ -31,6 +31,8 @@ pub struct Opened {
     pub intake: tongban_approval::intake::IntakeService,
     /// Internal processing of applications (内网办理).
     pub cases: tongban_approval::cases::CaseService,
+    /// The blob store (文件存储) the services above keep uploaded files in.
+    pub blobs: tongban_platform::blobs::BlobStore,
 }
 
 /// Connects to the database, applies migrations, and loads (or creates) the audit key.
@@ -56,7 +58,7 @@ pub async fn open(config: Config) -> anyhow::Result<Opened> {
     let identity = IdentityService::new(db.clone(), audit.clone(), config.security.clone()).with_public_url(&config.public_url());
     let calendar = CalendarService::new(db.clone(), audit.clone());
     calendar.ensure_official().await.context("storing the official holiday schedules")?;
-    let blobs = tongban_platform::blobs::BlobStore::new(config.data_dir.join("blobs"));
+    let blobs = tongban_platform::blobs::BlobStore::from_config(&config).context("opening the blob store (blobs.*)")?;
     let workflow = tongban_workflow::WorkflowService::new(db.clone(), audit.clone(), calendar.clone())
         .with_blobs(blobs.clone(), config.server.max_upload_bytes);
     let catalogue = tongban_approval::CatalogueService::new(db.clone(), audit.clone());
@@ -67,10 +69,34 @@ pub async fn open(config: Config) -> anyhow::Result<Opened> {
         catalogue.clone(),
         config.server.max_upload_bytes,
     );
-    let cases =
-        tongban_approval::cases::CaseService::new(db.clone(), audit.clone(), calendar.clone(), workflow.clone(), catalogue.clone(), blobs)
-            .with_upload_limit(config.server.max_upload_bytes);
-    Ok(Opened { config: Arc::new(config), db, audit, identity, calendar, workflow, catalogue, intake, cases })
+    let cases = tongban_approval::cases::CaseService::new(
+        db.clone(),
+        audit.clone(),
+        calendar.clone(),
+        workflow.clone(),
+        catalogue.clone(),
+        blobs.clone(),
+    )
+    .with_upload_limit(config.server.max_upload_bytes);
+    Ok(Opened { config: Arc::new(config), db, audit, identity, calendar, workflow, catalogue, intake, cases, blobs })
+}
+
+/// Checks that the blob store answers and takes the credentials (a wrong S3 key or bucket fails
+/// here rather than at the first upload).
+pub async fn check_blobs(opened: &Opened) -> anyhow::Result<()> {
+    opened.blobs.check().await.with_context(|| blob_store_description(&opened.config))
+}
+
+/// Where the blob store is, for messages.
+fn blob_store_description(config: &Config) -> String {
+    if config.blobs.is_s3() {
+        format!(
+            "reaching the S3 blob store {} (bucket {}); check blobs.s3_endpoint, blobs.s3_bucket and the access key",
+            config.blobs.s3_endpoint, config.blobs.s3_bucket
+        )
+    } else {
+        format!("reading the blob directory {}", config.data_dir.join("blobs").display())
+    }
 }
 
 /// A database URL without its password, for messages.

@@ -150,7 +150,7 @@ pub enum AuditCommand {
 /// `tongban config …`
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Check the configuration and the database connection.
+    /// Check the configuration, the database connection and the blob store.
     Check,
 }
 
@@ -191,8 +191,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pki { action } => pki(config, action).await,
         Command::Verify { file, json } => verify(config, &file, json).await,
         Command::Config { action: ConfigCommand::Check } => {
-            let opened = open(config).await.context("configuration is valid but the database could not be opened")?;
-            println!("configuration ok; database {} reachable", crate::boot::redact_url(&opened.config.database_url()));
+            let opened = open(config).await.context("configuration is valid but the database or the blob store could not be opened")?;
+            crate::boot::check_blobs(&opened).await?;
+            println!(
+                "configuration ok; database {} reachable; blob store reachable",
+                crate::boot::redact_url(&opened.config.database_url())
+            );
             Ok(())
         }
     }

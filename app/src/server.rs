@@ -14,6 +14,7 @@ use crate::boot::{Opened, open};
 pub async fn serve(config: tongban_platform::Config, demo: bool) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let opened = open(config).await?;
+    crate::boot::check_blobs(&opened).await?;
     first_start(&opened, demo).await?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
     let state = AppState::new(opened.identity.clone(), opened.config.clone(), metrics)

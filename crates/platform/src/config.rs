@@ -27,6 +27,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// Official documents.
     pub documents: DocumentsConfig,
+    /// Where uploaded files are kept: `<data_dir>/blobs`, or an S3-compatible object store.
+    pub blobs: BlobsConfig,
 }
 
 /// Where SMS and e-mail notifications go. Empty URL / host: that channel is off (in-app only).
@@ -142,6 +144,89 @@ pub struct DocumentsConfig {
     pub font_file: Option<PathBuf>,
 }
 
+/// The blob store (文件存储) for uploaded files. Empty `s3_endpoint`: the directory
+/// `<data_dir>/blobs` (the default); set: an S3-compatible object store (MinIO, Ceph RGW, a
+/// cloud's S3), addressed with path-style requests (`<endpoint>/<bucket>/<key>`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlobsConfig {
+    /// The S3 endpoint, e.g. `https://minio.jiahe.internal:9000`. Empty: local directory.
+    pub s3_endpoint: String,
+    /// The bucket; it must exist already.
+    pub s3_bucket: String,
+    /// The region the requests are signed for; most self-hosted stores accept the default.
+    pub s3_region: String,
+    /// Access key id.
+    pub s3_access_key_id: String,
+    /// Secret access key.
+    pub s3_secret_access_key: String,
+    /// Allow an `http://` endpoint (a store on the internal network); off: `https://` only.
+    pub s3_allow_http: bool,
+    /// A key prefix inside the bucket, e.g. `tongban/blobs` (empty: keys at the bucket's root).
+    pub s3_prefix: String,
+}
+
+impl Default for BlobsConfig {
+    fn default() -> Self {
+        BlobsConfig {
+            s3_endpoint: String::new(),
+            s3_bucket: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: String::new(),
+            s3_allow_http: false,
+            s3_prefix: String::new(),
+        }
+    }
+}
+
+impl BlobsConfig {
+    /// Whether files go to S3 rather than the local directory.
+    pub fn is_s3(&self) -> bool {
+        !self.s3_endpoint.trim().is_empty()
+    }
+
+    /// The segments of `s3_prefix` (leading and trailing `/` ignored).
+    pub fn prefix_segments(&self) -> Vec<String> {
+        self.s3_prefix.trim().trim_matches('/').split('/').filter(|s| !s.is_empty()).map(str::to_string).collect()
+    }
+
+    /// Checks the S3 keys (nothing to check for the local directory).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.into() });
+        if !self.is_s3() {
+            if !self.s3_bucket.trim().is_empty() {
+                return invalid("blobs.s3_endpoint", "s3_bucket is set but s3_endpoint is empty (files would stay local)");
+            }
+            return Ok(());
+        }
+        let endpoint = self.s3_endpoint.trim();
+        match reqwest::Url::parse(endpoint) {
+            Ok(url) if url.scheme() == "https" && url.has_host() => {}
+            Ok(url) if url.scheme() == "http" && url.has_host() => {
+                if !self.s3_allow_http {
+                    return invalid("blobs.s3_allow_http", "the endpoint is http://; set s3_allow_http = true (internal network only)");
+                }
+            }
+            _ => return invalid("blobs.s3_endpoint", "must be an http:// or https:// URL"),
+        }
+        if self.s3_bucket.trim().is_empty() {
+            return invalid("blobs.s3_bucket", "must be set when s3_endpoint is");
+        }
+        if self.s3_region.trim().is_empty() {
+            return invalid("blobs.s3_region", "must not be empty (us-east-1 suits most self-hosted stores)");
+        }
+        if self.s3_access_key_id.is_empty() || self.s3_secret_access_key.is_empty() {
+            return invalid("blobs.s3_access_key_id", "s3_access_key_id and s3_secret_access_key must be set");
+        }
+        let segments = self.prefix_segments();
+        if segments.iter().any(|s| s == "." || s == ".." || s.chars().any(|c| c.is_control() || c == '\\')) {
+            return invalid("blobs.s3_prefix", "must be segments separated by /, without . or ..");
+        }
+        Ok(())
+    }
+}
+
 /// Audit trail settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -166,6 +251,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             notify: NotifyConfig::default(),
             documents: DocumentsConfig::default(),
+            blobs: BlobsConfig::default(),
         }
     }
 }
@@ -282,6 +368,7 @@ impl Config {
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             return invalid("server.tls_cert", "tls_cert and tls_key must be set together");
         }
+        self.blobs.validate()?;
         let url = self.database_url();
         if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return invalid("database.url", "must start with sqlite: or postgres://");
@@ -367,6 +454,28 @@ mod tests {
             assert_eq!(c.security.lockout_threshold, 7);
             Ok(())
         });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure signature
+    fn blob_store_keys_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TONGBAN_BLOBS__S3_ENDPOINT", "http://minio.internal:9000");
+            jail.set_env("TONGBAN_BLOBS__S3_BUCKET", "tongban");
+            jail.set_env("TONGBAN_BLOBS__S3_ACCESS_KEY_ID", "id");
+            jail.set_env("TONGBAN_BLOBS__S3_SECRET_ACCESS_KEY", "secret");
+            jail.set_env("TONGBAN_BLOBS__S3_ALLOW_HTTP", "true");
+            jail.set_env("TONGBAN_BLOBS__S3_PREFIX", "/county/blobs/");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert!(c.blobs.is_s3());
+            assert_eq!(c.blobs.s3_region, "us-east-1");
+            assert_eq!(c.blobs.prefix_segments(), ["county", "blobs"]);
+            jail.set_env("TONGBAN_BLOBS__S3_ALLOW_HTTP", "false");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("blobs.s3_allow_http"), "{err}");
+            Ok(())
+        });
+        assert!(!Config::default().blobs.is_s3(), "local directory by default");
     }
 
     #[test]

@@ -59,7 +59,12 @@ impl AppState {
     /// existing one (and its cache) instead.
     pub fn new(identity: IdentityService, config: Arc<Config>, metrics: Option<PrometheusHandle>) -> Self {
         let calendar = CalendarService::new(identity.db().clone(), identity.audit().clone());
-        let blobs = tongban_platform::blobs::BlobStore::new(config.data_dir.join("blobs"));
+        let blobs = tongban_platform::blobs::BlobStore::from_config(&config).unwrap_or_else(|e| {
+            // `tongban serve` opens the same store before this and stops on errors; reaching here
+            // means a test or tool with a broken `blobs` configuration: uploads fail, visibly.
+            tracing::error!("blob store: {e}");
+            tongban_platform::blobs::BlobStore::unavailable(e)
+        });
         let workflow = WorkflowService::new(identity.db().clone(), identity.audit().clone(), calendar.clone())
             .with_blobs(blobs.clone(), config.server.max_upload_bytes);
         let catalogue = CatalogueService::new(identity.db().clone(), identity.audit().clone());
@@ -89,7 +94,8 @@ impl AppState {
         let documents = tongban_documents::DocumentService::new(identity.db().clone(), identity.audit().clone())
             .with_font(config.documents.font_file.as_deref())
             .with_workflow(workflow.clone())
-            .with_calendar(calendar.clone());
+            .with_calendar(calendar.clone())
+            .with_blobs(blobs.clone(), config.server.max_upload_bytes);
         let ca = tongban_pki::ca::CaService::new(identity.db().clone(), identity.audit().clone(), secrets.clone(), &config.public_url());
         let keys = tongban_oidc::keys::KeyRing::new(identity.db().clone(), secrets);
         let oidc = tongban_oidc::provider::Provider::new(identity.db().clone(), identity.audit().clone(), keys, &config.public_url());
