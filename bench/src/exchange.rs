@@ -33,7 +33,8 @@ async fn principal(opened: &tongban::boot::Opened, username: &str) -> anyhow::Re
 
 async fn measure(url: String, recipients: usize, rounds: usize) -> anyhow::Result<serde_json::Value> {
     let (_dir, opened) = open_demo(url).await?;
-    let documents = DocumentService::new(opened.db.clone(), opened.audit.clone());
+    // As served: the sealed package goes to the blob store (a local directory here).
+    let documents = DocumentService::new(opened.db.clone(), opened.audit.clone()).with_blobs(opened.blobs.clone(), 10 << 20);
     documents.load_demo().await.map_err(err)?;
     let ca = CaService::new(
         opened.db.clone(),
