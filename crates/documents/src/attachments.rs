@@ -61,6 +61,20 @@ fn attachment_from(r: &AnyRow) -> Attachment {
     }
 }
 
+/// Marks a draft changed inside `tx`; a document that is no longer a draft is a conflict (its
+/// attachments are fixed once it leaves the draft state, even under a concurrent submission).
+async fn touch_draft(tx: &mut tongban_platform::WriteTx, id: i64, now: i64) -> DomainResult<()> {
+    let done = sqlx::query("UPDATE documents SET updated_at = $2 WHERE id = $1 AND status = 'draft'")
+        .bind(id)
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(DomainError::Conflict("document.error.not_draft"));
+    }
+    Ok(())
+}
+
 impl DocumentService {
     fn blob_store(&self) -> DomainResult<&(tongban_platform::blobs::BlobStore, usize)> {
         self.blobs.as_ref().ok_or(DomainError::Conflict("document.error.no_blobs"))
@@ -83,14 +97,7 @@ impl DocumentService {
         let key = blobs.put(bytes).await.map_err(|e| DomainError::Internal(format!("storing attachment: {e}")))?;
         let now = now_millis();
         let mut tx = self.db.begin_write().await?;
-        let still_draft = sqlx::query("UPDATE documents SET updated_at = $2 WHERE id = $1 AND status = 'draft'")
-            .bind(id)
-            .bind(now)
-            .execute(tx.conn())
-            .await?;
-        if still_draft.rows_affected() == 0 {
-            return Err(DomainError::Conflict("document.error.not_draft"));
-        }
+        touch_draft(&mut tx, id, now).await?;
         let attachment: i64 = sqlx::query(
             "INSERT INTO document_attachments (document_id, file_name, content_type, size, sm3, created_by, created_at) \
              VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING id",
@@ -116,14 +123,7 @@ impl DocumentService {
         let doc = self.document(caller, actor, id).await?;
         self.require_editor(caller, actor, &doc, "document.detach").await?;
         let mut tx = self.db.begin_write().await?;
-        let still_draft = sqlx::query("UPDATE documents SET updated_at = $2 WHERE id = $1 AND status = 'draft'")
-            .bind(id)
-            .bind(now_millis())
-            .execute(tx.conn())
-            .await?;
-        if still_draft.rows_affected() == 0 {
-            return Err(DomainError::Conflict("document.error.not_draft"));
-        }
+        touch_draft(&mut tx, id, now_millis()).await?;
         let gone = sqlx::query("DELETE FROM document_attachments WHERE id = $1 AND document_id = $2")
             .bind(attachment)
             .bind(id)

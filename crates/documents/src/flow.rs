@@ -67,9 +67,7 @@ impl DocumentService {
     pub async fn submit(&self, caller: &Principal, actor: &Actor, id: i64, to: &Submission<'_>) -> DomainResult<i64> {
         let workflow = self.workflow.as_ref().ok_or(DomainError::Conflict("document.error.no_workflow"))?;
         let doc = self.document(caller, actor, id).await?;
-        if doc.created_by != caller.user_id && !self.can_issue(caller, doc.unit_id).await? {
-            return Err(DomainError::Forbidden("error.forbidden"));
-        }
+        self.require_editor(caller, actor, &doc, "document.submit").await?;
         if doc.status != "draft" {
             return Err(DomainError::Conflict("document.error.not_draft"));
         }
