@@ -324,10 +324,14 @@ async fn a_received_document_is_proposed_instructed_handled_and_archived() {
     assert_eq!(office.json(Method::POST, &format!("/api/v1/documents/{id}/issue"), body).await.status, StatusCode::OK);
     let mut land_office = app.staff("zhoujun").await;
     let delivery = land_office.get("/api/v1/inbox").await.json()[0]["id"].as_i64().unwrap_or_default();
-    let people = json!({"proposer": "zhoujun", "leader": "zhoujun", "handler_unit_id": land});
+    let housing = app.unit_id("住房和城乡建设局").await;
+    let people = json!({"proposer": "zhoujun", "leader": "zhoujun", "handler_unit_ids": [land, housing]});
     let r = land_office.json(Method::POST, &format!("/api/v1/deliveries/{delivery}/register"), people.clone()).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "sign for it first");
     land_office.json(Method::POST, &format!("/api/v1/deliveries/{delivery}/sign"), json!({})).await;
+    let none = json!({"proposer": "zhoujun", "leader": "zhoujun", "handler_unit_ids": []});
+    let r = land_office.json(Method::POST, &format!("/api/v1/deliveries/{delivery}/register"), none).await;
+    assert_eq!(r.json()["field"], "handler_unit_ids", "{}", r.body);
     let mut outsider = app.staff("huangli").await;
     let r = outsider.json(Method::POST, &format!("/api/v1/deliveries/{delivery}/register"), people.clone()).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "another unit's document");
@@ -335,17 +339,19 @@ async fn a_received_document_is_proposed_instructed_handled_and_archived() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let instance = r.json()["instance_id"].as_i64().unwrap_or_default();
 
-    // 拟办, 批示, then 承办 by the handling unit (claimed from its queue).
+    // 拟办, 批示, then 承办 by both handling units in parallel (each claims from its queue).
     for (step, opinion) in [("propose", "拟请局长阅示，由规划科承办。"), ("instruct", "同意，请规划科抓紧落实。")]
     {
         let task = task_of(&mut land_office, instance).await.unwrap_or_else(|| panic!("{step} task"));
         let r = land_office.json(Method::POST, &format!("/api/v1/workflow/tasks/{task}/complete"), json!({"opinion": opinion})).await;
         assert!(r.status.is_success(), "{step}: {}", r.body);
     }
-    let task = task_of(&mut land_office, instance).await.expect("handling task");
-    land_office.json(Method::POST, &format!("/api/v1/workflow/tasks/{task}/claim"), json!({})).await;
-    let r = land_office.json(Method::POST, &format!("/api/v1/workflow/tasks/{task}/complete"), json!({"opinion": "已按要求落实。"})).await;
-    assert!(r.status.is_success(), "{}", r.body);
+    do_task_of(&mut land_office, instance, "已按要求落实。").await;
+    dispatch(&app).await;
+    let open = app.scalar(&format!("SELECT COUNT(*) FROM document_deliveries WHERE id = {delivery} AND archived_at IS NULL")).await;
+    assert_eq!(open, 1, "住建局 has not handled its part yet");
+    let mut housing_staff = app.staff("xuhui").await;
+    do_task_of(&mut housing_staff, instance, "住建部分已落实。").await;
     dispatch(&app).await;
     let archived = app.scalar(&format!("SELECT COUNT(*) FROM document_deliveries WHERE id = {delivery} AND archived_at IS NOT NULL")).await;
     assert_eq!(archived, 1, "办结 and archived");

@@ -12,7 +12,7 @@ use tongban_platform::{DomainError, WriteTx, clock::now_millis, error::DomainRes
 
 use crate::service::DocumentService;
 
-/// The most units one document may go to for countersigning (会签).
+/// The most units one document may go to for countersigning (会签), or for handling (承办).
 pub const MAX_COUNTERSIGN_UNITS: usize = 30;
 
 /// Whom a draft goes to (送审): the reviewer and signer by user name, and the units that
@@ -153,33 +153,40 @@ impl DocumentService {
     /// Checks the units asked to countersign: known, enabled, not the drafting unit itself, each
     /// once, at most [`MAX_COUNTERSIGN_UNITS`]; answers their ids and names in the order given.
     async fn countersigning_units(&self, own_unit: i64, ids: &[i64]) -> DomainResult<Vec<(i64, String)>> {
+        if ids.contains(&own_unit) {
+            return Err(DomainError::invalid("countersign_units", "document.error.countersign_own_unit"));
+        }
+        self.enabled_units("countersign_units", ids).await
+    }
+
+    /// The enabled units `ids` (each once, in the order given, at most [`MAX_COUNTERSIGN_UNITS`])
+    /// with their names; an unknown or disabled one is refused naming `field`.
+    async fn enabled_units(&self, field: &str, ids: &[i64]) -> DomainResult<Vec<(i64, String)>> {
         let mut units: Vec<(i64, String)> = Vec::new();
         for &unit in ids {
             if units.iter().any(|(u, _)| *u == unit) {
                 continue;
             }
-            if unit == own_unit {
-                return Err(DomainError::invalid("countersign_units", "document.error.countersign_own_unit"));
-            }
             let row = sqlx::query("SELECT name FROM units WHERE id = $1 AND enabled = 1").bind(unit).fetch_optional(self.db.pool()).await?;
-            let name = row.map(|r| r.get::<String, _>(0)).ok_or_else(|| DomainError::invalid("countersign_units", "error.not_found"))?;
+            let name = row.map(|r| r.get::<String, _>(0)).ok_or_else(|| DomainError::invalid(field, "error.not_found"))?;
             units.push((unit, name));
         }
         if units.len() > MAX_COUNTERSIGN_UNITS {
-            return Err(DomainError::invalid("countersign_units", "document.error.too_many_countersign"));
+            return Err(DomainError::invalid(field, "document.error.too_many_countersign"));
         }
         Ok(units)
     }
 
     /// Registers a received document for handling (收文登记) after it was signed for: `proposer`
-    /// proposes how to handle it (拟办), `leader` instructs (批示), the staff of `handler_unit`
-    /// handle it (承办); the process's end closes and archives it (办结、归档).
+    /// proposes how to handle it (拟办), `leader` instructs (批示), the staff of each of
+    /// `handler_units` handle it in parallel (承办); the process's end, when every unit has done
+    /// its part, closes and archives it (办结、归档).
     pub async fn register_received(
         &self,
         caller: &Principal,
         actor: &Actor,
         delivery_id: i64,
-        (proposer, leader, handler_unit): (&str, &str, i64),
+        (proposer, leader, handler_units): (&str, &str, &[i64]),
     ) -> DomainResult<i64> {
         let workflow = self.workflow.as_ref().ok_or(DomainError::Conflict("document.error.no_workflow"))?;
         let row = sqlx::query(
@@ -199,17 +206,16 @@ impl DocumentService {
         }
         let (proposer_id, _) = self.staff_id(proposer, "proposer").await?;
         let (leader_id, _) = self.staff_id(leader, "leader").await?;
-        let known =
-            sqlx::query("SELECT 1 FROM units WHERE id = $1 AND enabled = 1").bind(handler_unit).fetch_optional(self.db.pool()).await?;
-        if known.is_none() {
-            return Err(DomainError::invalid("handler_unit_id", "error.not_found"));
+        let handlers = self.enabled_units("handler_unit_ids", handler_units).await?;
+        if handlers.is_empty() {
+            return Err(DomainError::invalid("handler_unit_ids", "error.required"));
         }
         workflow.ensure_builtin(caller.user_id, actor, SHOUWEN_BPMN).await?;
         let mut vars = Map::new();
         vars.insert("delivery_id".into(), json!(delivery_id));
         vars.insert("proposer_id".into(), json!(proposer_id));
         vars.insert("leader_id".into(), json!(leader_id));
-        vars.insert("handler_unit_id".into(), json!(handler_unit));
+        vars.insert("handler_units".into(), json!(handlers.iter().map(|(id, _)| id).collect::<Vec<_>>()));
         let title = format!("收文：{}（{}）", row.get::<String, _>(3), row.get::<Option<String>, _>(4).unwrap_or_default());
         let mut tx = self.db.begin_write().await?;
         let instance = workflow.start_in(&mut tx, caller.user_id, actor, SHOUWEN, &title, &format!("delivery:{delivery_id}"), vars).await?;
@@ -219,7 +225,8 @@ impl DocumentService {
             .bind(now_millis())
             .execute(tx.conn())
             .await?;
-        let details = json!({"instance": instance, "proposer": proposer.trim(), "leader": leader.trim(), "handler_unit": handler_unit});
+        let names: Vec<&str> = handlers.iter().map(|(_, name)| name.as_str()).collect();
+        let details = json!({"instance": instance, "proposer": proposer.trim(), "leader": leader.trim(), "handler_units": names});
         self.audit.append(&mut tx, actor, Entry::success("document.register", "document_delivery", delivery_id, details)).await?;
         tx.commit().await?;
         Ok(instance)

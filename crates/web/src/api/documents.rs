@@ -211,15 +211,20 @@ pub struct RegisterDto {
     pub proposer: String,
     /// Instructs (批示), by user name.
     pub leader: String,
-    /// The unit that handles it (承办).
-    pub handler_unit_id: i64,
+    /// The units that handle it in parallel (承办单位).
+    #[serde(default)]
+    pub handler_unit_ids: Vec<i64>,
+    /// One handling unit (the same as a one-element `handler_unit_ids`).
+    #[serde(default)]
+    pub handler_unit_id: Option<i64>,
 }
 
 /// Registers a signed-for document for handling (收文登记 → 拟办 → 批示 → 承办 → 办结、归档).
 #[utoipa::path(post, path = "/api/v1/deliveries/{id}/register", tag = "documents", params(("id" = i64, Path)), request_body = RegisterDto, responses((status = 200, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn register(State(state): State<AppState>, ctx: Ctx, params: PathParams, body: Bytes) -> ApiResult<Json<Value>> {
     let dto: RegisterDto = json_body(&body)?;
-    let people = (dto.proposer.as_str(), dto.leader.as_str(), dto.handler_unit_id);
+    let units: Vec<i64> = dto.handler_unit_id.into_iter().chain(dto.handler_unit_ids).collect();
+    let people = (dto.proposer.as_str(), dto.leader.as_str(), units.as_slice());
     let instance = state.documents.register_received(ctx.principal()?, &ctx.actor(), params.id("id")?, people).await?;
     Ok(Json(serde_json::json!({"instance_id": instance})))
 }

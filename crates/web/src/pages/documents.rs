@@ -455,24 +455,21 @@ pub struct RefuseForm {
     reason: String,
 }
 
-/// The registration form.
-#[derive(Deserialize)]
-pub struct RegisterForm {
-    #[serde(default)]
-    proposer: String,
-    #[serde(default)]
-    leader: String,
-    #[serde(default)]
-    handler_unit_id: String,
-}
-
-/// `POST /inbox/{id}/register`: starts handling (拟办 → 批示 → 承办).
-pub async fn register(State(state): State<AppState>, ctx: Ctx, params: PathParams, PageForm(f): PageForm<RegisterForm>) -> PageResult {
+/// `POST /inbox/{id}/register`: starts handling (拟办 → 批示 → 承办); `handler_units` repeats once
+/// per ticked unit.
+pub async fn register(State(state): State<AppState>, ctx: Ctx, params: PathParams, body: axum::body::Bytes) -> PageResult {
     let id = params.id("id")?;
-    let result = match parse_id("handler_unit_id", &f.handler_unit_id) {
-        Ok(unit) => state.documents.register_received(ctx.principal()?, &ctx.actor(), id, (&f.proposer, &f.leader, unit)).await,
-        Err(e) => Err(e),
-    };
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let text = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("");
+    let result = async {
+        let units = pairs
+            .iter()
+            .filter(|(k, _)| k == "handler_units")
+            .map(|(_, v)| parse_id("handler_unit_ids", v))
+            .collect::<Result<Vec<i64>, DomainError>>()?;
+        state.documents.register_received(ctx.principal()?, &ctx.actor(), id, (text("proposer"), text("leader"), &units)).await
+    }
+    .await;
     match result {
         Ok(_) => see_other(&format!("/inbox/{id}?done=document_registered")),
         Err(e @ (DomainError::Invalid(_) | DomainError::Conflict(_))) => {
