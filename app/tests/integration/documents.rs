@@ -333,11 +333,14 @@ async fn a_received_document_is_proposed_instructed_handled_and_archived() {
     let r = land_office.json(Method::POST, &format!("/api/v1/deliveries/{delivery}/register"), none).await;
     assert_eq!(r.json()["field"], "handler_unit_ids", "{}", r.body);
     let mut outsider = app.staff("huangli").await;
-    let r = outsider.json(Method::POST, &format!("/api/v1/deliveries/{delivery}/register"), people.clone()).await;
+    let r = outsider.json(Method::POST, &format!("/api/v1/deliveries/{delivery}/register"), people).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "another unit's document");
-    let r = land_office.json(Method::POST, &format!("/api/v1/deliveries/{delivery}/register"), people).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let instance = r.json()["instance_id"].as_i64().unwrap_or_default();
+    // Registered on the page, ticking both handling units.
+    let (page, units) = (format!("/inbox/{delivery}"), [land.to_string(), housing.to_string()]);
+    let form = [("proposer", "zhoujun"), ("leader", "zhoujun"), ("handler_units", units[0].as_str()), ("handler_units", units[1].as_str())];
+    let r = land_office.post_form(&page, &format!("/inbox/{delivery}/register"), &form).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let instance = app.scalar(&format!("SELECT instance_id FROM document_deliveries WHERE id = {delivery}")).await;
 
     // 拟办, 批示, then 承办 by both handling units in parallel (each claims from its queue).
     for (step, opinion) in [("propose", "拟请局长阅示，由规划科承办。"), ("instruct", "同意，请规划科抓紧落实。")]
