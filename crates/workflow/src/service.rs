@@ -627,11 +627,10 @@ impl WorkflowService {
     /// Stops an instance (终止); for holders of `workflow.define`.
     pub async fn cancel(&self, caller: &Principal, actor: &AuditActor, instance_id: i64) -> DomainResult<()> {
         self.require(caller, actor, Permission::WorkflowDefine, "workflow.instance.cancel").await?;
-        let StoredInstance { definition_id, revision, state: mut inst, .. } = self.load(instance_id).await?;
-        let def = self.load_definition(definition_id).await?;
-        let effects = inst.cancel(&def, now_millis()).map_err(engine_error)?;
-        let entry = Entry::success("workflow.instance.cancel", "wf_instance", instance_id, json!({}));
-        self.save(actor, &def, instance_id, revision, &inst, &effects, entry).await
+        let mut tx = self.db.begin_write().await?;
+        self.cancel_in(&mut tx, actor, instance_id, "workflow.instance.cancel").await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Stops an instance inside a slice's own transaction, for a slice that has checked that its

@@ -178,6 +178,34 @@ async fn document_page(state: &AppState, ctx: &Ctx, id: i64, done: Option<&str>,
     )
 }
 
+/// After an action on document `id`: to its page with `done` flashed, or back to the page with
+/// the message for bad input or a state that does not allow it.
+async fn on_document<T>(state: &AppState, ctx: &Ctx, id: i64, result: Result<T, DomainError>, done: &str) -> PageResult {
+    match result {
+        Ok(_) => see_other(&format!("/documents/{id}?done={done}")),
+        Err(e @ (DomainError::Invalid(_) | DomainError::Conflict(_))) => {
+            document_page(state, ctx, id, None, crate::error::message(&ctx.tr, &e)).await
+        }
+        Err(e) => Err(PageError(e)),
+    }
+}
+
+/// [`on_document`] for a received document's page (`/inbox/{id}`).
+async fn on_delivery<T>(state: &AppState, ctx: &Ctx, id: i64, result: Result<T, DomainError>, done: &str) -> PageResult {
+    match result {
+        Ok(_) => see_other(&format!("/inbox/{id}?done={done}")),
+        Err(e @ (DomainError::Invalid(_) | DomainError::Conflict(_))) => {
+            delivery_page(state, ctx, id, None, crate::error::message(&ctx.tr, &e)).await
+        }
+        Err(e) => Err(PageError(e)),
+    }
+}
+
+/// The numeric values of a field a form repeats (ticked checkboxes), refused naming `field`.
+fn repeated_ids<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>, key: &str, field: &str) -> Result<Vec<i64>, DomainError> {
+    pairs.into_iter().filter(|(k, _)| *k == key).map(|(_, v)| parse_id(field, v)).collect()
+}
+
 /// `GET /documents/{id}`.
 pub async fn show(State(state): State<AppState>, ctx: Ctx, params: PathParams, QueryOf(q): QueryOf<Done>) -> PageResult {
     document_page(&state, &ctx, params.id("id")?, q.done.as_deref(), String::new()).await
@@ -186,11 +214,8 @@ pub async fn show(State(state): State<AppState>, ctx: Ctx, params: PathParams, Q
 /// `POST /documents/{id}/number`.
 pub async fn number(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
     let id = params.id("id")?;
-    match state.documents.assign_number(ctx.principal()?, &ctx.actor(), id).await {
-        Ok(_) => see_other(&format!("/documents/{id}?done=document_numbered")),
-        Err(e @ DomainError::Conflict(_)) => document_page(&state, &ctx, id, None, crate::error::message(&ctx.tr, &e)).await,
-        Err(e) => Err(PageError(e)),
-    }
+    let result = state.documents.assign_number(ctx.principal()?, &ctx.actor(), id).await;
+    on_document(&state, &ctx, id, result, "document_numbered").await
 }
 
 /// `POST /documents/{id}/issue` (multipart): seal, file, recipients.
@@ -200,15 +225,11 @@ pub async fn issue(State(state): State<AppState>, ctx: Ctx, params: PathParams, 
     let fields = form_texts_and_files(req).await?;
     let text =
         |name: &str| fields.iter().find(|(k, _, _)| k == name).and_then(|(_, _, v)| std::str::from_utf8(v).ok()).unwrap_or("").to_string();
-    let recipients: Vec<i64> = fields
-        .iter()
-        .filter(|(k, _, _)| k == "recipients")
-        .filter_map(|(_, _, v)| std::str::from_utf8(v).ok()?.trim().parse().ok())
-        .collect();
-    let groups: Vec<i64> =
-        fields.iter().filter(|(k, _, _)| k == "groups").filter_map(|(_, _, v)| std::str::from_utf8(v).ok()?.trim().parse().ok()).collect();
+    let texts = || fields.iter().filter_map(|(k, _, v)| Some((k.as_str(), std::str::from_utf8(v).ok()?)));
     let file = fields.iter().find(|(k, f, v)| k == "file" && !f.is_empty() && !v.is_empty());
     let result = async {
+        let recipients = repeated_ids(texts(), "recipients", "recipients")?;
+        let groups = repeated_ids(texts(), "groups", "groups")?;
         let seal_id = parse_id("seal_id", &text("seal_id"))?;
         // No file: the document is rendered in the GB/T 9704 layout.
         let (name, bytes): (&str, &[u8]) = file.map(|(_, n, b)| (n.as_str(), b.as_slice())).unwrap_or(("", &[]));
@@ -216,13 +237,7 @@ pub async fn issue(State(state): State<AppState>, ctx: Ctx, params: PathParams, 
         state.documents.issue(&state.ca, p, &ctx.actor(), id, &req).await
     }
     .await;
-    match result {
-        Ok(_) => see_other(&format!("/documents/{id}?done=document_issued")),
-        Err(e @ (DomainError::Invalid(_) | DomainError::Conflict(_))) => {
-            document_page(&state, &ctx, id, None, crate::error::message(&ctx.tr, &e)).await
-        }
-        Err(e) => Err(PageError(e)),
-    }
+    on_document(&state, &ctx, id, result, "document_issued").await
 }
 
 /// `GET /documents/{id}/pdf`: the document as a PDF — the sealed file once issued, else a
@@ -272,23 +287,14 @@ pub async fn attach(State(state): State<AppState>, ctx: Ctx, params: PathParams,
         state.documents.add_attachment(ctx.principal()?, &ctx.actor(), id, name, bytes).await
     }
     .await;
-    match result {
-        Ok(_) => see_other(&format!("/documents/{id}?done=attachment_added#attachments")),
-        Err(e @ (DomainError::Invalid(_) | DomainError::Conflict(_))) => {
-            document_page(&state, &ctx, id, None, crate::error::message(&ctx.tr, &e)).await
-        }
-        Err(e) => Err(PageError(e)),
-    }
+    on_document(&state, &ctx, id, result, "attachment_added#attachments").await
 }
 
 /// `POST /documents/{id}/attachments/{aid}/delete`: removes an attachment from a draft.
 pub async fn detach(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
     let id = params.id("id")?;
-    match state.documents.remove_attachment(ctx.principal()?, &ctx.actor(), id, params.id("aid")?).await {
-        Ok(()) => see_other(&format!("/documents/{id}?done=attachment_removed#attachments")),
-        Err(e @ DomainError::Conflict(_)) => document_page(&state, &ctx, id, None, crate::error::message(&ctx.tr, &e)).await,
-        Err(e) => Err(PageError(e)),
-    }
+    let result = state.documents.remove_attachment(ctx.principal()?, &ctx.actor(), id, params.id("aid")?).await;
+    on_document(&state, &ctx, id, result, "attachment_removed#attachments").await
 }
 
 /// The `?download=1` switch of file links.
@@ -326,33 +332,19 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, params: PathParams,
     let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let text = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("");
     let result = async {
-        let units = pairs
-            .iter()
-            .filter(|(k, _)| k == "countersign_units")
-            .map(|(_, v)| parse_id("countersign_units", v))
-            .collect::<Result<Vec<i64>, DomainError>>()?;
+        let units = repeated_ids(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), "countersign_units", "countersign_units")?;
         let to = Submission { reviewer: text("reviewer"), signer: text("signer"), countersign_units: &units };
         state.documents.submit(ctx.principal()?, &ctx.actor(), id, &to).await
     }
     .await;
-    match result {
-        Ok(_) => see_other(&format!("/documents/{id}?done=document_submitted")),
-        Err(e @ (DomainError::Invalid(_) | DomainError::Conflict(_))) => {
-            let (_, msg) = form_error(&ctx.tr, e)?;
-            document_page(&state, &ctx, id, None, msg).await
-        }
-        Err(e) => Err(PageError(e)),
-    }
+    on_document(&state, &ctx, id, result, "document_submitted").await
 }
 
 /// `POST /documents/{id}/recall`: takes a draft back from review (撤回送审).
 pub async fn recall(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
     let id = params.id("id")?;
-    match state.documents.recall(ctx.principal()?, &ctx.actor(), id).await {
-        Ok(()) => see_other(&format!("/documents/{id}?done=document_recalled")),
-        Err(e @ DomainError::Conflict(_)) => document_page(&state, &ctx, id, None, crate::error::message(&ctx.tr, &e)).await,
-        Err(e) => Err(PageError(e)),
-    }
+    let result = state.documents.recall(ctx.principal()?, &ctx.actor(), id).await;
+    on_document(&state, &ctx, id, result, "document_recalled").await
 }
 
 /// `POST /documents/{id}/withdraw`.
@@ -441,11 +433,8 @@ pub async fn package(State(state): State<AppState>, ctx: Ctx, params: PathParams
 /// `POST /inbox/{id}/sign`: signs for it with the unit's seal.
 pub async fn sign(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
     let id = params.id("id")?;
-    match state.documents.sign_for(&state.ca, ctx.principal()?, &ctx.actor(), id).await {
-        Ok(_) => see_other(&format!("/inbox/{id}?done=document_signed")),
-        Err(e @ DomainError::Conflict(_)) => delivery_page(&state, &ctx, id, None, crate::error::message(&ctx.tr, &e)).await,
-        Err(e) => Err(PageError(e)),
-    }
+    let result = state.documents.sign_for(&state.ca, ctx.principal()?, &ctx.actor(), id).await;
+    on_delivery(&state, &ctx, id, result, "document_signed").await
 }
 
 /// The refusal form.
@@ -462,35 +451,18 @@ pub async fn register(State(state): State<AppState>, ctx: Ctx, params: PathParam
     let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let text = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("");
     let result = async {
-        let units = pairs
-            .iter()
-            .filter(|(k, _)| k == "handler_units")
-            .map(|(_, v)| parse_id("handler_unit_ids", v))
-            .collect::<Result<Vec<i64>, DomainError>>()?;
+        let units = repeated_ids(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), "handler_units", "handler_unit_ids")?;
         state.documents.register_received(ctx.principal()?, &ctx.actor(), id, (text("proposer"), text("leader"), &units)).await
     }
     .await;
-    match result {
-        Ok(_) => see_other(&format!("/inbox/{id}?done=document_registered")),
-        Err(e @ (DomainError::Invalid(_) | DomainError::Conflict(_))) => {
-            let (_, msg) = form_error(&ctx.tr, e)?;
-            delivery_page(&state, &ctx, id, None, msg).await
-        }
-        Err(e) => Err(PageError(e)),
-    }
+    on_delivery(&state, &ctx, id, result, "document_registered").await
 }
 
 /// `POST /inbox/{id}/refuse`.
 pub async fn refuse(State(state): State<AppState>, ctx: Ctx, params: PathParams, PageForm(f): PageForm<RefuseForm>) -> PageResult {
     let id = params.id("id")?;
-    match state.documents.refuse(ctx.principal()?, &ctx.actor(), id, &f.reason).await {
-        Ok(()) => see_other(&format!("/inbox/{id}?done=document_refused")),
-        Err(e @ (DomainError::Invalid(_) | DomainError::Conflict(_))) => {
-            let (_, msg) = form_error(&ctx.tr, e)?;
-            delivery_page(&state, &ctx, id, None, msg).await
-        }
-        Err(e) => Err(PageError(e)),
-    }
+    let result = state.documents.refuse(ctx.principal()?, &ctx.actor(), id, &f.reason).await;
+    on_delivery(&state, &ctx, id, result, "document_refused").await
 }
 
 #[derive(Template)]
@@ -521,8 +493,7 @@ pub async fn create_group(State(state): State<AppState>, ctx: Ctx, body: axum::b
     let p = ctx.principal()?;
     let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let result = async {
-        let members =
-            pairs.iter().filter(|(k, _)| k == "members").map(|(_, v)| parse_id("members", v)).collect::<Result<Vec<i64>, DomainError>>()?;
+        let members = repeated_ids(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), "members", "members")?;
         let name = pairs.iter().find(|(k, _)| k == "name").map(|(_, v)| v.as_str()).unwrap_or("");
         state.documents.create_group(p, &ctx.actor(), p.unit_id, name, &members).await
     }
