@@ -508,6 +508,10 @@ async fn attachments_are_checked_kept_once_sealed_with_the_document_and_read_by_
     assert_eq!(office.get(&page).await.headers[header::X_FRAME_OPTIONS], "DENY", "pages themselves are never framed");
     let mut outsider = app.staff("huangli").await;
     assert_eq!(outsider.get(&format!("/documents/{id}/attachments/{first}")).await.status, StatusCode::NOT_FOUND);
+    let r = outsider.post_multipart_bytes("/documents", &upload, &[], ("file", "混入.pdf", pdf)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "another unit cannot attach to the draft");
+    let r = outsider.post_form("/documents", &format!("/documents/{id}/attachments/{first}/delete"), &[]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "nor remove from it");
 
     // Issued: the attachments' digests are sealed with it; the recipient reads them, nobody else.
     let mut office = seals_and_a_numbered_draft_of(&app, office, id).await;
