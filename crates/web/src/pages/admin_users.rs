@@ -196,14 +196,12 @@ struct DetailPage {
     scopes: Vec<(&'static str, String)>,
     grant_error: String,
     certificates: Vec<(tongban_identity::BoundCertificate, String)>,
-    cert_error: String,
 }
 
 /// Which form on the account page failed, and how.
 enum FormError {
     None,
     Grant(String),
-    Certificate(String),
 }
 
 async fn detail_page(state: &AppState, ctx: &Ctx, id: i64, secret: String, error: FormError, done: Option<&str>) -> PageResult {
@@ -236,10 +234,9 @@ async fn detail_page(state: &AppState, ctx: &Ctx, id: i64, secret: String, error
             (c, until)
         })
         .collect();
-    let (status, grant_error, cert_error) = match error {
-        FormError::None => (StatusCode::OK, String::new(), String::new()),
-        FormError::Grant(e) => (StatusCode::CONFLICT, e, String::new()),
-        FormError::Certificate(e) => (StatusCode::UNPROCESSABLE_ENTITY, String::new(), e),
+    let (status, grant_error) = match error {
+        FormError::None => (StatusCode::OK, String::new()),
+        FormError::Grant(e) => (StatusCode::CONFLICT, e),
     };
     let page = DetailPage {
         l: Layout::new(ctx, "users.profile", "users").with_flash(done),
@@ -254,7 +251,6 @@ async fn detail_page(state: &AppState, ctx: &Ctx, id: i64, secret: String, error
         scopes: Scope::ALL.iter().map(|s| (s.as_str(), format!("scope.{}", s.as_str()))).collect(),
         grant_error,
         certificates,
-        cert_error,
     };
     render_status(status, &page)
 }
@@ -361,31 +357,6 @@ pub async fn revoke_grant(State(state): State<AppState>, ctx: Ctx, params: PathP
     let p = ctx.principal()?;
     let user_id = state.identity.authz().revoke(p, &ctx.actor(), grant_id).await?;
     see_other(&format!("/admin/users/{user_id}?done=grant_saved"))
-}
-
-/// The certificate form on the account page.
-#[derive(Deserialize)]
-pub struct CertificateForm {
-    #[serde(default)]
-    certificate: String,
-}
-
-/// `POST /admin/users/{id}/certificates`: binds a certificate for certificate log-in (证书绑定).
-pub async fn bind_certificate(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    params: PathParams,
-    PageForm(f): PageForm<CertificateForm>,
-) -> PageResult {
-    let id = params.id("id")?;
-    let p = ctx.principal()?;
-    match state.identity.bind_certificate(p, &ctx.actor(), id, &f.certificate).await {
-        Ok(_) => see_other(&format!("/admin/users/{id}?done=certificate_bound")),
-        Err(e) => {
-            let (_, msg) = form_error(&ctx.tr, e)?;
-            detail_page(&state, &ctx, id, String::new(), FormError::Certificate(msg), None).await
-        }
-    }
 }
 
 /// `POST /admin/users/{id}/certificates/{cid}/unbind`.
