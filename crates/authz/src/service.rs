@@ -388,12 +388,11 @@ impl AuthzService {
     /// an administrator class (only the server's CLI changes those); its credentials and profile
     /// only when the caller could grant every role it holds, at the scope it holds it.
     pub async fn account_control(&self, caller: &Principal, user_id: i64) -> DomainResult<AccountControl> {
-        let rows = sqlx::query(
-            "SELECT r.admin_class, r.assignable, g.scope FROM grants g JOIN roles r ON r.id = g.role_id WHERE g.user_id = $1",
-        )
-        .bind(user_id)
-        .fetch_all(self.db.pool())
-        .await?;
+        let rows =
+            sqlx::query("SELECT r.admin_class, r.assignable, g.scope FROM grants g JOIN roles r ON r.id = g.role_id WHERE g.user_id = $1")
+                .bind(user_id)
+                .fetch_all(self.db.pool())
+                .await?;
         let own = caller.scope(Permission::UserWrite);
         let mut control = AccountControl::Full;
         for r in rows {

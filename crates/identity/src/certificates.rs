@@ -101,14 +101,20 @@ impl IdentityService {
     /// Starts binding a certificate to the caller's own account (绑定证书): checks that the
     /// county CA issued it for this account and has not revoked it, and answers a challenge to
     /// sign with its key. Only a session that proved a second factor may bind.
-    pub async fn begin_certificate_binding(&self, session: &AuthSession, actor: &Actor, certificate: &str) -> DomainResult<CertificateChallenge> {
+    pub async fn begin_certificate_binding(
+        &self,
+        session: &AuthSession,
+        actor: &Actor,
+        certificate: &str,
+    ) -> DomainResult<CertificateChallenge> {
         session.principal()?;
         if !session.second_factor {
             self.audit.record_denied(&self.db, actor, "user.certificate.bind", "user", session.user_id, "no_second_factor").await;
             return Err(DomainError::Forbidden("cert.error.second_factor_needed"));
         }
         let cert = self.bindable(session.user_id, certificate).await?;
-        let to_sign = format!("tongban-bind-certificate\n{}\n{}\n{}\n{}", self.public_url, session.username, cert.fingerprint, token::random_token());
+        let to_sign =
+            format!("tongban-bind-certificate\n{}\n{}\n{}\n{}", self.public_url, session.username, cert.fingerprint, token::random_token());
         let handle = self.store_ceremony(Realm::Staff, "certificate_bind", Some(session.user_id), &to_sign).await?;
         Ok(CertificateChallenge { handle, to_sign })
     }
@@ -157,7 +163,8 @@ impl IdentityService {
         .fetch_one(tx.conn())
         .await?
         .get(0);
-        let details = json!({"username": session.username, "subject": cert.subject, "serial": cert.serial, "fingerprint": cert.fingerprint});
+        let details =
+            json!({"username": session.username, "subject": cert.subject, "serial": cert.serial, "fingerprint": cert.fingerprint});
         self.audit.append(&mut tx, actor, Entry::success("user.certificate.bind", "user_certificate", id, details)).await?;
         tx.commit().await?;
         Ok(id)
@@ -178,8 +185,10 @@ impl IdentityService {
             CertificateStatus::Untrusted => return Err(DomainError::invalid("certificate", "cert.error.untrusted")),
             CertificateStatus::Revoked => return Err(DomainError::invalid("certificate", "cert.error.revoked")),
         }
-        let taken =
-            sqlx::query("SELECT 1 FROM user_certificates WHERE fingerprint = $1").bind(&cert.fingerprint).fetch_optional(self.db.pool()).await?;
+        let taken = sqlx::query("SELECT 1 FROM user_certificates WHERE fingerprint = $1")
+            .bind(&cert.fingerprint)
+            .fetch_optional(self.db.pool())
+            .await?;
         if taken.is_some() {
             return Err(DomainError::invalid("certificate", "cert.error.registered"));
         }

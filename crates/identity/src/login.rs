@@ -429,6 +429,11 @@ impl IdentityService {
         let enrolled = Credentials { totp_enabled: true, ..c };
         let stage = self.next_stage(&enrolled, true).await?;
         self.set_stage(&mut tx, session.session_id, stage).await?;
+        // The first code proved the new factor in this session.
+        sqlx::query("UPDATE sessions SET amr = COALESCE(amr, 'pwd') || ' otp mfa' WHERE id = $1")
+            .bind(session.session_id)
+            .execute(tx.conn())
+            .await?;
         self.audit.append(&mut tx, actor, Entry::success("auth.totp_enrol", "user", enrolled.id, json!({}))).await?;
         tx.commit().await?;
         Ok((stage, codes))

@@ -21,7 +21,8 @@ pub struct IdentityService {
 impl IdentityService {
     /// A service over `db`, recording to `audit`, with the given security policy.
     pub fn new(db: Db, audit: AuditTrail, policy: SecurityConfig) -> Self {
-        let authz = AuthzService::new(db.clone(), audit.clone()).with_roles_changed(std::sync::Arc::new(crate::users::EndSessionsOnRoleChange));
+        let authz =
+            AuthzService::new(db.clone(), audit.clone()).with_roles_changed(std::sync::Arc::new(crate::users::EndSessionsOnRoleChange));
         IdentityService { db, audit, authz, policy, passkeys: None, public_url: String::new(), certificate_trust: None }
     }
 

@@ -200,7 +200,7 @@ impl IdentityService {
             return Err(DomainError::invalid("name", "error.required"));
         }
         if !(1..=self.policy.api_token_max_days).contains(&days) {
-            return Err(DomainError::invalid_detail("days", "error.token_days", &self.policy.api_token_max_days.to_string()));
+            return Err(DomainError::invalid_detail("days", "error.token_days", self.policy.api_token_max_days.to_string()));
         }
         let secret = format!("tbp_{}", token::random_token());
         let now = now_millis();

@@ -88,14 +88,12 @@ impl IdentityService {
     /// Whether the owner of `key` should be told of failed attempts now: at most once an hour.
     pub(crate) async fn due_warning(&self, tx: &mut WriteTx, key: &AttemptKey) -> Result<bool, sqlx::Error> {
         let now = now_millis();
-        let done = sqlx::query(
-            "UPDATE login_attempts SET warned_at = $2 WHERE attempt_key = $1 AND (warned_at IS NULL OR warned_at < $3)",
-        )
-        .bind(&key.0)
-        .bind(now)
-        .bind(now - 3_600_000)
-        .execute(tx.conn())
-        .await?;
+        let done = sqlx::query("UPDATE login_attempts SET warned_at = $2 WHERE attempt_key = $1 AND (warned_at IS NULL OR warned_at < $3)")
+            .bind(&key.0)
+            .bind(now)
+            .bind(now - 3_600_000)
+            .execute(tx.conn())
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 

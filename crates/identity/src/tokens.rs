@@ -42,7 +42,9 @@ impl IdentityService {
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user.id).execute(tx.conn()).await?;
         crate::users::end_sessions(&mut tx, user.id).await?;
         let details = serde_json::json!({"username": user.username});
-        self.audit.append(&mut tx, &Actor::system("user reset-totp"), tongban_audit::Entry::success("user.reset_totp", "user", user.id, details)).await?;
+        self.audit
+            .append(&mut tx, &Actor::system("user reset-totp"), tongban_audit::Entry::success("user.reset_totp", "user", user.id, details))
+            .await?;
         tx.commit().await?;
         Ok(())
     }

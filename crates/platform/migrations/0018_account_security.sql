@@ -11,3 +11,15 @@ CREATE TABLE login_attempts (
     blocked_until BIGINT,
     warned_at BIGINT
 );
+
+-- Challenges now also serve a holder binding their certificate (proof of possession). They live
+-- five minutes, so the table is made anew rather than copied.
+DROP TABLE webauthn_ceremonies;
+CREATE TABLE webauthn_ceremonies (
+    handle_hash TEXT PRIMARY KEY,
+    realm TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('register', 'login', 'certificate', 'certificate_bind')),
+    owner_id BIGINT,
+    state TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);

@@ -135,7 +135,9 @@ async fn tokens_page(state: &AppState, ctx: &Ctx, secret: String, error: String,
         .map(|t| TokenRow { id: t.id, name: t.name, prefix: t.prefix, scopes: t.scopes, expires: format_local(t.expires_at) })
         .collect();
     let status = if error.is_empty() { axum::http::StatusCode::OK } else { axum::http::StatusCode::UNPROCESSABLE_ENTITY };
-    render_status(status, &TokensPage {
+    render_status(
+        status,
+        &TokensPage {
             l: Layout::new(ctx, "tokens.title", "me").with_flash(done),
             tokens,
             secret,
