@@ -220,7 +220,8 @@ async fn detail_page(state: &AppState, ctx: &Ctx, id: i64, secret: String, error
         _ => "",
     };
     // The security administrator grants any role; account administrators the assignable ones (分级管理).
-    let can_grant = (p.has(Permission::GrantWrite) || p.has(Permission::UserWrite)) && id != p.user_id;
+    let can_grant =
+        (p.has(Permission::GrantWrite) || (p.has(Permission::UserWrite) && control != AccountControl::AdminAccount)) && id != p.user_id;
     let grants = state
         .identity
         .authz()
