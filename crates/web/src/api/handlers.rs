@@ -174,6 +174,8 @@ pub async fn create_grant(
     let id = params.id("id")?;
     let scope = Scope::parse(&b.scope).ok_or_else(|| DomainError::invalid("scope", "error.invalid_choice"))?;
     let grant_id = state.identity.authz().grant(ctx.principal()?, &ctx.actor(), id, b.role_id, scope).await?;
+    // The account's sessions ended with the change of roles: so do its sign-ins at other systems.
+    state.oidc.staff_sessions_ended(id, &ctx.actor()).await?;
     Ok((StatusCode::CREATED, Json(json!({"id": grant_id}))))
 }
 
@@ -181,7 +183,8 @@ pub async fn create_grant(
 #[utoipa::path(delete, path = "/api/v1/grants/{id}", tag = "authz", params(("id" = i64, Path)), responses((status = 204), (status = 403, body = ErrorBody)))]
 pub async fn delete_grant(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> ApiResult<StatusCode> {
     let id = params.id("id")?;
-    state.identity.authz().revoke(ctx.principal()?, &ctx.actor(), id).await?;
+    let user_id = state.identity.authz().revoke(ctx.principal()?, &ctx.actor(), id).await?;
+    state.oidc.staff_sessions_ended(user_id, &ctx.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

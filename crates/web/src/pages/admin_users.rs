@@ -359,7 +359,11 @@ pub async fn add_grant(State(state): State<AppState>, ctx: Ctx, params: PathPara
     let role_id = parse_id("role_id", &form.role_id)?;
     let scope = Scope::parse(&form.scope).ok_or_else(|| DomainError::invalid("scope", "error.invalid_choice"))?;
     match state.identity.authz().grant(p, &ctx.actor(), id, role_id, scope).await {
-        Ok(_) => see_other(&format!("/admin/users/{id}?done=grant_saved")),
+        Ok(_) => {
+            // The account's sessions ended with the change of roles: so do its sign-ins elsewhere.
+            state.oidc.staff_sessions_ended(id, &ctx.actor()).await?;
+            see_other(&format!("/admin/users/{id}?done=grant_saved"))
+        }
         Err(e @ (DomainError::Conflict(_) | DomainError::Invalid(_))) => {
             let msg = crate::error::message(&ctx.tr, &e);
             detail_page(&state, &ctx, id, String::new(), FormError::Grant(msg), None).await
@@ -372,6 +376,7 @@ pub async fn revoke_grant(State(state): State<AppState>, ctx: Ctx, params: PathP
     let grant_id = params.id("id")?;
     let p = ctx.principal()?;
     let user_id = state.identity.authz().revoke(p, &ctx.actor(), grant_id).await?;
+    state.oidc.staff_sessions_ended(user_id, &ctx.actor()).await?;
     see_other(&format!("/admin/users/{user_id}?done=grant_saved"))
 }
 
