@@ -416,3 +416,29 @@ async fn long_to_do_lists_page_by_deadline_and_every_instance_stays_actionable()
     let r = market.get(&format!("/workflow/instances/{last}")).await;
     assert!(r.body.contains("/claim\""), "the task beyond the first page can still be claimed from its instance: {}", r.body);
 }
+
+/// Issue 13, finding 4: a 28 KB file nested 4,000 elements deep overflowed the worker's stack and
+/// aborted the process. It is now refused with a 422 naming the element and line, on the API and
+/// on the page, and the server goes on serving.
+#[tokio::test]
+async fn a_file_nested_thousands_deep_is_refused_and_the_server_keeps_serving() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    let head = "<?xml version=\"1.0\"?>\n<bpmn:definitions xmlns:bpmn=\"http://www.omg.org/spec/BPMN/20100524/MODEL\">\n<bpmn:process id=\"deep\">\n";
+    let xml = format!("{head}{}{}</bpmn:process></bpmn:definitions>", "<x>".repeat(4000), "</x>".repeat(4000));
+    assert!((27_000..30_000).contains(&xml.len()), "about 28 KB: {}", xml.len());
+    let r = upload(&mut sys, &xml).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.json()["field"], "file");
+    let message = r.json()["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("元素嵌套层数过深") && message.contains("x, line 4"), "{message}");
+    let r = sys.post_multipart("/admin/workflows", "/admin/workflows", &[], ("file", "deep.bpmn", &xml)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("upload-error") && r.body.contains("元素嵌套层数过深") && r.body.contains("line 4"), "{}", r.body);
+    let mut en = app.admin("sysadmin").await;
+    assert_eq!(en.get("/lang/en").await.status, StatusCode::SEE_OTHER);
+    let r = upload(&mut en, &xml).await;
+    assert!(r.body.contains("nested too deep"), "English: {}", r.body);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM wf_definitions WHERE process_key = 'deep'").await, 0, "nothing stored");
+    assert_eq!(upload(&mut sys, &approval_bpmn()).await.status, StatusCode::CREATED, "the server still serves");
+}

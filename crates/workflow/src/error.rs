@@ -104,6 +104,9 @@ pub enum DefinitionErrorKind {
     /// The file or process is too large.
     #[error("file too large")]
     TooLarge,
+    /// Elements nested deeper than [`crate::parse::MAX_DEPTH`] levels.
+    #[error("elements nested too deep")]
+    TooDeep,
 }
 
 impl DefinitionErrorKind {
@@ -135,6 +138,7 @@ impl DefinitionErrorKind {
             FlowCount(_) => "workflow.error.flow_count",
             NoCandidate => "workflow.error.no_candidate",
             TooLarge => "workflow.error.too_large",
+            TooDeep => "workflow.error.too_deep",
         }
     }
 
