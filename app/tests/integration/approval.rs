@@ -353,7 +353,7 @@ async fn a_co_department_disagrees_and_the_lead_denies() {
     let mut clerk = app.staff("liuyang").await;
     assert_eq!(clerk.post_form(&format!("/cases/{case}"), &format!("/cases/{case}/accept"), &[]).await.status, StatusCode::SEE_OTHER);
     complete_task(&app, "zhoujun", &number, "review_land", "符合规划条件", None).await;
-    complete_task(&app, "fangyuan", &number, "review_fire", "消防车道宽度不足4米，不同意", Some(false)).await;
+    complete_task(&app, "fangyuan", &number, "review_fire", "消防车道宽度不足4米，不同意", None).await;
     complete_task(&app, "xuhui", &number, "review_housing", "同意", None).await;
     let mut land = app.staff("zhoujun").await;
     let t = task_for(&mut land, &number, "decide").await;
@@ -880,4 +880,83 @@ async fn steps_are_sent_back_and_withdrawn_and_old_applications_finish_on_their_
     assert_eq!(app.scalar_text(&format!("SELECT status FROM approval_cases WHERE id = {new_case}")).await, "approved");
     assert_eq!(app.audit_count("workflow.task.send_back", "success").await, 1);
     assert_eq!(app.audit_count("workflow.task.withdraw", "success").await, 1);
+}
+
+/// Issue 13, finding 14: a decision step completed without an explicit `approved` granted the
+/// permit, and a reviewer could set the lead's decision. Now only the decision step decides, it
+/// must choose, and its page chooses nothing by default.
+#[tokio::test]
+async fn a_decision_needs_an_explicit_choice_that_only_the_decision_step_makes() {
+    let app = TestApp::demo().await;
+    let (mut ent, page, number) = submitted_permit(&app, "13900000031").await;
+    settle(&app).await;
+    let case = app.scalar(&format!("SELECT id FROM approval_cases WHERE number = '{number}'")).await;
+    let mut clerk = app.staff("liuyang").await;
+    assert_eq!(clerk.post_form(&format!("/cases/{case}"), &format!("/cases/{case}/accept"), &[]).await.status, StatusCode::SEE_OTHER);
+    let instance = app.scalar(&format!("SELECT instance_id FROM approval_cases WHERE id = {case}")).await;
+    let instance_page = format!("/workflow/instances/{instance}");
+
+    // A reviewer's opinion cannot carry the decision, neither on the API nor on the page.
+    let mut fire = app.staff("fangyuan").await;
+    let t = task_for(&mut fire, &number, "review_fire").await;
+    assert_eq!(fire.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/claim"), json!({})).await.status, StatusCode::NO_CONTENT);
+    assert!(!fire.get(&instance_page).await.body.contains("name=\"decision\""), "a reviewer's form has no decision");
+    let r = fire
+        .json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/complete"), json!({"opinion": "同意", "variables": {"approved": true}}))
+        .await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("variables.approved")), "{}", r.body);
+    let r = fire
+        .post_form(
+            &instance_page,
+            &format!("/workflow/tasks/{t}/complete"),
+            &[("instance_id", &instance.to_string()), ("decision", "approve")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("只有决定环节可以作出决定"), "{}", r.body);
+    complete_task(&app, "zhoujun", &number, "review_land", "同意", None).await;
+    complete_task(&app, "xuhui", &number, "review_housing", "同意", None).await;
+    let r = fire.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/complete"), json!({"opinion": "消防设计不合格，不同意"})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let vars = app.scalar_text(&format!("SELECT state FROM wf_instances WHERE id = {instance}")).await;
+    assert!(!vars.contains("\"approved\""), "no reviewer set a decision: {vars}");
+
+    // The decision step: no choice is made for the lead, and none is refused with the field's label.
+    let mut land = app.staff("zhoujun").await;
+    let t = task_for(&mut land, &number, "decide").await;
+    assert_eq!(land.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/claim"), json!({})).await.status, StatusCode::NO_CONTENT);
+    let r = land.get(&instance_page).await;
+    assert!(r.body.contains(&format!("id=\"decision-{t}\"")) && r.body.contains("name=\"decision\""), "the decision step asks: {}", r.body);
+    let fieldset = r.body.split(&format!("id=\"decision-{t}\"")).nth(1).and_then(|f| f.split("</fieldset>").next()).unwrap_or_default();
+    assert!(fieldset.contains("value=\"deny\"") && !fieldset.contains("checked"), "no decision is chosen by default: {fieldset}");
+    let r = land
+        .post_form(&instance_page, &format!("/workflow/tasks/{t}/complete"), &[("instance_id", &instance.to_string()), ("opinion", "同意")])
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("办理结果") && r.body.contains("请选择同意或不同意"), "{}", r.body);
+    let r = land.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/complete"), json!({"opinion": "准予许可"})).await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("approved")), "{}", r.body);
+    assert!(r.json()["message"].as_str().is_some_and(|m| m.starts_with("办理结果")), "{}", r.body);
+    let r = land
+        .json(
+            Method::POST,
+            &format!("/api/v1/workflow/tasks/{t}/complete"),
+            json!({"opinion": "准予许可", "variables": {"approved": null}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "null is no choice");
+    settle(&app).await;
+    assert_eq!(app.scalar_text(&format!("SELECT status FROM approval_cases WHERE id = {case}")).await, "processing", "nothing granted");
+
+    let r = land
+        .post_form(
+            &instance_page,
+            &format!("/workflow/tasks/{t}/complete"),
+            &[("instance_id", &instance.to_string()), ("opinion", "消防设计不合格，不予许可"), ("decision", "deny")],
+        )
+        .await;
+    assert_eq!(r.location(), "/tasks?done=task_done", "{}", r.body);
+    settle(&app).await;
+    assert_eq!(app.scalar_text(&format!("SELECT status FROM approval_cases WHERE id = {case}")).await, "denied");
+    assert!(ent.get(&page).await.body.contains("已办结（不予）"));
 }

@@ -501,7 +501,9 @@ mod tests {
     fn nested(extra: usize, name: &str) -> String {
         let open: String = (0..extra).map(|_| format!("<tongban:{name} note=\"a > b / c\">")).collect();
         let close: String = (0..extra).map(|_| format!("</tongban:{name}>")).collect();
-        format!("{HEAD}<bpmn:extensionElements>\n{open}<!-- <x> --><![CDATA[<y>]]><tongban:empty/>{close}</bpmn:extensionElements>{BODY}</bpmn:process></bpmn:definitions>")
+        format!(
+            "{HEAD}<bpmn:extensionElements>\n{open}<!-- <x> --><![CDATA[<y>]]><tongban:empty/>{close}</bpmn:extensionElements>{BODY}</bpmn:process></bpmn:definitions>"
+        )
     }
 
     #[test]
@@ -520,7 +522,9 @@ mod tests {
         let deeper = format!("{HEAD}{}", "<bpmn:x>\n".repeat(200_000));
         let run = std::thread::Builder::new()
             .stack_size(64 * 1024)
-            .spawn(move || (parse_bpmn(&xml).map(|_| ()).map_err(|e| e.kind), parse_bpmn(&deeper).map(|_| ()).map_err(|e| (e.kind, e.line))))
+            .spawn(move || {
+                (parse_bpmn(&xml).map(|_| ()).map_err(|e| e.kind), parse_bpmn(&deeper).map(|_| ()).map_err(|e| (e.kind, e.line)))
+            })
             .unwrap()
             .join()
             .unwrap();

@@ -22,7 +22,7 @@ use tongban_platform::{
 
 use crate::{
     Actor, Completion, Effect, EngineError, Instance, ProcessDefinition, TaskStatus,
-    definition::{Candidate, FieldType, NodeKind},
+    definition::{Candidate, DECISION_FIELD, FieldType, NodeKind},
     parse::{MAX_BPMN_BYTES, parse_bpmn},
     store::{Change, NewDefinition, NewInstance, Record, RowWindow, StoredInstance, WorkflowStore, sql::SqlStore},
 };
@@ -135,10 +135,19 @@ pub struct InstanceView {
     pub tasks: Vec<TaskRow>,
     /// Completed user-task steps one may send back to: (element id, name).
     pub earlier_steps: Vec<(String, String)>,
+    /// Element ids of the decision steps (决定环节), whose doer must grant or refuse.
+    pub decision_steps: Vec<String>,
     /// Started (ms).
     pub started_at: i64,
     /// Who started it.
     pub started_by: i64,
+}
+
+impl InstanceView {
+    /// Whether the step with element id `node` is a decision step.
+    pub fn decides(&self, node: &str) -> bool {
+        self.decision_steps.iter().any(|d| d == node)
+    }
 }
 
 /// Rows per page of a task list.
@@ -569,6 +578,8 @@ impl WorkflowService {
             TaskAction::Claim => inst.claim(&def, task_no, who, now),
             TaskAction::Complete { opinion, variables } => {
                 check_variables(&def, variables)?;
+                let decides = inst.tasks.get(&task_no).is_some_and(|t| t.cosign_of.is_none() && def.decides(t.node));
+                check_decision(decides, variables)?;
                 let opinion = opinion.as_deref().map(str::trim).filter(|o| !o.is_empty()).map(String::from);
                 if opinion.as_ref().is_some_and(|o| o.chars().count() > 2000) {
                     return Err(DomainError::invalid("opinion", "error.too_long"));
@@ -733,6 +744,7 @@ impl WorkflowService {
             variables: inst.variables.clone(),
             tasks,
             earlier_steps: earlier,
+            decision_steps: (0..def.nodes.len()).filter(|n| def.decides(*n)).map(|n| def.nodes[n].id.clone()).collect(),
             started_at: inst.started_at,
             started_by: inst.started_by,
         })
@@ -905,6 +917,16 @@ fn with_deadline(mut row: TaskRow, calendar: &Calendar, today: Option<Date>, war
         };
     }
     row
+}
+
+/// A decision step (决定环节) needs an explicit choice, and no other step may make it: a
+/// reviewer's opinion cannot set the lead's decision, and a decision is never taken by default.
+fn check_decision(decides: bool, vars: &Map<String, Value>) -> DomainResult<()> {
+    match (decides, vars.get(DECISION_FIELD)) {
+        (true, Some(Value::Bool(_))) | (false, None) => Ok(()),
+        (true, _) => Err(DomainError::invalid(DECISION_FIELD, "workflow.error.decision_required")),
+        (false, Some(_)) => Err(DomainError::invalid(&format!("variables.{DECISION_FIELD}"), "workflow.error.not_decision_step")),
+    }
 }
 
 /// Checks submitted data against the declared field types.
