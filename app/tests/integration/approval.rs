@@ -960,3 +960,95 @@ async fn a_decision_needs_an_explicit_choice_that_only_the_decision_step_makes()
     assert_eq!(app.scalar_text(&format!("SELECT status FROM approval_cases WHERE id = {case}")).await, "denied");
     assert!(ent.get(&page).await.body.contains("已办结（不予）"));
 }
+
+/// Issue 13, finding 12: queues matched units by name, and a new town unit named like a county
+/// bureau received the bureau's queue and its case file. Queues now hold unit ids (the demo's
+/// processes resolved their unit names once, at upload), and sibling units cannot share a name.
+#[tokio::test]
+async fn a_town_unit_named_like_a_county_bureau_gets_neither_its_queue_nor_its_cases() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    let town = app.unit_id("珠泉镇").await.to_string();
+    let fields = [("name", "市场监督管理局"), ("parent_id", town.as_str()), ("kind", "sub_unit")];
+    let r = sys.post_form("/admin/units/new", "/admin/units", &fields).await;
+    assert_eq!(r.location(), "/admin/units?done=unit_saved", "{}", r.body);
+    let town_bureau = app.scalar(&format!("SELECT id FROM units WHERE name = '市场监督管理局' AND parent_id = {town}")).await;
+    let county_bureau = app.scalar(&format!("SELECT id FROM units WHERE name = '市场监督管理局' AND id <> {town_bureau}")).await;
+    // A town official moves into the new unit.
+    let sunqiang = app.user_id("sunqiang").await;
+    let r = sys
+        .post_form(
+            &format!("/admin/users/{sunqiang}/edit"),
+            &format!("/admin/users/{sunqiang}"),
+            &[("display_name", "孙强"), ("unit_id", &town_bureau.to_string()), ("position", "所长")],
+        )
+        .await;
+    assert_eq!(r.location(), format!("/admin/users/{sunqiang}?done=user_saved"), "{}", r.body);
+
+    // The demo's application for an individual business goes to the county bureau's review step.
+    assert_eq!(tongban::boot::load_demo_applications(&app.opened).await.expect("demo applications"), 4);
+    let case = app
+        .scalar(
+            "SELECT c.id FROM approval_cases c JOIN approval_items i ON i.id = c.item_id WHERE i.code = '431024-QT-SJ-002' AND c.status = 'pending'",
+        )
+        .await;
+    let number = app.scalar_text(&format!("SELECT number FROM approval_cases WHERE id = {case}")).await;
+    let mut clerk = app.staff("liuyang").await;
+    assert_eq!(clerk.post_form(&format!("/cases/{case}"), &format!("/cases/{case}/accept"), &[]).await.status, StatusCode::SEE_OTHER);
+    let instance = app.scalar(&format!("SELECT instance_id FROM approval_cases WHERE id = {case}")).await;
+    let task = app.scalar(&format!("SELECT id FROM wf_tasks WHERE instance_id = {instance} AND node_id = 'register'")).await;
+    let queue = app.scalar_text(&format!("SELECT value FROM wf_task_candidates WHERE task_id = {task} AND kind = 'unit'")).await;
+    assert_eq!(queue, county_bureau.to_string(), "the queue is the county bureau's, by id");
+
+    let mut town_user = app.staff("sunqiang").await;
+    let r = town_user.get("/api/v1/workflow/tasks").await;
+    assert!(r.status == StatusCode::OK && !r.body.contains(&number), "not in the town unit's to-do list: {}", r.body);
+    assert!(!town_user.get("/tasks").await.body.contains(&number), "not on the to-do page");
+    assert!(!town_user.get("/workbench").await.body.contains(&number), "not on the workbench");
+    assert_eq!(town_user.get(&format!("/cases/{case}")).await.status, StatusCode::NOT_FOUND, "the case file stays hidden");
+    let material = app.scalar(&format!("SELECT MIN(id) FROM case_materials WHERE case_id = {case}")).await;
+    assert_eq!(town_user.get(&format!("/cases/{case}/materials/{material}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(town_user.get(&format!("/workflow/instances/{instance}")).await.status, StatusCode::NOT_FOUND);
+    let r = town_user.json(Method::POST, &format!("/api/v1/workflow/tasks/{task}/claim"), json!({})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "nor can it claim the task");
+
+    // The county bureau still has it.
+    let mut bureau = app.staff("huangli").await;
+    assert_eq!(task_for(&mut bureau, &number, "register").await, task);
+    assert_eq!(bureau.get(&format!("/cases/{case}")).await.status, StatusCode::OK);
+    complete_task(&app, "huangli", &number, "register", "材料齐全，准予登记", None).await;
+    settle(&app).await;
+    assert_eq!(app.scalar_text(&format!("SELECT status FROM approval_cases WHERE id = {case}")).await, "approved");
+
+    // Names are unique among siblings: on create, edit and move.
+    let r = sys.post_form("/admin/units/new", "/admin/units", &fields).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("名称") && r.body.contains("同一上级单位下已有同名单位"), "{}", r.body);
+    let root = app.unit_id("嘉禾县人民政府").await.to_string();
+    let r = sys
+        .post_form(
+            &format!("/admin/units/{town_bureau}/edit"),
+            &format!("/admin/units/{town_bureau}"),
+            &[("name", "市场监督管理局"), ("parent_id", &root), ("kind", "department")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "moving it beside the county bureau is refused");
+    assert!(r.body.contains("同一上级单位下已有同名单位"));
+    let health = app.unit_id("卫生健康局").await;
+    let r = sys
+        .post_form(
+            &format!("/admin/units/{health}/edit"),
+            &format!("/admin/units/{health}"),
+            &[("name", "市场监督管理局"), ("parent_id", &root), ("kind", "department")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "renaming a sibling to the same name is refused");
+    let r = sys
+        .json(
+            Method::POST,
+            "/api/v1/units",
+            json!({"name": "市场监督管理局", "kind": "sub_unit", "parent_id": town.parse::<i64>().unwrap_or_default()}),
+        )
+        .await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("name")), "{}", r.body);
+}

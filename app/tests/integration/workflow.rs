@@ -436,3 +436,49 @@ async fn a_file_nested_thousands_deep_is_refused_and_the_server_keeps_serving() 
     assert_eq!(app.scalar("SELECT COUNT(*) FROM wf_definitions WHERE process_key = 'deep'").await, 0, "nothing stored");
     assert_eq!(upload(&mut sys, &approval_bpmn()).await.status, StatusCode::CREATED, "the server still serves");
 }
+
+/// Issue 13, finding 12: a process names its units by name, region code or id; they are resolved
+/// to unit ids once, at upload, and a name that several units share (or none has) is refused
+/// with the task and its line. Versions uploaded before keep their units.
+#[tokio::test]
+async fn units_a_process_names_resolve_to_ids_at_upload_and_shared_names_are_refused() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    let r = upload(&mut sys, &approval_bpmn()).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let v1 = r.json()["id"].as_i64().unwrap_or_default();
+    let town = app.unit_id("珠泉镇").await.to_string();
+    let r =
+        sys.post_form("/admin/units/new", "/admin/units", &[("name", "市场监督管理局"), ("parent_id", &town), ("kind", "sub_unit")]).await;
+    assert_eq!(r.location(), "/admin/units?done=unit_saved");
+    let line = approval_bpmn().lines().position(|l| l.contains("id=\"Task_market\"")).unwrap_or_default() + 1;
+    let v2 = approval_bpmn().replace("name=\"自然资源局审查\"", "name=\"自然资源局审查（二）\"");
+    let r = upload(&mut sys, &v2).await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("file")), "{}", r.body);
+    let message = r.json()["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("有多个单位同名") && message.contains(&format!("Task_market, line {line}: 市场监督管理局")), "{message}");
+    let unknown = approval_bpmn().replace("tongban:candidateUnit=\"自然资源局\"", "tongban:candidateUnit=\"不存在局\"");
+    let r = upload(&mut sys, &unknown).await;
+    assert!(r.json()["message"].as_str().is_some_and(|m| m.contains("没有这个单位") && m.contains("不存在局")), "{}", r.body);
+    // Named by id, the process uploads. Steps show units as the file names them, not by id.
+    let r = sys.get(&format!("/admin/workflows/{v1}")).await;
+    assert!(r.body.contains("行政审批服务局（政务服务中心）"), "{}", r.body);
+    let county = app.scalar(&format!("SELECT id FROM units WHERE name = '市场监督管理局' AND parent_id <> {town}")).await;
+    let by_id = v2.replace("tongban:candidateUnit=\"市场监督管理局\"", &format!("tongban:candidateUnit=\"{county}\""));
+    let r = upload(&mut sys, &by_id).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    // Version 1 resolved 市场监督管理局 before the town unit existed: it stays with the county bureau.
+    let mut clerk = app.staff("liuyang").await;
+    let r = clerk
+        .json(
+            Method::POST,
+            "/api/v1/workflow/instances",
+            json!({"process": "parallel_approval", "title": "按编号派单", "business_key": "JH-9"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let instance = r.json()["id"].as_i64().unwrap_or_default();
+    let mut market = app.staff("huangli").await;
+    task_at(&mut market, instance, "Task_market").await;
+}
