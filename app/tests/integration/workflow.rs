@@ -482,3 +482,28 @@ async fn units_a_process_names_resolve_to_ids_at_upload_and_shared_names_are_ref
     let mut market = app.staff("huangli").await;
     task_at(&mut market, instance, "Task_market").await;
 }
+
+/// Instances started before queues held unit ids keep working: their tasks' unit names are
+/// resolved through their definition when loaded.
+#[tokio::test]
+async fn tasks_stored_with_unit_names_before_the_upgrade_still_reach_their_unit() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    assert_eq!(upload(&mut sys, &approval_bpmn()).await.status, StatusCode::CREATED);
+    let mut clerk = app.staff("liuyang").await;
+    let instance = start(&mut clerk, "升级前的办件").await;
+    let market = app.unit_id("市场监督管理局").await;
+    // As stored by the previous release: no resolved units, names in the engine state.
+    app.sql("UPDATE wf_definitions SET unit_ids = NULL").await;
+    app.sql(&format!(
+        "UPDATE wf_instances SET state = REPLACE(state, '\"candidate_units\":[\"{market}\"]', '\"candidate_units\":[\"市场监督管理局\"]') WHERE id = {instance}"
+    ))
+    .await;
+    assert!(app.scalar_text(&format!("SELECT state FROM wf_instances WHERE id = {instance}")).await.contains("[\"市场监督管理局\"]"));
+    let task = app.scalar(&format!("SELECT id FROM wf_tasks WHERE instance_id = {instance} AND node_id = 'Task_market'")).await;
+    let mut bureau = app.staff("huangli").await;
+    assert_eq!(bureau.get(&format!("/workflow/instances/{instance}")).await.status, StatusCode::OK);
+    claim_and_complete(&mut bureau, task, json!({"opinion": "同意"})).await;
+    let mut other = app.staff("heping").await;
+    assert_eq!(other.get(&format!("/workflow/instances/{instance}")).await.status, StatusCode::NOT_FOUND);
+}

@@ -426,7 +426,7 @@ impl WorkflowService {
         let def = self.load_definition(id).await?;
         // Steps show the units as the file names them, not their ids.
         let written: HashMap<String, String> =
-            self.stored_unit_ids(id, &def).await?.into_iter().map(|(name, unit)| (unit.to_string(), name)).collect();
+            self.stored_unit_ids(id).await?.into_iter().map(|(name, unit)| (unit.to_string(), name)).collect();
         let mut steps = steps_of(&def);
         for who in steps.iter_mut().flat_map(|s| s.who.iter_mut()) {
             if let Some(name) = written.get(who.as_str()) {
@@ -468,7 +468,7 @@ impl WorkflowService {
         }
         let (_, xml) = self.store.definition(id).await?.ok_or(NOT_FOUND)?;
         let mut def = parse_bpmn(&xml).map_err(|e| DomainError::Internal(format!("stored definition {id} no longer parses: {e}")))?;
-        let unit_ids = self.stored_unit_ids(id, &def).await?;
+        let unit_ids = self.stored_unit_ids(id).await?;
         apply_unit_ids(&mut def, &unit_ids);
         let def = Arc::new(def);
         if let Ok(mut cache) = self.definitions.write() {
@@ -480,10 +480,15 @@ impl WorkflowService {
     /// The units a definition's tasks name, as resolved at upload. A version stored before
     /// units were resolved at upload is resolved now, and a name several units share (or none
     /// has) then matches nobody rather than the wrong unit.
-    async fn stored_unit_ids(&self, id: i64, def: &ProcessDefinition) -> DomainResult<BTreeMap<String, i64>> {
+    async fn stored_unit_ids(&self, id: i64) -> DomainResult<BTreeMap<String, i64>> {
         match self.store.definition_unit_ids(id).await? {
             Some(json) => serde_json::from_str(&json).map_err(|e| DomainError::Internal(format!("unit ids of definition {id}: {e}"))),
-            None => self.resolve_units(def, false).await,
+            None => {
+                let (_, xml) = self.store.definition(id).await?.ok_or(NOT_FOUND)?;
+                let written =
+                    parse_bpmn(&xml).map_err(|e| DomainError::Internal(format!("stored definition {id} no longer parses: {e}")))?;
+                self.resolve_units(&written, false).await
+            }
         }
     }
 
@@ -631,7 +636,18 @@ impl WorkflowService {
     }
 
     async fn load(&self, id: i64) -> DomainResult<StoredInstance> {
-        self.store.load_instance(id).await?.ok_or(NOT_FOUND)
+        let mut stored = self.store.load_instance(id).await?.ok_or(NOT_FOUND)?;
+        // Tasks created before queues held unit ids name their units as the file did: they get
+        // the ids their definition resolves those names to, and a name that no longer resolves
+        // to one unit matches nobody.
+        let by_name = |u: &String| u.parse::<i64>().is_err() && !u.starts_with("unresolved:");
+        if stored.state.tasks.values().any(|t| t.candidate_units.iter().any(by_name)) {
+            let unit_ids = self.stored_unit_ids(stored.definition_id).await?;
+            for unit in stored.state.tasks.values_mut().flat_map(|t| t.candidate_units.iter_mut()).filter(|u| by_name(u)) {
+                *unit = unit_ids.get(unit.as_str()).map(i64::to_string).unwrap_or_else(|| format!("unresolved:{unit}"));
+            }
+        }
+        Ok(stored)
     }
 
     /// The unit key (the unit's id: never its name, which another unit may share) and role keys
