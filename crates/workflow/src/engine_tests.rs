@@ -733,6 +733,6 @@ fn only_a_step_whose_way_on_reads_the_decision_decides() {
     for reviewer in ["Task_land", "Task_housing", "Task_market"] {
         assert!(!decides(reviewer), "{reviewer} only gives an opinion");
     }
-    let d = def(TIMEOUT);
+    let d = def(&bpmn(TIMEOUT));
     assert!(d.nodes.iter().enumerate().all(|(i, _)| !d.decides(i)), "no condition reads the decision");
 }
