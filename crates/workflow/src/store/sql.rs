@@ -632,8 +632,8 @@ async fn publish_effects(
                 // The deciding opinion (the last one given), for the result document's reasons.
                 let last_opinion =
                     inst.tasks.values().filter(|t| t.completed_by.is_some()).max_by_key(|t| t.closed_at).and_then(|t| t.opinion.clone());
-                let payload =
-                    json!({"instance_id": instance_id, "process": def.key, "variables": inst.variables, "last_opinion": last_opinion});
+                let payload = json!({"instance_id": instance_id, "process": def.key, "variables": inst.variables, "last_opinion": last_opinion,
+                        "has_decision": (0..def.nodes.len()).any(|n| def.decides(n))});
                 outbox::publish(tx, "workflow.instance.completed", &payload).await?;
             }
             Effect::InstanceCancelled => {
