@@ -1052,3 +1052,31 @@ async fn a_town_unit_named_like_a_county_bureau_gets_neither_its_queue_nor_its_c
         .await;
     assert_eq!((r.status, r.json()["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("name")), "{}", r.body);
 }
+
+/// A process whose decision step ends another way (its time limit runs out) grants nothing.
+#[tokio::test]
+async fn a_decision_step_that_times_out_does_not_grant() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    let late = r#"<bpmn:boundaryEvent id="decide_late" attachedToRef="decide"><bpmn:timerEventDefinition><bpmn:timeDuration>P1D</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>
+    <bpmn:sequenceFlow id="f_late" sourceRef="decide_late" targetRef="end_late" />
+    <bpmn:endEvent id="end_late" name="逾期未决定" />
+  </bpmn:process>"#;
+    let v2 = include_str!("../../../crates/approval/data/processes/building_permit.bpmn").replace("</bpmn:process>", late);
+    let r = sys.raw(Method::POST, "/api/v1/workflow/definitions", "application/xml", &v2).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let (mut ent, page, number) = submitted_permit(&app, "13900000041").await;
+    settle(&app).await;
+    let case = app.scalar(&format!("SELECT id FROM approval_cases WHERE number = '{number}'")).await;
+    let mut clerk = app.staff("liuyang").await;
+    assert_eq!(clerk.post_form(&format!("/cases/{case}"), &format!("/cases/{case}/accept"), &[]).await.status, StatusCode::SEE_OTHER);
+    complete_task(&app, "zhoujun", &number, "review_land", "同意", None).await;
+    complete_task(&app, "xuhui", &number, "review_housing", "同意", None).await;
+    complete_task(&app, "fangyuan", &number, "review_fire", "同意", None).await;
+    app.sql("UPDATE wf_timers SET due_on = '2000-01-03'").await;
+    let report = app.opened.workflow.tick(tongban_platform::clock::now_millis()).await.expect("tick");
+    assert_eq!(report.timers_fired, 1);
+    settle(&app).await;
+    assert_eq!(app.scalar_text(&format!("SELECT status FROM approval_cases WHERE id = {case}")).await, "denied");
+    assert!(ent.get(&page).await.body.contains("已办结（不予）"));
+}
