@@ -974,16 +974,8 @@ async fn a_town_unit_named_like_a_county_bureau_gets_neither_its_queue_nor_its_c
     assert_eq!(r.location(), "/admin/units?done=unit_saved", "{}", r.body);
     let town_bureau = app.scalar(&format!("SELECT id FROM units WHERE name = '市场监督管理局' AND parent_id = {town}")).await;
     let county_bureau = app.scalar(&format!("SELECT id FROM units WHERE name = '市场监督管理局' AND id <> {town_bureau}")).await;
-    // A town official moves into the new unit.
-    let sunqiang = app.user_id("sunqiang").await;
-    let r = sys
-        .post_form(
-            &format!("/admin/users/{sunqiang}/edit"),
-            &format!("/admin/users/{sunqiang}"),
-            &[("display_name", "孙强"), ("unit_id", &town_bureau.to_string()), ("position", "所长")],
-        )
-        .await;
-    assert_eq!(r.location(), format!("/admin/users/{sunqiang}?done=user_saved"), "{}", r.body);
+    // A town official works in the new unit (how accounts move is another slice's business).
+    app.sql(&format!("UPDATE users SET unit_id = {town_bureau} WHERE username = 'sunqiang'")).await;
 
     // The demo's application for an individual business goes to the county bureau's review step.
     assert_eq!(tongban::boot::load_demo_applications(&app.opened).await.expect("demo applications"), 4);
