@@ -44,6 +44,8 @@ async function handleTask(username, number, step, decide = false) {
   await page.locator('#tasks tr', { hasText: number }).filter({ hasText: step }).getByRole('link', { name: step }).click();
   await page.getByRole('button', { name: '签收' }).click();
   await page.getByLabel('办理意见').fill(decide ? '经审查，符合规划条件，准予许可。' : '同意。');
+  // Only the decision step asks for a decision, and nothing is chosen for the decider.
+  if (decide) await page.getByRole('radio', { name: '同意', exact: true }).check();
   await page.getByRole('button', { name: '提交' }).click();
   await page.waitForURL('**/tasks?done=task_done');
   await page.context().close();

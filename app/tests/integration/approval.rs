@@ -353,7 +353,7 @@ async fn a_co_department_disagrees_and_the_lead_denies() {
     let mut clerk = app.staff("liuyang").await;
     assert_eq!(clerk.post_form(&format!("/cases/{case}"), &format!("/cases/{case}/accept"), &[]).await.status, StatusCode::SEE_OTHER);
     complete_task(&app, "zhoujun", &number, "review_land", "符合规划条件", None).await;
-    complete_task(&app, "fangyuan", &number, "review_fire", "消防车道宽度不足4米，不同意", Some(false)).await;
+    complete_task(&app, "fangyuan", &number, "review_fire", "消防车道宽度不足4米，不同意", None).await;
     complete_task(&app, "xuhui", &number, "review_housing", "同意", None).await;
     let mut land = app.staff("zhoujun").await;
     let t = task_for(&mut land, &number, "decide").await;
@@ -880,4 +880,195 @@ async fn steps_are_sent_back_and_withdrawn_and_old_applications_finish_on_their_
     assert_eq!(app.scalar_text(&format!("SELECT status FROM approval_cases WHERE id = {new_case}")).await, "approved");
     assert_eq!(app.audit_count("workflow.task.send_back", "success").await, 1);
     assert_eq!(app.audit_count("workflow.task.withdraw", "success").await, 1);
+}
+
+/// Issue 13, finding 14: a decision step completed without an explicit `approved` granted the
+/// permit, and a reviewer could set the lead's decision. Now only the decision step decides, it
+/// must choose, and its page chooses nothing by default.
+#[tokio::test]
+async fn a_decision_needs_an_explicit_choice_that_only_the_decision_step_makes() {
+    let app = TestApp::demo().await;
+    let (mut ent, page, number) = submitted_permit(&app, "13900000031").await;
+    settle(&app).await;
+    let case = app.scalar(&format!("SELECT id FROM approval_cases WHERE number = '{number}'")).await;
+    let mut clerk = app.staff("liuyang").await;
+    assert_eq!(clerk.post_form(&format!("/cases/{case}"), &format!("/cases/{case}/accept"), &[]).await.status, StatusCode::SEE_OTHER);
+    let instance = app.scalar(&format!("SELECT instance_id FROM approval_cases WHERE id = {case}")).await;
+    let instance_page = format!("/workflow/instances/{instance}");
+
+    // A reviewer's opinion cannot carry the decision, neither on the API nor on the page.
+    let mut fire = app.staff("fangyuan").await;
+    let t = task_for(&mut fire, &number, "review_fire").await;
+    assert_eq!(fire.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/claim"), json!({})).await.status, StatusCode::NO_CONTENT);
+    assert!(!fire.get(&instance_page).await.body.contains("name=\"decision\""), "a reviewer's form has no decision");
+    let r = fire
+        .json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/complete"), json!({"opinion": "同意", "variables": {"approved": true}}))
+        .await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("variables.approved")), "{}", r.body);
+    let r = fire
+        .post_form(
+            &instance_page,
+            &format!("/workflow/tasks/{t}/complete"),
+            &[("instance_id", &instance.to_string()), ("decision", "approve")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("只有决定环节可以作出决定"), "{}", r.body);
+    complete_task(&app, "zhoujun", &number, "review_land", "同意", None).await;
+    complete_task(&app, "xuhui", &number, "review_housing", "同意", None).await;
+    let r = fire.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/complete"), json!({"opinion": "消防设计不合格，不同意"})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let vars = app.scalar_text(&format!("SELECT state FROM wf_instances WHERE id = {instance}")).await;
+    assert!(!vars.contains("\"approved\""), "no reviewer set a decision: {vars}");
+
+    // The decision step: no choice is made for the lead, and none is refused with the field's label.
+    let mut land = app.staff("zhoujun").await;
+    let t = task_for(&mut land, &number, "decide").await;
+    assert_eq!(land.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/claim"), json!({})).await.status, StatusCode::NO_CONTENT);
+    let r = land.get(&instance_page).await;
+    assert!(r.body.contains(&format!("id=\"decision-{t}\"")) && r.body.contains("name=\"decision\""), "the decision step asks: {}", r.body);
+    let fieldset = r.body.split(&format!("id=\"decision-{t}\"")).nth(1).and_then(|f| f.split("</fieldset>").next()).unwrap_or_default();
+    assert!(fieldset.contains("value=\"deny\"") && !fieldset.contains("checked"), "no decision is chosen by default: {fieldset}");
+    let r = land
+        .post_form(&instance_page, &format!("/workflow/tasks/{t}/complete"), &[("instance_id", &instance.to_string()), ("opinion", "同意")])
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("办理结果") && r.body.contains("请选择同意或不同意"), "{}", r.body);
+    let r = land.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/complete"), json!({"opinion": "准予许可"})).await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("approved")), "{}", r.body);
+    assert!(r.json()["message"].as_str().is_some_and(|m| m.starts_with("办理结果")), "{}", r.body);
+    let r = land
+        .json(
+            Method::POST,
+            &format!("/api/v1/workflow/tasks/{t}/complete"),
+            json!({"opinion": "准予许可", "variables": {"approved": null}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "null is no choice");
+    settle(&app).await;
+    assert_eq!(app.scalar_text(&format!("SELECT status FROM approval_cases WHERE id = {case}")).await, "processing", "nothing granted");
+
+    let r = land
+        .post_form(
+            &instance_page,
+            &format!("/workflow/tasks/{t}/complete"),
+            &[("instance_id", &instance.to_string()), ("opinion", "消防设计不合格，不予许可"), ("decision", "deny")],
+        )
+        .await;
+    assert_eq!(r.location(), "/tasks?done=task_done", "{}", r.body);
+    settle(&app).await;
+    assert_eq!(app.scalar_text(&format!("SELECT status FROM approval_cases WHERE id = {case}")).await, "denied");
+    assert!(ent.get(&page).await.body.contains("已办结（不予）"));
+}
+
+/// Issue 13, finding 12: queues matched units by name, and a new town unit named like a county
+/// bureau received the bureau's queue and its case file. Queues now hold unit ids (the demo's
+/// processes resolved their unit names once, at upload), and sibling units cannot share a name.
+#[tokio::test]
+async fn a_town_unit_named_like_a_county_bureau_gets_neither_its_queue_nor_its_cases() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    let town = app.unit_id("珠泉镇").await.to_string();
+    let fields = [("name", "市场监督管理局"), ("parent_id", town.as_str()), ("kind", "sub_unit")];
+    let r = sys.post_form("/admin/units/new", "/admin/units", &fields).await;
+    assert_eq!(r.location(), "/admin/units?done=unit_saved", "{}", r.body);
+    let town_bureau = app.scalar(&format!("SELECT id FROM units WHERE name = '市场监督管理局' AND parent_id = {town}")).await;
+    let county_bureau = app.scalar(&format!("SELECT id FROM units WHERE name = '市场监督管理局' AND id <> {town_bureau}")).await;
+    // A town official works in the new unit (how accounts move is another slice's business).
+    app.sql(&format!("UPDATE users SET unit_id = {town_bureau} WHERE username = 'sunqiang'")).await;
+
+    // The demo's application for an individual business goes to the county bureau's review step.
+    assert_eq!(tongban::boot::load_demo_applications(&app.opened).await.expect("demo applications"), 4);
+    let case = app
+        .scalar(
+            "SELECT c.id FROM approval_cases c JOIN approval_items i ON i.id = c.item_id WHERE i.code = '431024-QT-SJ-002' AND c.status = 'pending'",
+        )
+        .await;
+    let number = app.scalar_text(&format!("SELECT number FROM approval_cases WHERE id = {case}")).await;
+    let mut clerk = app.staff("liuyang").await;
+    assert_eq!(clerk.post_form(&format!("/cases/{case}"), &format!("/cases/{case}/accept"), &[]).await.status, StatusCode::SEE_OTHER);
+    let instance = app.scalar(&format!("SELECT instance_id FROM approval_cases WHERE id = {case}")).await;
+    let task = app.scalar(&format!("SELECT id FROM wf_tasks WHERE instance_id = {instance} AND node_id = 'register'")).await;
+    let queue = app.scalar_text(&format!("SELECT value FROM wf_task_candidates WHERE task_id = {task} AND kind = 'unit'")).await;
+    assert_eq!(queue, county_bureau.to_string(), "the queue is the county bureau's, by id");
+
+    let mut town_user = app.staff("sunqiang").await;
+    let r = town_user.get("/api/v1/workflow/tasks").await;
+    assert!(r.status == StatusCode::OK && !r.body.contains(&number), "not in the town unit's to-do list: {}", r.body);
+    assert!(!town_user.get("/tasks").await.body.contains(&number), "not on the to-do page");
+    assert!(!town_user.get("/workbench").await.body.contains(&number), "not on the workbench");
+    assert_eq!(town_user.get(&format!("/cases/{case}")).await.status, StatusCode::NOT_FOUND, "the case file stays hidden");
+    let material = app.scalar(&format!("SELECT MIN(id) FROM case_materials WHERE case_id = {case}")).await;
+    assert_eq!(town_user.get(&format!("/cases/{case}/materials/{material}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(town_user.get(&format!("/workflow/instances/{instance}")).await.status, StatusCode::NOT_FOUND);
+    let r = town_user.json(Method::POST, &format!("/api/v1/workflow/tasks/{task}/claim"), json!({})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "nor can it claim the task");
+
+    // The county bureau still has it.
+    let mut bureau = app.staff("huangli").await;
+    assert_eq!(task_for(&mut bureau, &number, "register").await, task);
+    assert_eq!(bureau.get(&format!("/cases/{case}")).await.status, StatusCode::OK);
+    complete_task(&app, "huangli", &number, "register", "材料齐全，准予登记", None).await;
+    settle(&app).await;
+    assert_eq!(app.scalar_text(&format!("SELECT status FROM approval_cases WHERE id = {case}")).await, "approved");
+
+    // Names are unique among siblings: on create, edit and move.
+    let r = sys.post_form("/admin/units/new", "/admin/units", &fields).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("名称") && r.body.contains("同一上级单位下已有同名单位"), "{}", r.body);
+    let root = app.unit_id("嘉禾县人民政府").await.to_string();
+    let r = sys
+        .post_form(
+            &format!("/admin/units/{town_bureau}/edit"),
+            &format!("/admin/units/{town_bureau}"),
+            &[("name", "市场监督管理局"), ("parent_id", &root), ("kind", "department")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "moving it beside the county bureau is refused");
+    assert!(r.body.contains("同一上级单位下已有同名单位"));
+    let health = app.unit_id("卫生健康局").await;
+    let r = sys
+        .post_form(
+            &format!("/admin/units/{health}/edit"),
+            &format!("/admin/units/{health}"),
+            &[("name", "市场监督管理局"), ("parent_id", &root), ("kind", "department")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "renaming a sibling to the same name is refused");
+    let r = sys
+        .json(
+            Method::POST,
+            "/api/v1/units",
+            json!({"name": "市场监督管理局", "kind": "sub_unit", "parent_id": town.parse::<i64>().unwrap_or_default()}),
+        )
+        .await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("name")), "{}", r.body);
+}
+
+/// A process whose decision step ends another way (its time limit runs out) grants nothing.
+#[tokio::test]
+async fn a_decision_step_that_times_out_does_not_grant() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    let late = r#"<bpmn:boundaryEvent id="decide_late" attachedToRef="decide"><bpmn:timerEventDefinition><bpmn:timeDuration>P1D</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>
+    <bpmn:sequenceFlow id="f_late" sourceRef="decide_late" targetRef="end_late" />
+    <bpmn:endEvent id="end_late" name="逾期未决定" />
+  </bpmn:process>"#;
+    let v2 = include_str!("../../../crates/approval/data/processes/building_permit.bpmn").replace("</bpmn:process>", late);
+    let r = sys.raw(Method::POST, "/api/v1/workflow/definitions", "application/xml", &v2).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let (mut ent, page, number) = submitted_permit(&app, "13900000041").await;
+    settle(&app).await;
+    let case = app.scalar(&format!("SELECT id FROM approval_cases WHERE number = '{number}'")).await;
+    let mut clerk = app.staff("liuyang").await;
+    assert_eq!(clerk.post_form(&format!("/cases/{case}"), &format!("/cases/{case}/accept"), &[]).await.status, StatusCode::SEE_OTHER);
+    complete_task(&app, "zhoujun", &number, "review_land", "同意", None).await;
+    complete_task(&app, "xuhui", &number, "review_housing", "同意", None).await;
+    complete_task(&app, "fangyuan", &number, "review_fire", "同意", None).await;
+    app.sql("UPDATE wf_timers SET due_on = '2000-01-03'").await;
+    let report = app.opened.workflow.tick(tongban_platform::clock::now_millis()).await.expect("tick");
+    assert_eq!(report.timers_fired, 1);
+    settle(&app).await;
+    assert_eq!(app.scalar_text(&format!("SELECT status FROM approval_cases WHERE id = {case}")).await, "denied");
+    assert!(ent.get(&page).await.body.contains("已办结（不予）"));
 }

@@ -293,13 +293,7 @@ async fn pages_upload_a_file_start_and_handle_a_task() {
     let iid = instance_page.rsplit('/').next().unwrap_or_default().to_string();
     let r = land.post_form(&instance_page, &format!("/workflow/tasks/{t}/claim"), &[("instance_id", &iid)]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let r = land
-        .post_form(
-            &instance_page,
-            &format!("/workflow/tasks/{t}/complete"),
-            &[("instance_id", &iid), ("opinion", "同意"), ("decision", "approve")],
-        )
-        .await;
+    let r = land.post_form(&instance_page, &format!("/workflow/tasks/{t}/complete"), &[("instance_id", &iid), ("opinion", "同意")]).await;
     assert_eq!(r.location(), "/tasks?done=task_done");
     let r = land.get("/tasks?list=done").await;
     assert!(r.body.contains("同意"));
@@ -415,4 +409,101 @@ async fn long_to_do_lists_page_by_deadline_and_every_instance_stays_actionable()
     assert!(r.body.contains("rel=\"prev\"") && !r.body.contains("rel=\"next\"") && r.body.contains("个体户登记 200"), "{}", r.body);
     let r = market.get(&format!("/workflow/instances/{last}")).await;
     assert!(r.body.contains("/claim\""), "the task beyond the first page can still be claimed from its instance: {}", r.body);
+}
+
+/// Issue 13, finding 4: a 28 KB file nested 4,000 elements deep overflowed the worker's stack and
+/// aborted the process. It is now refused with a 422 naming the element and line, on the API and
+/// on the page, and the server goes on serving.
+#[tokio::test]
+async fn a_file_nested_thousands_deep_is_refused_and_the_server_keeps_serving() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    let head = "<?xml version=\"1.0\"?>\n<bpmn:definitions xmlns:bpmn=\"http://www.omg.org/spec/BPMN/20100524/MODEL\">\n<bpmn:process id=\"deep\">\n";
+    let xml = format!("{head}{}{}</bpmn:process></bpmn:definitions>", "<x>".repeat(4000), "</x>".repeat(4000));
+    assert!((27_000..30_000).contains(&xml.len()), "about 28 KB: {}", xml.len());
+    let r = upload(&mut sys, &xml).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.json()["field"], "file");
+    let message = r.json()["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("元素嵌套层数过深") && message.contains("x, line 4"), "{message}");
+    let r = sys.post_multipart("/admin/workflows", "/admin/workflows", &[], ("file", "deep.bpmn", &xml)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("upload-error") && r.body.contains("元素嵌套层数过深") && r.body.contains("line 4"), "{}", r.body);
+    let mut en = sys.clone_session();
+    assert_eq!(en.get("/lang/en").await.status, StatusCode::SEE_OTHER);
+    let r = upload(&mut en, &xml).await;
+    assert!(r.body.contains("nested too deep"), "English: {}", r.body);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM wf_definitions WHERE process_key = 'deep'").await, 0, "nothing stored");
+    assert_eq!(upload(&mut sys, &approval_bpmn()).await.status, StatusCode::CREATED, "the server still serves");
+}
+
+/// Issue 13, finding 12: a process names its units by name, region code or id; they are resolved
+/// to unit ids once, at upload, and a name that several units share (or none has) is refused
+/// with the task and its line. Versions uploaded before keep their units.
+#[tokio::test]
+async fn units_a_process_names_resolve_to_ids_at_upload_and_shared_names_are_refused() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    let r = upload(&mut sys, &approval_bpmn()).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let v1 = r.json()["id"].as_i64().unwrap_or_default();
+    let town = app.unit_id("珠泉镇").await.to_string();
+    let r =
+        sys.post_form("/admin/units/new", "/admin/units", &[("name", "市场监督管理局"), ("parent_id", &town), ("kind", "sub_unit")]).await;
+    assert_eq!(r.location(), "/admin/units?done=unit_saved");
+    let line = approval_bpmn().lines().position(|l| l.contains("id=\"Task_market\"")).unwrap_or_default() + 1;
+    let v2 = approval_bpmn().replace("name=\"自然资源局审查\"", "name=\"自然资源局审查（二）\"");
+    let r = upload(&mut sys, &v2).await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("file")), "{}", r.body);
+    let message = r.json()["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("有多个单位同名") && message.contains(&format!("Task_market, line {line}: 市场监督管理局")), "{message}");
+    let unknown = approval_bpmn().replace("tongban:candidateUnit=\"自然资源局\"", "tongban:candidateUnit=\"不存在局\"");
+    let r = upload(&mut sys, &unknown).await;
+    assert!(r.json()["message"].as_str().is_some_and(|m| m.contains("没有这个单位") && m.contains("不存在局")), "{}", r.body);
+    // Named by id, the process uploads. Steps show units as the file names them, not by id.
+    let r = sys.get(&format!("/admin/workflows/{v1}")).await;
+    assert!(r.body.contains("行政审批服务局（政务服务中心）"), "{}", r.body);
+    let county = app.scalar(&format!("SELECT id FROM units WHERE name = '市场监督管理局' AND parent_id <> {town}")).await;
+    let by_id = v2.replace("tongban:candidateUnit=\"市场监督管理局\"", &format!("tongban:candidateUnit=\"{county}\""));
+    let r = upload(&mut sys, &by_id).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    // Version 1 resolved 市场监督管理局 before the town unit existed: it stays with the county bureau.
+    let mut clerk = app.staff("liuyang").await;
+    let r = clerk
+        .json(
+            Method::POST,
+            "/api/v1/workflow/instances",
+            json!({"process": "parallel_approval", "title": "按编号派单", "business_key": "JH-9"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let instance = r.json()["id"].as_i64().unwrap_or_default();
+    let mut market = app.staff("huangli").await;
+    task_at(&mut market, instance, "Task_market").await;
+}
+
+/// Instances started before queues held unit ids keep working: their tasks' unit names are
+/// resolved through their definition when loaded.
+#[tokio::test]
+async fn tasks_stored_with_unit_names_before_the_upgrade_still_reach_their_unit() {
+    let app = TestApp::demo().await;
+    let mut sys = app.admin("sysadmin").await;
+    assert_eq!(upload(&mut sys, &approval_bpmn()).await.status, StatusCode::CREATED);
+    let mut clerk = app.staff("liuyang").await;
+    let instance = start(&mut clerk, "升级前的办件").await;
+    let market = app.unit_id("市场监督管理局").await;
+    // As stored by the previous release: no resolved units, names in the engine state.
+    app.sql("UPDATE wf_definitions SET unit_ids = NULL").await;
+    app.sql(&format!(
+        "UPDATE wf_instances SET state = REPLACE(state, '\"candidate_units\":[\"{market}\"]', '\"candidate_units\":[\"市场监督管理局\"]') WHERE id = {instance}"
+    ))
+    .await;
+    assert!(app.scalar_text(&format!("SELECT state FROM wf_instances WHERE id = {instance}")).await.contains("[\"市场监督管理局\"]"));
+    let task = app.scalar(&format!("SELECT id FROM wf_tasks WHERE instance_id = {instance} AND node_id = 'Task_market'")).await;
+    let mut bureau = app.staff("huangli").await;
+    assert_eq!(bureau.get(&format!("/workflow/instances/{instance}")).await.status, StatusCode::OK);
+    claim_and_complete(&mut bureau, task, json!({"opinion": "同意"})).await;
+    let mut other = app.staff("heping").await;
+    assert_eq!(other.get(&format!("/workflow/instances/{instance}")).await.status, StatusCode::NOT_FOUND);
 }

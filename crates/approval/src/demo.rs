@@ -177,7 +177,8 @@ impl DemoServices<'_> {
             .ok_or_else(|| DomainError::Internal(format!("demo case {number}")))
     }
 
-    async fn do_task(&self, username: &str, number: &str, step: &str, approved: bool) -> DomainResult<()> {
+    /// Claims and completes a step; `approved` is the decision of a decision step (决定环节).
+    async fn do_task(&self, username: &str, number: &str, step: &str, approved: Option<bool>) -> DomainResult<()> {
         let (p, a) = self.staff(username).await?;
         let tasks = self.workflow.tasks(&p, tongban_workflow::TaskList::Todo).await?;
         let Some(t) = tasks.iter().find(|t| t.title.contains(number) && t.node_id == step) else {
@@ -185,7 +186,9 @@ impl DemoServices<'_> {
         };
         self.workflow.act(&p, &a, t.id, tongban_workflow::TaskAction::Claim).await?;
         let mut vars = serde_json::Map::new();
-        vars.insert("approved".into(), serde_json::Value::Bool(approved));
+        if let Some(approved) = approved {
+            vars.insert("approved".into(), serde_json::Value::Bool(approved));
+        }
         self.workflow.act(&p, &a, t.id, tongban_workflow::TaskAction::Complete { opinion: Some("同意".into()), variables: vars }).await?;
         self.settle().await
     }
@@ -238,16 +241,16 @@ pub async fn load_applications(s: &DemoServices<'_>, catalogue: &CatalogueServic
     let c3 = s.case_id(&clerk, &n3).await?;
     s.cases.accept(&clerk, &clerk_actor, c3).await?;
     s.settle().await?;
-    s.do_task("zhoujun", &n3, "review_land", true).await?;
-    s.do_task("xuhui", &n3, "review_housing", true).await?;
+    s.do_task("zhoujun", &n3, "review_land", None).await?;
+    s.do_task("xuhui", &n3, "review_housing", None).await?;
     // 4. Food licence: completed and granted.
     let food = serde_json::json!({"business_name": "嘉禾县珠泉建设开发有限公司职工食堂", "credit_code": "91431024MA4L0TB2XM", "category": "单位食堂", "area": "180", "contact_phone": "13907355678"});
     let (_, n4) = s.apply(&firm, &item("431024-XK-SJ-001")?, food).await?;
     let c4 = s.case_id(&clerk, &n4).await?;
     s.cases.accept(&clerk, &clerk_actor, c4).await?;
     s.settle().await?;
-    s.do_task("huangli", &n4, "review", true).await?;
-    s.do_task("huangli", &n4, "decide", true).await?;
+    s.do_task("huangli", &n4, "review", None).await?;
+    s.do_task("huangli", &n4, "decide", Some(true)).await?;
     Ok(4)
 }
 

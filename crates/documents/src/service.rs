@@ -207,12 +207,11 @@ impl DocumentService {
     async fn in_its_flow(&self, caller: &Principal, doc: &Document) -> DomainResult<bool> {
         let Some(instance) = doc.instance_id else { return Ok(false) };
         let row = sqlx::query(
-            "SELECT 1 FROM wf_tasks t WHERE t.instance_id = $1 AND (t.assignee_id = $2 OR t.completed_by = $2 OR EXISTS              (SELECT 1 FROM wf_task_candidates c WHERE c.task_id = t.id AND c.kind = 'unit' AND c.value IN ($3, $4))) LIMIT 1",
+            "SELECT 1 FROM wf_tasks t WHERE t.instance_id = $1 AND (t.assignee_id = $2 OR t.completed_by = $2 OR EXISTS              (SELECT 1 FROM wf_task_candidates c WHERE c.task_id = t.id AND c.kind = 'unit' AND c.value = $3)) LIMIT 1",
         )
         .bind(instance)
         .bind(caller.user_id)
         .bind(caller.unit_id.to_string())
-        .bind(&caller.unit_name)
         .fetch_optional(self.db.pool())
         .await?;
         Ok(row.is_some())

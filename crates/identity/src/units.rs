@@ -141,6 +141,32 @@ impl IdentityService {
         Ok(id)
     }
 
+    /// Refuses a name that a sibling (a unit with the same parent, `except` itself) already has:
+    /// unit names are unique among siblings, so that a tree path of names says which unit is meant.
+    async fn check_sibling_name(&self, tx: &mut WriteTx, parent_id: Option<i64>, name: &str, except: i64) -> DomainResult<()> {
+        let taken = match parent_id {
+            Some(p) => {
+                sqlx::query("SELECT 1 FROM units WHERE parent_id = $1 AND name = $2 AND id <> $3")
+                    .bind(p)
+                    .bind(name.trim())
+                    .bind(except)
+                    .fetch_optional(tx.conn())
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT 1 FROM units WHERE parent_id IS NULL AND name = $1 AND id <> $2")
+                    .bind(name.trim())
+                    .bind(except)
+                    .fetch_optional(tx.conn())
+                    .await?
+            }
+        };
+        if taken.is_some() {
+            return Err(DomainError::invalid("name", "error.unit_name_taken"));
+        }
+        Ok(())
+    }
+
     /// Inserts a unit row and sets its path; used by set-up and demo loading too.
     pub(crate) async fn insert_unit(
         &self,
@@ -150,6 +176,7 @@ impl IdentityService {
         kind: UnitKind,
     ) -> DomainResult<i64> {
         let region = self.check_region(tx, input.region_code.as_deref()).await?;
+        self.check_sibling_name(tx, parent.map(|p| p.id), &input.name, 0).await?;
         let now = now_millis();
         let id: i64 = sqlx::query(
             "INSERT INTO units (parent_id, path, name, kind, region_code, sort_order, enabled, created_at, updated_at) \
@@ -178,6 +205,7 @@ impl IdentityService {
         self.check(caller, actor, Permission::UnitWrite, target, "unit.update", ("unit", id)).await?;
         let mut tx = self.db.begin_write().await?;
         let region = self.check_region(&mut tx, input.region_code.as_deref()).await?;
+        self.check_sibling_name(&mut tx, input.parent_id, &input.name, id).await?;
         let mut new_path = unit.path.clone();
         if input.parent_id != unit.parent_id {
             let parent_id = input.parent_id.ok_or_else(|| DomainError::invalid("parent_id", "error.required"))?;

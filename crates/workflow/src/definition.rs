@@ -179,6 +179,9 @@ pub struct ParallelBlock {
     pub branches: usize,
 }
 
+/// The field a decision step sets (`true` grants, `false` refuses); see [`ProcessDefinition::decides`].
+pub const DECISION_FIELD: &str = "approved";
+
 /// A validated process, ready to run.
 #[derive(Debug, Clone)]
 pub struct ProcessDefinition {
@@ -224,6 +227,30 @@ impl ProcessDefinition {
     /// The user tasks, in file order: a readable list of the steps.
     pub fn user_tasks(&self) -> impl Iterator<Item = &Node> {
         self.nodes.iter().filter(|n| n.is_user_task())
+    }
+
+    /// Whether the user task at `node` is a decision step (决定环节): a condition reading
+    /// [`DECISION_FIELD`] follows it, through gateways only, so its doer's explicit choice decides
+    /// the way on. Only a decision step may set that field, and it must.
+    pub fn decides(&self, node: NodeIx) -> bool {
+        if !self.nodes.get(node).is_some_and(Node::is_user_task) {
+            return false;
+        }
+        let mut seen = vec![false; self.nodes.len()];
+        let mut flows: Vec<FlowIx> = self.nodes[node].outgoing.clone();
+        while let Some(f) = flows.pop() {
+            let flow = &self.flows[f];
+            if flow.condition.as_ref().is_some_and(|c| c.fields().contains(&DECISION_FIELD)) {
+                return true;
+            }
+            let target = flow.target;
+            let through = matches!(self.nodes[target].kind, NodeKind::Parallel | NodeKind::Exclusive { .. } | NodeKind::Inclusive { .. });
+            if through && !seen[target] {
+                seen[target] = true;
+                flows.extend(self.nodes[target].outgoing.iter().copied());
+            }
+        }
+        false
     }
 
     /// Whether `variable` holds the list of a multi-instance task (会签), so may be a list.

@@ -196,12 +196,12 @@ pub enum Effect {
     InstanceCancelled,
 }
 
-/// Who is acting: a user with their unit keys (id and name) and role names.
+/// Who is acting: a user with their unit key (the unit id as text) and role names.
 #[derive(Debug, Clone, Copy)]
 pub struct Actor<'a> {
     /// The user.
     pub user_id: i64,
-    /// Keys of the user's units (id as text, and name).
+    /// Keys of the user's units: unit ids as text, never names (names are not unique).
     pub units: &'a [String],
     /// Names or codes of the user's roles.
     pub roles: &'a [String],

@@ -724,3 +724,15 @@ fn refuses_sequential_or_incomplete_multi_instance() {
     let early_end = r#"<bpmn:multiInstanceLoopCharacteristics tongban:collection="units" tongban:elementVariable="unit"><bpmn:completionCondition>${x}</bpmn:completionCondition></bpmn:multiInstanceLoopCharacteristics>"#;
     assert!(matches!(parse_bpmn(&task(early_end)).unwrap_err().kind, K::Unsupported(_)));
 }
+
+#[test]
+fn only_a_step_whose_way_on_reads_the_decision_decides() {
+    let d = def(PARALLEL);
+    let decides = |id: &str| d.node_by_id(id).is_some_and(|n| d.decides(n));
+    assert!(decides("Task_decide"), "the lead's step before the 准予？ gateway");
+    for reviewer in ["Task_land", "Task_housing", "Task_market"] {
+        assert!(!decides(reviewer), "{reviewer} only gives an opinion");
+    }
+    let d = def(&bpmn(TIMEOUT));
+    assert!(d.nodes.iter().enumerate().all(|(i, _)| !d.decides(i)), "no condition reads the decision");
+}

@@ -104,6 +104,15 @@ pub enum DefinitionErrorKind {
     /// The file or process is too large.
     #[error("file too large")]
     TooLarge,
+    /// A unit (by name, region code or id) that no unit has.
+    #[error("no unit is named {0}")]
+    UnknownUnit(String),
+    /// A unit name that several units share: the file must name the unit by its id or code.
+    #[error("several units are named {0}")]
+    AmbiguousUnit(String),
+    /// Elements nested deeper than [`crate::parse::MAX_DEPTH`] levels.
+    #[error("elements nested too deep")]
+    TooDeep,
 }
 
 impl DefinitionErrorKind {
@@ -135,6 +144,9 @@ impl DefinitionErrorKind {
             FlowCount(_) => "workflow.error.flow_count",
             NoCandidate => "workflow.error.no_candidate",
             TooLarge => "workflow.error.too_large",
+            TooDeep => "workflow.error.too_deep",
+            UnknownUnit(_) => "workflow.error.unknown_unit",
+            AmbiguousUnit(_) => "workflow.error.ambiguous_unit",
         }
     }
 
@@ -142,7 +154,7 @@ impl DefinitionErrorKind {
         use DefinitionErrorKind::*;
         match self {
             MalformedXml(s) | Unsupported(s) | UnknownReference(s) | BadAttribute(s) | BadTimer(s) | BadCondition(s) | UnknownField(s)
-            | ForkWithoutJoin(s) | FlowCount(s) => Some(s),
+            | ForkWithoutJoin(s) | FlowCount(s) | UnknownUnit(s) | AmbiguousUnit(s) => Some(s),
             _ => None,
         }
     }

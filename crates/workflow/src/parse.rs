@@ -24,6 +24,10 @@ pub const TONGBAN_NS: &str = "http://tongban.org/schema/bpmn/1.0";
 pub const MAX_BPMN_BYTES: usize = 2 * 1024 * 1024;
 /// The most flow elements in one process.
 pub const MAX_ELEMENTS: usize = 2000;
+/// The deepest nesting of elements accepted (嵌套层数). Files from the modelers nest fewer than
+/// a dozen deep; the limit is checked on the raw text before any tree is built, so a file nested
+/// thousands deep is refused instead of exhausting a worker's stack.
+pub const MAX_DEPTH: usize = 64;
 
 struct Raw {
     nodes: Vec<Node>,
@@ -111,6 +115,7 @@ pub fn parse_bpmn(xml: &str) -> Result<ProcessDefinition, DefinitionError> {
     if xml.len() > MAX_BPMN_BYTES {
         return Err(err("-", 1, K::TooLarge));
     }
+    check_depth(xml)?;
     let opts = roxmltree::ParsingOptions { allow_dtd: false, nodes_limit: 200_000 };
     let doc = Document::parse_with_options(xml, opts).map_err(|e| err("-", e.pos().row, K::MalformedXml(e.to_string())))?;
     let root = doc.root_element();
@@ -156,6 +161,88 @@ pub fn parse_bpmn(xml: &str) -> Result<ProcessDefinition, DefinitionError> {
     let mut def = assemble(key, name, raw)?;
     validate::validate(&mut def)?;
     Ok(def)
+}
+
+/// Refuses elements nested deeper than [`MAX_DEPTH`], naming the first element too deep and its
+/// line. A linear scan without recursion or allocation per element: comments, CDATA sections and
+/// processing instructions are skipped, quoted attribute values may hold `>` and `/`, and empty
+/// elements (`<a/>`) do not nest. Anything malformed is left to the XML parser to report.
+pub fn check_depth(xml: &str) -> Result<(), DefinitionError> {
+    let b = xml.as_bytes();
+    let (mut i, mut depth, mut line) = (0usize, 0usize, 1u32);
+    // Moves past `end` (counting lines on the way); the end of the text when it never comes.
+    let skip_past = |from: usize, end: &[u8], line: &mut u32| -> usize {
+        let mut j = from;
+        while j < b.len() {
+            if b[j..].starts_with(end) {
+                return j + end.len();
+            }
+            if b[j] == b'\n' {
+                *line += 1;
+            }
+            j += 1;
+        }
+        b.len()
+    };
+    while i < b.len() {
+        match b[i] {
+            b'\n' => {
+                line += 1;
+                i += 1;
+            }
+            b'<' => {
+                let rest = &b[i..];
+                if rest.starts_with(b"<!--") {
+                    i = skip_past(i + 4, b"-->", &mut line);
+                } else if rest.starts_with(b"<![CDATA[") {
+                    i = skip_past(i + 9, b"]]>", &mut line);
+                } else if rest.starts_with(b"<?") {
+                    i = skip_past(i + 2, b"?>", &mut line);
+                } else if rest.starts_with(b"<!") {
+                    // A document type declaration: the parser refuses it (no DTDs), before any element.
+                    return Ok(());
+                } else {
+                    let closing = rest.starts_with(b"</");
+                    let tag_line = line;
+                    let name_start = if closing { i + 2 } else { i + 1 };
+                    let mut j = name_start;
+                    while j < b.len() && !matches!(b[j], b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>') {
+                        j += 1;
+                    }
+                    let name_end = j;
+                    let mut quote: Option<u8> = None;
+                    let mut last = 0u8;
+                    while j < b.len() {
+                        let c = b[j];
+                        if c == b'\n' {
+                            line += 1;
+                        }
+                        match quote {
+                            Some(q) if c == q => quote = None,
+                            Some(_) => {}
+                            None if c == b'"' || c == b'\'' => quote = Some(c),
+                            None if c == b'>' => break,
+                            None if !c.is_ascii_whitespace() => last = c,
+                            None => {}
+                        }
+                        j += 1;
+                    }
+                    if closing {
+                        depth = depth.saturating_sub(1);
+                    } else if last != b'/' {
+                        depth += 1;
+                        if depth > MAX_DEPTH {
+                            let name: String = String::from_utf8_lossy(&b[name_start..name_end]).chars().take(64).collect();
+                            return Err(err(&name, tag_line, K::TooDeep));
+                        }
+                    }
+                    i = j + 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
 }
 
 fn valid_key(key: &str) -> bool {
@@ -396,4 +483,80 @@ fn assemble(key: String, name: String, mut raw: Raw) -> Result<ProcessDefinition
     };
     let n = raw.nodes.len();
     Ok(ProcessDefinition { key, name, nodes: raw.nodes, flows, start, fields: raw.fields, blocks: Vec::new(), paths: vec![Vec::new(); n] })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const HEAD: &str = r#"<?xml version="1.0"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:tongban="http://tongban.org/schema/bpmn/1.0">
+<bpmn:process id="p">"#;
+    const BODY: &str = r#"<bpmn:startEvent id="s"/><bpmn:userTask id="t" tongban:candidateUnit="u"/><bpmn:endEvent id="e"/>
+<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="t"/><bpmn:sequenceFlow id="f2" sourceRef="t" targetRef="e"/>"#;
+
+    /// A valid process whose extension elements hold `extra` levels of nested elements.
+    fn nested(extra: usize, name: &str) -> String {
+        let open: String = (0..extra).map(|_| format!("<tongban:{name} note=\"a > b / c\">")).collect();
+        let close: String = (0..extra).map(|_| format!("</tongban:{name}>")).collect();
+        format!(
+            "{HEAD}<bpmn:extensionElements>\n{open}<!-- <x> --><![CDATA[<y>]]><tongban:empty/>{close}</bpmn:extensionElements>{BODY}</bpmn:process></bpmn:definitions>"
+        )
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_with_the_element_and_line() {
+        // definitions, process and extensionElements are three levels.
+        assert!(parse_bpmn(&nested(MAX_DEPTH - 3, "x")).is_ok());
+        let e = parse_bpmn(&nested(MAX_DEPTH - 2, "x")).unwrap_err();
+        assert_eq!(e.message_key(), "workflow.error.too_deep");
+        assert_eq!((e.kind, e.element.as_str(), e.line), (K::TooDeep, "tongban:x", 4));
+    }
+
+    #[test]
+    fn the_attack_file_is_refused_on_a_small_stack() {
+        // 4,000 levels in about 28 KB, as in the attack; a 64 KiB stack proves nothing recurses.
+        let xml = format!("{HEAD}{}{}</bpmn:process></bpmn:definitions>", "<a>".repeat(4000), "</a>".repeat(4000));
+        let deeper = format!("{HEAD}{}", "<bpmn:x>\n".repeat(200_000));
+        let run = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                (parse_bpmn(&xml).map(|_| ()).map_err(|e| e.kind), parse_bpmn(&deeper).map(|_| ()).map_err(|e| (e.kind, e.line)))
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(run.0, Err(K::TooDeep));
+        assert_eq!(run.1, Err((K::TooDeep, 65)), "the 65th level, on line 65");
+    }
+
+    proptest! {
+        #[test]
+        fn random_nesting_never_panics_and_deep_nesting_gets_the_depth_error(depth in 0usize..300, name in "[a-z]{1,8}") {
+            match parse_bpmn(&nested(depth, &name)) {
+                Ok(_) => prop_assert!(depth + 3 <= MAX_DEPTH),
+                Err(e) => {
+                    prop_assert!(depth + 3 > MAX_DEPTH, "refused at depth {depth}: {e}");
+                    prop_assert_eq!(e.kind, K::TooDeep);
+                }
+            }
+        }
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = parse_bpmn(&text);
+            let _ = check_depth(&text);
+        }
+
+        #[test]
+        fn random_tags_never_panic(parts in proptest::collection::vec(prop_oneof![
+            Just("<a>"), Just("</a>"), Just("<b/>"), Just("<!--"), Just("-->"), Just("<![CDATA["), Just("]]>"),
+            Just("<?x"), Just("?>"), Just("\""), Just("'"), Just(">"), Just("\n"), Just("<bpmn:process id=\"p\">"),
+        ], 0..400)) {
+            let _ = parse_bpmn(&format!("{HEAD}{}", parts.concat()));
+        }
+    }
 }

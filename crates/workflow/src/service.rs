@@ -4,7 +4,7 @@
 //! exactly one wins, the task projection, the audit record and the outbox events).
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::{Arc, RwLock},
 };
 
@@ -21,8 +21,9 @@ use tongban_platform::{
 };
 
 use crate::{
-    Actor, Completion, Effect, EngineError, Instance, ProcessDefinition, TaskStatus,
-    definition::{Candidate, FieldType, NodeKind},
+    Actor, Completion, DefinitionError, Effect, EngineError, Instance, ProcessDefinition, TaskStatus,
+    definition::{Candidate, DECISION_FIELD, FieldType, NodeKind},
+    error::DefinitionErrorKind,
     parse::{MAX_BPMN_BYTES, parse_bpmn},
     store::{Change, NewDefinition, NewInstance, Record, RowWindow, StoredInstance, WorkflowStore, sql::SqlStore},
 };
@@ -135,10 +136,19 @@ pub struct InstanceView {
     pub tasks: Vec<TaskRow>,
     /// Completed user-task steps one may send back to: (element id, name).
     pub earlier_steps: Vec<(String, String)>,
+    /// Element ids of the decision steps (决定环节), whose doer must grant or refuse.
+    pub decision_steps: Vec<String>,
     /// Started (ms).
     pub started_at: i64,
     /// Who started it.
     pub started_by: i64,
+}
+
+impl InstanceView {
+    /// Whether the step with element id `node` is a decision step.
+    pub fn decides(&self, node: &str) -> bool {
+        self.decision_steps.iter().any(|d| d == node)
+    }
 }
 
 /// Rows per page of a task list.
@@ -381,7 +391,10 @@ impl WorkflowService {
         if xml.len() > MAX_BPMN_BYTES {
             return Err(DomainError::invalid("file", "workflow.error.too_large"));
         }
-        let def = parse_bpmn(xml).map_err(|e| DomainError::invalid_detail("file", e.message_key(), e.detail()))?;
+        let mut def = parse_bpmn(xml).map_err(|e| DomainError::invalid_detail("file", e.message_key(), e.detail()))?;
+        let unit_ids = self.resolve_units(&def, true).await?;
+        apply_unit_ids(&mut def, &unit_ids);
+        let unit_ids = serde_json::to_string(&unit_ids).map_err(|e| DomainError::Internal(e.to_string()))?;
         let sm3 = tongban_crypto::sm3_hex(xml.as_bytes());
         let latest = self.store.latest_version(&def.key).await?;
         if latest.as_ref().is_some_and(|(_, _, digest)| *digest == sm3) {
@@ -389,7 +402,8 @@ impl WorkflowService {
         }
         let version = latest.map(|(_, v, _)| v).unwrap_or(0) + 1;
         let now = now_millis();
-        let new = NewDefinition { key: &def.key, version, name: &def.name, xml, sm3: &sm3, created_by, created_at: now };
+        let new =
+            NewDefinition { key: &def.key, version, name: &def.name, xml, sm3: &sm3, created_by, created_at: now, unit_ids: &unit_ids };
         let details = json!({"key": def.key, "version": version, "name": def.name, "sm3": sm3});
         let record = Record { actor, entry: Entry::success("workflow.definition.upload", "wf_definition", "", details) };
         let id = self.store.insert_definition(&new, record).await?;
@@ -410,10 +424,19 @@ impl WorkflowService {
         caller.require(Permission::WorkbenchUse)?;
         let (summary, xml) = self.store.definition(id).await?.ok_or(NOT_FOUND)?;
         let def = self.load_definition(id).await?;
+        // Steps show the units as the file names them, not their ids.
+        let written: HashMap<String, String> =
+            self.stored_unit_ids(id).await?.into_iter().map(|(name, unit)| (unit.to_string(), name)).collect();
+        let mut steps = steps_of(&def);
+        for who in steps.iter_mut().flat_map(|s| s.who.iter_mut()) {
+            if let Some(name) = written.get(who.as_str()) {
+                *who = name.clone();
+            }
+        }
         Ok(DefinitionDetail {
             diagram: crate::diagram::diagram(&xml, &def),
             summary,
-            steps: steps_of(&def),
+            steps,
             fields: def.fields.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         })
     }
@@ -444,11 +467,90 @@ impl WorkflowService {
             return Ok(d);
         }
         let (_, xml) = self.store.definition(id).await?.ok_or(NOT_FOUND)?;
-        let def = Arc::new(parse_bpmn(&xml).map_err(|e| DomainError::Internal(format!("stored definition {id} no longer parses: {e}")))?);
+        let mut def = parse_bpmn(&xml).map_err(|e| DomainError::Internal(format!("stored definition {id} no longer parses: {e}")))?;
+        let unit_ids = self.stored_unit_ids(id).await?;
+        apply_unit_ids(&mut def, &unit_ids);
+        let def = Arc::new(def);
         if let Ok(mut cache) = self.definitions.write() {
             cache.insert(id, def.clone());
         }
         Ok(def)
+    }
+
+    /// The units a definition's tasks name, as resolved at upload. A version stored before
+    /// units were resolved at upload is resolved now, and a name several units share (or none
+    /// has) then matches nobody rather than the wrong unit.
+    async fn stored_unit_ids(&self, id: i64) -> DomainResult<BTreeMap<String, i64>> {
+        match self.store.definition_unit_ids(id).await? {
+            Some(json) => serde_json::from_str(&json).map_err(|e| DomainError::Internal(format!("unit ids of definition {id}: {e}"))),
+            None => {
+                let (_, xml) = self.store.definition(id).await?.ok_or(NOT_FOUND)?;
+                let written =
+                    parse_bpmn(&xml).map_err(|e| DomainError::Internal(format!("stored definition {id} no longer parses: {e}")))?;
+                self.resolve_units(&written, false).await
+            }
+        }
+    }
+
+    /// Resolves every unit a task names (候选单位, by id, name or region code) to its unit id.
+    /// `strict` (at upload) refuses a unit nobody has and a name several units share, naming the
+    /// task and its line; otherwise those are left out.
+    async fn resolve_units(&self, def: &ProcessDefinition, strict: bool) -> DomainResult<BTreeMap<String, i64>> {
+        let mut found = BTreeMap::new();
+        for node in &def.nodes {
+            let NodeKind::UserTask(spec) = &node.kind else { continue };
+            for c in &spec.candidate_units {
+                let Candidate::Literal(written) = c else { continue };
+                if found.contains_key(written) {
+                    continue;
+                }
+                let refused = |kind: DefinitionErrorKind| {
+                    let e = DefinitionError { element: node.id.clone(), line: node.line, kind };
+                    DomainError::invalid_detail("file", e.message_key(), e.detail())
+                };
+                match self.store.units_matching(written).await?.as_slice() {
+                    [id] => drop(found.insert(written.clone(), *id)),
+                    _ if !strict => {}
+                    [] => return Err(refused(DefinitionErrorKind::UnknownUnit(written.clone()))),
+                    _ => return Err(refused(DefinitionErrorKind::AmbiguousUnit(written.clone()))),
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Replaces unit values in data (variables that tasks take their candidate units from, or
+    /// lists of them) by unit ids, resolving names and region codes once; a unit nobody has or a
+    /// name several units share is refused, naming the variable.
+    async fn unit_values_to_ids(&self, def: &ProcessDefinition, variables: &mut Map<String, Value>) -> DomainResult<()> {
+        for name in unit_variables(def) {
+            let Some(value) = variables.get(&name) else { continue };
+            let field = format!("variables.{name}");
+            let items: Vec<Value> = match value {
+                Value::Null => continue,
+                Value::Array(items) => items.clone(),
+                Value::String(text) if def.is_collection(&name) => {
+                    text.split(',').map(str::trim).filter(|x| !x.is_empty()).map(|x| Value::String(x.into())).collect()
+                }
+                other => vec![other.clone()],
+            };
+            let mut ids = Vec::with_capacity(items.len());
+            for item in items {
+                let key = match &item {
+                    Value::String(s) => s.trim().to_string(),
+                    Value::Number(n) => n.to_string(),
+                    _ => return Err(DomainError::invalid(&field, "error.invalid_value")),
+                };
+                match self.store.units_matching(&key).await?.as_slice() {
+                    [id] => ids.push(Value::from(*id)),
+                    [] => return Err(DomainError::invalid_detail(&field, "workflow.error.unknown_unit", key)),
+                    _ => return Err(DomainError::invalid_detail(&field, "workflow.error.ambiguous_unit", key)),
+                }
+            }
+            let value = if def.is_collection(&name) || ids.len() != 1 { Value::Array(ids) } else { ids.remove(0) };
+            variables.insert(name, value);
+        }
+        Ok(())
     }
 
     // ---- instances ---------------------------------------------------------------------------
@@ -517,6 +619,8 @@ impl WorkflowService {
     ) -> DomainResult<i64> {
         let def = self.load_definition(def_id).await?;
         check_variables(&def, &variables)?;
+        let mut variables = variables;
+        self.unit_values_to_ids(&def, &mut variables).await?;
         let (inst, effects) = Instance::start(&def, variables, started_by, now_millis()).map_err(engine_error)?;
         let calendar = self.calendar.calendar().await?;
         let details = json!({"process": def.key, "definition_id": def_id, "title": title, "business_key": business_key});
@@ -532,12 +636,24 @@ impl WorkflowService {
     }
 
     async fn load(&self, id: i64) -> DomainResult<StoredInstance> {
-        self.store.load_instance(id).await?.ok_or(NOT_FOUND)
+        let mut stored = self.store.load_instance(id).await?.ok_or(NOT_FOUND)?;
+        // Tasks created before queues held unit ids name their units as the file did: they get
+        // the ids their definition resolves those names to, and a name that no longer resolves
+        // to one unit matches nobody.
+        let by_name = |u: &String| u.parse::<i64>().is_err() && !u.starts_with("unresolved:");
+        if stored.state.tasks.values().any(|t| t.candidate_units.iter().any(by_name)) {
+            let unit_ids = self.stored_unit_ids(stored.definition_id).await?;
+            for unit in stored.state.tasks.values_mut().flat_map(|t| t.candidate_units.iter_mut()).filter(|u| by_name(u)) {
+                *unit = unit_ids.get(unit.as_str()).map(i64::to_string).unwrap_or_else(|| format!("unresolved:{unit}"));
+            }
+        }
+        Ok(stored)
     }
 
-    /// The unit keys (id and name) and role keys (code and name) the engine matches candidates with.
+    /// The unit key (the unit's id: never its name, which another unit may share) and role keys
+    /// (code and name) the engine matches candidates with.
     async fn engine_keys(&self, caller: &Principal) -> DomainResult<(Vec<String>, Vec<String>)> {
-        let units = vec![caller.unit_id.to_string(), caller.unit_name.clone()];
+        let units = vec![caller.unit_id.to_string()];
         Ok((units, self.store.role_keys(caller.user_id).await?))
     }
 
@@ -569,12 +685,16 @@ impl WorkflowService {
             TaskAction::Claim => inst.claim(&def, task_no, who, now),
             TaskAction::Complete { opinion, variables } => {
                 check_variables(&def, variables)?;
+                let decides = inst.tasks.get(&task_no).is_some_and(|t| t.cosign_of.is_none() && def.decides(t.node));
+                check_decision(decides, variables)?;
+                let mut variables = variables.clone();
+                self.unit_values_to_ids(&def, &mut variables).await?;
                 let opinion = opinion.as_deref().map(str::trim).filter(|o| !o.is_empty()).map(String::from);
                 if opinion.as_ref().is_some_and(|o| o.chars().count() > 2000) {
                     return Err(DomainError::invalid("opinion", "error.too_long"));
                 }
                 details["opinion"] = json!(opinion);
-                inst.complete(&def, task_no, who, Completion { opinion, variables: variables.clone() }, now)
+                inst.complete(&def, task_no, who, Completion { opinion, variables }, now)
             }
             TaskAction::SendBack { target, reason } => {
                 details["target"] = json!(target);
@@ -733,6 +853,7 @@ impl WorkflowService {
             variables: inst.variables.clone(),
             tasks,
             earlier_steps: earlier,
+            decision_steps: (0..def.nodes.len()).filter(|n| def.decides(*n)).map(|n| def.nodes[n].id.clone()).collect(),
             started_at: inst.started_at,
             started_by: inst.started_by,
         })
@@ -905,6 +1026,45 @@ fn with_deadline(mut row: TaskRow, calendar: &Calendar, today: Option<Date>, war
         };
     }
     row
+}
+
+/// A decision step (决定环节) needs an explicit choice, and no other step may make it: a
+/// reviewer's opinion cannot set the lead's decision, and a decision is never taken by default.
+fn check_decision(decides: bool, vars: &Map<String, Value>) -> DomainResult<()> {
+    match (decides, vars.get(DECISION_FIELD)) {
+        (true, Some(Value::Bool(_))) | (false, None) => Ok(()),
+        (true, _) => Err(DomainError::invalid(DECISION_FIELD, "workflow.error.decision_required")),
+        (false, Some(_)) => Err(DomainError::invalid(&format!("variables.{DECISION_FIELD}"), "workflow.error.not_decision_step")),
+    }
+}
+
+/// Puts the ids of resolved units in place of the names, codes or ids a file wrote; a unit that
+/// did not resolve matches no unit at all.
+fn apply_unit_ids(def: &mut ProcessDefinition, unit_ids: &BTreeMap<String, i64>) {
+    for node in def.nodes.iter_mut() {
+        let NodeKind::UserTask(spec) = &mut node.kind else { continue };
+        for c in spec.candidate_units.iter_mut() {
+            if let Candidate::Literal(written) = c {
+                *written = unit_ids.get(written.as_str()).map(i64::to_string).unwrap_or_else(|| format!("unresolved:{written}"));
+            }
+        }
+    }
+}
+
+/// The variables tasks take their candidate units from, and the lists those are elements of.
+fn unit_variables(def: &ProcessDefinition) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for node in &def.nodes {
+        let NodeKind::UserTask(spec) = &node.kind else { continue };
+        for c in &spec.candidate_units {
+            let Candidate::Variable(v) = c else { continue };
+            match &spec.multi_instance {
+                Some(mi) if mi.element_variable == *v => drop(names.insert(mi.collection.clone())),
+                _ => drop(names.insert(v.clone())),
+            }
+        }
+    }
+    names
 }
 
 /// Checks submitted data against the declared field types.

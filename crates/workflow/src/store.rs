@@ -57,6 +57,8 @@ pub struct NewDefinition<'a> {
     pub created_by: i64,
     /// Upload time (ms).
     pub created_at: i64,
+    /// The units the file names, resolved to ids at upload (JSON object: as written → id).
+    pub unit_ids: &'a str,
 }
 
 /// An instance to create.
@@ -141,6 +143,11 @@ pub trait WorkflowStore: Send + Sync {
     async fn definitions(&self) -> DomainResult<Vec<DefinitionSummary>>;
     /// One definition and its file.
     async fn definition(&self, id: i64) -> DomainResult<Option<(DefinitionSummary, String)>>;
+    /// The units a definition names, as resolved at upload (JSON); `None` for versions stored
+    /// before units were resolved at upload.
+    async fn definition_unit_ids(&self, id: i64) -> DomainResult<Option<String>>;
+    /// The ids of every unit whose id, name or region code is `key` (exact match).
+    async fn units_matching(&self, key: &str) -> DomainResult<Vec<i64>>;
     /// Creates an instance inside the caller's transaction (a slice starting a process as part
     /// of its own change, e.g. accepting an application); answers its id.
     async fn insert_instance_in(&self, tx: &mut tongban_platform::WriteTx, new: &NewInstance<'_>, change: Change<'_>) -> DomainResult<i64>;

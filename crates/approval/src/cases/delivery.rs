@@ -53,7 +53,8 @@ impl CaseService {
     }
 
     /// Closes the case of a finished process (办结): `approved` from the process data (absent
-    /// means granted, for processes without a decision step); a result number for approvals; the
+    /// means granted for a process without a decision step, and refused for one with a decision
+    /// step that ended without deciding, e.g. through a timer); a result number for approvals; the
     /// decision document written, stored and sent. `last_opinion` (the deciding step's opinion)
     /// is a denial's reason.
     pub async fn complete_from_process(
@@ -62,6 +63,7 @@ impl CaseService {
         instance_id: i64,
         variables: &Map<String, Value>,
         last_opinion: Option<&str>,
+        has_decision: bool,
     ) -> Result<(), String> {
         let db = |e: sqlx::Error| e.to_string();
         let row = sqlx::query(
@@ -79,7 +81,7 @@ impl CaseService {
             applicant: serde_json::from_str(&r.get::<String, _>(3)).map_err(|e| e.to_string())?,
             accepted_at: r.get(4),
         };
-        let approved = variables.get("approved").and_then(Value::as_bool).unwrap_or(true);
+        let approved = variables.get("approved").and_then(Value::as_bool).unwrap_or(!has_decision);
         let now = now_millis();
         let year = local_date(now).map(|d| i64::from(d.year())).unwrap_or(0);
         let reason = if approved { String::new() } else { last_opinion.unwrap_or("").trim().to_string() };

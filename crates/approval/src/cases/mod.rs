@@ -792,7 +792,10 @@ impl tongban_platform::outbox::OutboxHandler for InternalReceiver {
             let id = event.payload["instance_id"].as_i64().ok_or("event without instance_id")?;
             let vars = event.payload["variables"].as_object().cloned().unwrap_or_default();
             let last_opinion = event.payload["last_opinion"].as_str();
-            return self.0.complete_from_process(tx, id, &vars, last_opinion).await;
+            // Whether the process has a decision step (决定环节); events queued by an earlier
+            // release do not say, and their processes were completed as before.
+            let has_decision = event.payload["has_decision"].as_bool().unwrap_or(false);
+            return self.0.complete_from_process(tx, id, &vars, last_opinion, has_decision).await;
         }
         let msg: ZoneMessage = serde_json::from_value(event.payload.clone()).map_err(|e| format!("bad zone message: {e}"))?;
         self.0.receive(tx, &msg).await

@@ -120,7 +120,7 @@ impl WorkflowStore for SqlStore {
             return Err(DomainError::Conflict("workflow.error.concurrent"));
         }
         let id: i64 = sqlx::query(
-            "INSERT INTO wf_definitions (process_key, version, name, xml, sm3, created_by, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING id",
+            "INSERT INTO wf_definitions (process_key, version, name, xml, sm3, created_by, created_at, unit_ids) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) RETURNING id",
         )
         .bind(d.key)
         .bind(d.version)
@@ -129,6 +129,7 @@ impl WorkflowStore for SqlStore {
         .bind(d.sm3)
         .bind(d.created_by)
         .bind(d.created_at)
+        .bind(d.unit_ids)
         .fetch_one(tx.conn())
         .await?
         .get(0);
@@ -153,6 +154,19 @@ impl WorkflowStore for SqlStore {
             .fetch_optional(self.db.pool())
             .await?;
         Ok(row.map(|r| (summary_of(&r), r.get(6))))
+    }
+
+    async fn definition_unit_ids(&self, id: i64) -> DomainResult<Option<String>> {
+        let row = sqlx::query("SELECT unit_ids FROM wf_definitions WHERE id = $1").bind(id).fetch_optional(self.db.pool()).await?;
+        Ok(row.and_then(|r| r.get::<Option<String>, _>(0)))
+    }
+
+    async fn units_matching(&self, key: &str) -> DomainResult<Vec<i64>> {
+        let rows = sqlx::query("SELECT id FROM units WHERE name = $1 OR region_code = $1 OR CAST(id AS TEXT) = $1 ORDER BY id")
+            .bind(key.trim())
+            .fetch_all(self.db.pool())
+            .await?;
+        Ok(rows.iter().map(|r| r.get::<i64, _>(0)).collect())
     }
 
     async fn insert_instance_in(&self, tx: &mut WriteTx, new: &NewInstance<'_>, change: Change<'_>) -> DomainResult<i64> {
@@ -501,7 +515,7 @@ impl WorkflowStore for SqlStore {
     }
 }
 
-/// The name of the unit whose queue a task is in (a candidate may be given by id or name).
+/// The name of the unit whose queue a task is in (candidates are unit ids).
 async fn queue_unit_name(tx: &mut WriteTx, candidate: Option<&String>) -> Result<Option<String>, sqlx::Error> {
     let Some(c) = candidate else { return Ok(None) };
     let Ok(id) = c.parse::<i64>() else { return Ok(Some(c.clone())) };
@@ -618,8 +632,8 @@ async fn publish_effects(
                 // The deciding opinion (the last one given), for the result document's reasons.
                 let last_opinion =
                     inst.tasks.values().filter(|t| t.completed_by.is_some()).max_by_key(|t| t.closed_at).and_then(|t| t.opinion.clone());
-                let payload =
-                    json!({"instance_id": instance_id, "process": def.key, "variables": inst.variables, "last_opinion": last_opinion});
+                let payload = json!({"instance_id": instance_id, "process": def.key, "variables": inst.variables, "last_opinion": last_opinion,
+                        "has_decision": (0..def.nodes.len()).any(|n| def.decides(n))});
                 outbox::publish(tx, "workflow.instance.completed", &payload).await?;
             }
             Effect::InstanceCancelled => {
