@@ -98,6 +98,7 @@ impl PublicPrincipal {
             unit: self.name.clone(),
             ip: ip.into(),
             user_agent: user_agent.into(),
+            purpose: String::new(),
         }
     }
 }
@@ -163,6 +164,7 @@ impl IdentityService {
             unit: name.into(),
             ip: ip.into(),
             user_agent: ua.chars().take(256).collect(),
+            purpose: String::new(),
         };
         let details = json!({"kind": kind.as_str(), "cert": mask_id_number(&cert)});
         self.audit.append(&mut tx, &actor, Entry::success("public.register", "public_account", id, details)).await?;
@@ -180,6 +182,7 @@ impl IdentityService {
             unit: String::new(),
             ip: ip.into(),
             user_agent: ua.chars().take(256).collect(),
+            purpose: String::new(),
         };
         let throttled =
             sqlx::query("SELECT locked_until FROM login_throttle WHERE ip = $1").bind(ip).fetch_optional(self.db.pool()).await?;

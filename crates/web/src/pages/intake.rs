@@ -73,7 +73,7 @@ fn status_key(s: &str) -> String {
 
 async fn application_page(state: &AppState, ctx: &Ctx, id: i64, error: (String, String), done: Option<&str>) -> PageResult {
     let who = ctx.citizen()?;
-    let a = state.intake.application(who, id).await?;
+    let a = state.intake.application(who, &ctx.actor(), id).await?;
     let fields = a
         .item
         .spec
@@ -108,7 +108,7 @@ async fn application_page(state: &AppState, ctx: &Ctx, id: i64, error: (String, 
         })
         .collect();
     let editable = a.status == status::DRAFT;
-    let rating = state.intake.rating(who, id).await?;
+    let rating = state.intake.rating(who, &ctx.actor(), id).await?;
     let can_rate = rating.is_none() && [status::APPROVED, status::DENIED, status::REFUSED].contains(&a.status.as_str());
     let events = a.events.iter().map(|e| (format_local(e.at), status_key(&e.status), e.note.clone())).collect();
     let code = if error.1.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
@@ -151,7 +151,7 @@ pub async fn save(
     let values: Map<String, Value> =
         pairs.iter().filter_map(|(k, v)| k.strip_prefix("f.").map(|name| (name.to_string(), Value::String(v.clone())))).collect();
     let submitting = pairs.iter().any(|(k, _)| k == "submit");
-    if let Err(e) = state.intake.save_form(who, id, values).await {
+    if let Err(e) = state.intake.save_form(who, &ctx.actor(), id, values).await {
         let err = page_error(&ctx, e)?;
         return application_page(&state, &ctx, id, err, None).await;
     }
@@ -277,7 +277,7 @@ struct ReceiptPage {
 /// `GET /public/applications/{id}/receipt`: the printable receipt (申报回执).
 pub async fn receipt(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
     let who = ctx.citizen()?;
-    let a = state.intake.application(who, params.id("id")?).await?;
+    let a = state.intake.application(who, &ctx.actor(), params.id("id")?).await?;
     let (Some(number), Some(code), Some(at)) = (a.number.clone(), a.query_code.clone(), a.submitted_at) else {
         return Err(DomainError::NotFound("error.not_found").into());
     };

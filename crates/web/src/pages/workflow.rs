@@ -250,8 +250,12 @@ async fn instance_page(state: &AppState, ctx: &Ctx, id: i64, error: String, done
         .collect();
     let history = inst.tasks.iter().map(|t| (t.clone(), t.closed_at.map(format_local).unwrap_or_default())).collect();
     let variables = inst.variables.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
-    let files =
-        state.workflow.attachments(p, &ctx.actor(), id).await?.into_iter().map(|a| (a.task_id, a.id, a.file_name, a.size)).collect();
+    // A process administrator who takes no part sees the steps, not the case's files.
+    let files = if inst.administrative {
+        Vec::new()
+    } else {
+        state.workflow.attachments(p, &ctx.actor(), id).await?.into_iter().map(|a| (a.task_id, a.id, a.file_name, a.size)).collect()
+    };
     let status = if error.is_empty() { axum::http::StatusCode::OK } else { axum::http::StatusCode::UNPROCESSABLE_ENTITY };
     let view = InstancePage {
         l: Layout::new(ctx, "workflow.instance_title", "tasks").with_flash(done),
