@@ -11,6 +11,7 @@ mod background;
 mod calendar;
 mod documents;
 mod pki;
+mod privacy;
 mod scopes;
 mod separation;
 mod sso;

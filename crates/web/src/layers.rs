@@ -1,5 +1,5 @@
-//! Middleware stack: security headers on every response, HSTS under TLS, body size limit
-//! (413), panic catching (500 without details), request metrics, and the request context.
+//! Middleware stack: security headers on every response (`Cache-Control: no-store` unless the
+//! handler set a policy), HSTS under TLS, body size limit (413), panic catching (500 without details), request metrics, and the request context.
 
 use std::time::Instant;
 
@@ -25,6 +25,10 @@ pub fn apply(app: Router<AppState>, state: AppState) -> Router {
         .layer(middleware::from_fn(record_metrics))
         .layer(middleware::from_fn_with_state(state.clone(), body_limit))
         .layer(CatchPanicLayer::new())
+        // Nothing is cached unless its handler says so: JSON with ID numbers and phones, case
+        // materials and result documents carry personal data. Static assets and the public
+        // resources meant to be cached (OIDC discovery and keys, the CRL) set their own policy.
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         // A handler may set a stricter policy of its own (a stored document's inline styles).
         .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
         .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
