@@ -10,6 +10,7 @@ mod auth;
 mod background;
 mod calendar;
 mod documents;
+mod exports;
 mod pki;
 mod privacy;
 mod scopes;

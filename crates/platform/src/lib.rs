@@ -5,6 +5,7 @@
 pub mod blobs;
 pub mod clock;
 pub mod config;
+pub mod csv_export;
 pub mod db;
 pub mod error;
 pub mod jobs;

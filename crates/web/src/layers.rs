@@ -1,5 +1,6 @@
 //! Middleware stack: security headers on every response (`Cache-Control: no-store` unless the
-//! handler set a policy), HSTS under TLS, body size limit (413), panic catching (500 without details), request metrics, and the request context.
+//! handler set a policy), HSTS under TLS, body size limit (413), panic catching (500 without
+//! details), request metrics, and the request context.
 
 use std::time::Instant;
 
