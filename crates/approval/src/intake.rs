@@ -350,7 +350,7 @@ impl IntakeService {
         if index as usize >= item.spec.materials.len() {
             return Err(DomainError::invalid("material_index", "approval.error.invalid"));
         }
-        let checked = upload::check(file_name, bytes, self.upload_limit).map_err(|e| DomainError::invalid("file", e.message_key()))?;
+        let checked = upload::check(file_name, bytes, self.upload_limit).map_err(|e| DomainError::invalid("material", e.message_key()))?;
         let key = self.blobs.put(bytes).await.map_err(|e| DomainError::Internal(format!("storing upload: {e}")))?;
         let mut tx = self.db.begin_write().await?;
         let mid: i64 = sqlx::query(

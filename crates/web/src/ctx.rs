@@ -166,12 +166,16 @@ fn cross_site(headers: &HeaderMap) -> bool {
 
 /// Middleware: builds the [`Ctx`], authenticates, and enforces CSRF on unsafe methods.
 pub async fn context_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let headers = req.headers();
-    let lang = cookie(headers, LANG_COOKIE)
+    let lang = request_lang(req.headers());
+    LANG.scope(lang, handle(state, req, next, lang)).await
+}
+
+/// The language a request asks for: the language cookie, else `Accept-Language`, else zh-CN.
+pub fn request_lang(headers: &HeaderMap) -> Lang {
+    cookie(headers, LANG_COOKIE)
         .and_then(Lang::parse)
         .or_else(|| headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).and_then(Lang::from_accept_language))
-        .unwrap_or_default();
-    LANG.scope(lang, handle(state, req, next, lang)).await
+        .unwrap_or_default()
 }
 
 async fn handle(state: AppState, req: Request, next: Next, lang: Lang) -> Response {
@@ -234,6 +238,7 @@ async fn handle(state: AppState, req: Request, next: Next, lang: Lang) -> Respon
             }
             let limit = state.config.server.body_limit(req.uri().path());
             let (submitted, rebuilt) = submitted_csrf(req, limit).await;
+            // Too large: the body limit layer answers (JSON or page) once the read has failed.
             let Some(rebuilt) = rebuilt else {
                 return (StatusCode::PAYLOAD_TOO_LARGE, tr.t("error.too_large").to_string()).into_response();
             };

@@ -289,7 +289,7 @@ impl WorkflowService {
     pub async fn attach(&self, caller: &Principal, actor: &AuditActor, task_id: i64, file_name: &str, bytes: &[u8]) -> DomainResult<i64> {
         let Some((blobs, limit)) = &self.blobs else { return Err(DomainError::Internal("no blob store configured".into())) };
         let checked =
-            tongban_platform::upload::check(file_name, bytes, *limit).map_err(|e| DomainError::invalid("file", e.message_key()))?;
+            tongban_platform::upload::check(file_name, bytes, *limit).map_err(|e| DomainError::invalid("attachment", e.message_key()))?;
         let sm3 = blobs.put(bytes).await.map_err(|e| DomainError::Internal(format!("storing attachment: {e}")))?;
         let file = crate::store::Attachment {
             id: 0,

@@ -189,22 +189,22 @@ async fn upload_parts(
     req: axum::extract::Request,
 ) -> Result<(), DomainError> {
     use axum::extract::FromRequest;
-    let mut form = axum::extract::Multipart::from_request(req, &()).await.map_err(|_| DomainError::invalid("file", "error.malformed"))?;
+    let mut form = axum::extract::Multipart::from_request(req, &()).await.map_err(|_| DomainError::invalid("material", "error.malformed"))?;
     let mut index = None;
     let mut file: Option<(String, Vec<u8>)> = None;
-    while let Some(field) = form.next_field().await.map_err(|_| DomainError::invalid("file", "approval.error.upload_too_large"))? {
+    while let Some(field) = form.next_field().await.map_err(|_| DomainError::invalid("material", "approval.error.upload_too_large"))? {
         match field.name().unwrap_or("") {
             "material_index" => index = field.text().await.ok().and_then(|t| t.trim().parse::<u32>().ok()),
             "file" => {
                 let name = field.file_name().unwrap_or("").to_string();
-                let bytes = field.bytes().await.map_err(|_| DomainError::invalid("file", "approval.error.upload_too_large"))?;
+                let bytes = field.bytes().await.map_err(|_| DomainError::invalid("material", "approval.error.upload_too_large"))?;
                 file = Some((name, bytes.to_vec()));
             }
             _ => {}
         }
     }
     let index = index.ok_or_else(|| DomainError::invalid("material_index", "error.required"))?;
-    let (name, bytes) = file.ok_or_else(|| DomainError::invalid("file", "approval.error.upload_empty"))?;
+    let (name, bytes) = file.ok_or_else(|| DomainError::invalid("material", "approval.error.upload_empty"))?;
     state.intake.upload(who, &ctx.actor(), id, index, &name, &bytes).await.map(|_| ())
 }
 

@@ -347,11 +347,11 @@ pub async fn act(State(state): State<AppState>, ctx: Ctx, params: PathParams, Pa
 pub async fn attach(State(state): State<AppState>, ctx: Ctx, params: PathParams, req: axum::extract::Request) -> PageResult {
     let p = ctx.principal()?;
     let task = params.id("id")?;
-    let fields = super::form_texts_and_files(req).await?;
+    let fields = super::form_texts_and_files(req, "attachment").await?;
     let instance: i64 =
         fields.iter().find(|(k, _, _)| k == "instance_id").and_then(|(_, _, v)| std::str::from_utf8(v).ok()?.parse().ok()).unwrap_or(0);
     let Some((_, name, bytes)) = fields.iter().find(|(k, _, _)| k == "file") else {
-        return Err(DomainError::invalid("file", "approval.error.upload_empty").into());
+        return Err(DomainError::invalid("attachment", "approval.error.upload_empty").into());
     };
     match state.workflow.attach(p, &ctx.actor(), task, name, bytes).await {
         Ok(_) => see_other(&format!("/workflow/instances/{instance}?done=attached")),
