@@ -147,7 +147,7 @@ async fn citizens_register_with_checked_numbers_and_stay_out_of_staff_pages() {
 }
 
 /// A valid credit code for the demo enterprise (GB 32100 check character computed).
-fn credit_code() -> String {
+pub(crate) fn credit_code() -> String {
     let prefix = "91431024MA4L0TB2X";
     format!("{prefix}{}", tongban_identity::idcheck::credit_code_check(prefix).unwrap_or('0'))
 }

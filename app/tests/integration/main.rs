@@ -18,5 +18,6 @@ mod separation;
 mod sso;
 mod strong_login;
 mod units_users;
+mod uploads;
 mod window;
 mod workflow;

@@ -10,7 +10,9 @@ pub mod db;
 pub mod error;
 pub mod jobs;
 pub mod migrate;
+pub mod ofd;
 pub mod outbox;
+pub mod text;
 pub mod upload;
 
 pub use config::Config;

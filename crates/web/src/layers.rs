@@ -61,10 +61,16 @@ async fn body_limit(axum::extract::State(state): axum::extract::State<AppState>,
     use http_body_util::BodyExt;
     let limit = state.config.server.body_limit(req.uri().path());
     let api = req.uri().path().starts_with("/api/");
+    // Uploads name what was too large: the material or the attachment.
+    let field = match req.uri().path() {
+        p if p.ends_with("/materials") => Some("material"),
+        p if p.ends_with("/attachments") => Some("attachment"),
+        _ => None,
+    };
     let tr = crate::i18n::Tr { lang: crate::ctx::request_lang(req.headers()) };
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return too_large(&tr, api);
+        return too_large(&tr, api, field);
     }
     let exceeded = Arc::new(AtomicBool::new(false));
     let flag = exceeded.clone();
@@ -76,15 +82,19 @@ async fn body_limit(axum::extract::State(state): axum::extract::State<AppState>,
         e
     });
     let resp = next.run(Request::from_parts(parts, axum::body::Body::new(body))).await;
-    if exceeded.load(Ordering::Relaxed) { too_large(&tr, api) } else { resp }
+    if exceeded.load(Ordering::Relaxed) { too_large(&tr, api, field) } else { resp }
 }
 
-/// The 413 answer: JSON for the API, a localised page elsewhere.
-fn too_large(tr: &crate::i18n::Tr, api: bool) -> Response {
+/// The 413 answer: JSON for the API, a localised page elsewhere; for an upload the message
+/// names the file (材料, 附件).
+fn too_large(tr: &crate::i18n::Tr, api: bool, field: Option<&str>) -> Response {
     use axum::{http::StatusCode, response::IntoResponse};
-    let message = tr.t("error.too_large").to_string();
+    let message = match field {
+        Some(f) => crate::error::message(tr, &tongban_platform::DomainError::invalid(f, "approval.error.upload_too_large")),
+        None => tr.t("error.too_large").to_string(),
+    };
     if api {
-        let body = crate::error::ErrorBody { code: "too_large", message, field: None };
+        let body = crate::error::ErrorBody { code: "too_large", message, field: field.map(str::to_string) };
         (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response()
     } else {
         crate::error::error_page(tr, StatusCode::PAYLOAD_TOO_LARGE, &message)
