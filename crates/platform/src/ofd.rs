@@ -161,14 +161,14 @@ pub(crate) mod tests {
     use proptest::prelude::*;
 
     /// Builds a ZIP of (name, content, deflate?) entries; `lie` overrides the declared
-    /// uncompressed size of every entry.
+    /// uncompressed size of every entry but `OFD.xml`.
     pub(crate) fn zip(entries: &[(&str, &[u8], bool)], lie: Option<u32>) -> Vec<u8> {
         let mut out = Vec::new();
         let mut central = Vec::new();
         for (name, content, deflate) in entries {
             let data = if *deflate { miniz_oxide::deflate::compress_to_vec(content, 6) } else { content.to_vec() };
             let method: u16 = if *deflate { 8 } else { 0 };
-            let size = lie.unwrap_or(content.len() as u32);
+            let size = lie.filter(|_| *name != "OFD.xml").unwrap_or(content.len() as u32);
             let offset = out.len() as u32;
             let mut local = b"PK\x03\x04".to_vec();
             local.extend(20u16.to_le_bytes());
