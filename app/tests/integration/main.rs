@@ -11,6 +11,7 @@ mod background;
 mod calendar;
 mod documents;
 mod exports;
+mod input_checks;
 mod pki;
 mod privacy;
 mod scopes;

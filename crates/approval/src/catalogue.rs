@@ -185,6 +185,25 @@ pub fn check_spec(spec: &ItemSpec) -> Result<(), FieldProblem> {
     if !code_ok {
         return bad("code", "approval.error.item_code");
     }
+    use tongban_platform::text::{TextKind, check_text};
+    let texts = [
+        ("name", &spec.name, TextKind::Name),
+        ("legal_basis", &spec.legal_basis, TextKind::MultiLine),
+        ("fee", &spec.fee, TextKind::MultiLine),
+        ("conditions", &spec.conditions, TextKind::MultiLine),
+        ("location", &spec.location, TextKind::Line),
+        ("phone", &spec.phone, TextKind::Line),
+    ];
+    for (field, value, kind) in texts {
+        if let Err(p) = check_text(value, kind) {
+            return bad(field, p.message_key());
+        }
+    }
+    for (i, m) in spec.materials.iter().enumerate() {
+        if let Err(p) = check_text(m.name.trim(), TextKind::Name) {
+            return bad(&format!("materials[{i}].name"), p.message_key());
+        }
+    }
     for (field, value, max) in [("name", &spec.name, 100), ("legal_basis", &spec.legal_basis, 4000), ("fee", &spec.fee, 500)] {
         if value.trim().is_empty() {
             return bad(field, "approval.error.required");

@@ -539,6 +539,7 @@ impl IntakeService {
             return Err(DomainError::invalid("level", "approval.error.option"));
         }
         let comment = comment.trim();
+        tongban_platform::text::check_multiline("comment", comment)?;
         if comment.chars().count() > 500 {
             return Err(DomainError::invalid("comment", "approval.error.too_long"));
         }

@@ -1,6 +1,7 @@
 //! The elements of an official document (公文格式要素, GB/T 9704-2012 §7) and their checks. This
 //! platform handles non-classified documents only: any 密级 is refused, by name.
 
+use tongban_platform::text::TextKind;
 use serde::{Deserialize, Serialize};
 use time::{Date, macros::format_description};
 use tongban_platform::DomainError;
@@ -51,6 +52,13 @@ fn invalid(field: &str, key: &str) -> DomainError {
 }
 
 fn within(field: &str, value: &str, required: bool, max: usize) -> Result<(), DomainError> {
+    // Titles, marks and names are one line with something visible; the body and notes are text.
+    let kind = match field {
+        "body" | "attachments_note" | "note" | "main_recipients" | "cc" => TextKind::MultiLine,
+        _ if required => TextKind::Name,
+        _ => TextKind::Line,
+    };
+    tongban_platform::text::check_field(field, value, kind)?;
     let n = value.trim().chars().count();
     if required && n == 0 {
         return Err(invalid(field, "error.required"));

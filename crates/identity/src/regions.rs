@@ -43,6 +43,7 @@ impl IdentityService {
             return Err(DomainError::invalid("code", "error.region_code"));
         }
         let name = region.name.trim();
+        tongban_platform::text::check_name("name", name)?;
         if name.is_empty() || name.chars().count() > 64 {
             return Err(DomainError::invalid("name", "error.required"));
         }

@@ -173,6 +173,7 @@ impl IdentityService {
         write: bool,
     ) -> DomainResult<NewApiToken> {
         let name = name.trim();
+        tongban_platform::text::check_name("name", name)?;
         if name.is_empty() || name.chars().count() > 64 {
             return Err(DomainError::invalid("name", "error.required"));
         }

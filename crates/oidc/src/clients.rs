@@ -99,6 +99,7 @@ pub fn valid_redirect(uri: &str) -> bool {
 fn checked(spec: &ClientSpec) -> DomainResult<ClientSpec> {
     let mut s = spec.clone();
     s.name = s.name.trim().to_string();
+    tongban_platform::text::check_name("name", &s.name)?;
     if s.name.is_empty() || s.name.chars().count() > 100 {
         return Err(DomainError::invalid("name", "error.required"));
     }

@@ -474,9 +474,11 @@ impl WorkflowService {
     ) -> DomainResult<i64> {
         self.require(caller, actor, Permission::WorkflowStart, "workflow.instance.start").await?;
         let title = title.trim();
+        tongban_platform::text::check_name("title", title)?;
         if title.is_empty() || title.chars().count() > 200 {
             return Err(DomainError::invalid("title", "error.required"));
         }
+        tongban_platform::text::check_line("business_key", business_key)?;
         if business_key.chars().count() > 100 {
             return Err(DomainError::invalid("business_key", "error.too_long"));
         }
@@ -578,6 +580,9 @@ impl WorkflowService {
             TaskAction::Complete { opinion, variables } => {
                 check_variables(&def, variables)?;
                 let opinion = opinion.as_deref().map(str::trim).filter(|o| !o.is_empty()).map(String::from);
+                if let Some(o) = &opinion {
+                    tongban_platform::text::check_multiline("opinion", o)?;
+                }
                 if opinion.as_ref().is_some_and(|o| o.chars().count() > 2000) {
                     return Err(DomainError::invalid("opinion", "error.too_long"));
                 }
@@ -830,6 +835,7 @@ impl WorkflowService {
     pub async fn urge(&self, caller: &Principal, actor: &AuditActor, task_id: i64, note: &str) -> DomainResult<()> {
         self.require(caller, actor, Permission::SupervisionRead, "supervision.urge").await?;
         let note = note.trim();
+        tongban_platform::text::check_multiline("note", note)?;
         if note.chars().count() > 500 {
             return Err(DomainError::invalid("note", "error.too_long"));
         }

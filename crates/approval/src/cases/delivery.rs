@@ -197,6 +197,7 @@ impl CaseService {
             _ => return Err(DomainError::invalid("method", "error.invalid_value")),
         };
         let note = note.trim();
+        tongban_platform::text::check_line("note", note)?;
         if note.is_empty() || note.chars().count() > 200 {
             return Err(DomainError::invalid("note", "error.required"));
         }

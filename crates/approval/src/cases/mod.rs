@@ -507,6 +507,7 @@ impl CaseService {
     pub async fn refuse(&self, caller: &Principal, actor: &Actor, id: i64, reason: &str) -> DomainResult<()> {
         self.require_window(caller, actor, "approval.case.refuse", id).await?;
         let reason = reason.trim();
+        tongban_platform::text::check_multiline("reason", reason)?;
         if reason.is_empty() || reason.chars().count() > 2000 {
             return Err(DomainError::invalid("reason", "error.required"));
         }
@@ -549,6 +550,9 @@ impl CaseService {
     pub async fn request_supplement(&self, caller: &Principal, actor: &Actor, id: i64, items: &[String]) -> DomainResult<()> {
         self.require_window(caller, actor, "approval.case.supplement", id).await?;
         let items: Vec<&str> = items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
+        for item in &items {
+            tongban_platform::text::check_line("items", item)?;
+        }
         if items.is_empty() || items.iter().any(|s| s.chars().count() > 500) {
             return Err(DomainError::invalid("items", "error.required"));
         }
@@ -651,6 +655,7 @@ impl CaseService {
             return Err(DomainError::Forbidden("error.forbidden"));
         }
         let resolution = resolution.trim();
+        tongban_platform::text::check_multiline("resolution", resolution)?;
         if resolution.is_empty() || resolution.chars().count() > 2000 {
             return Err(DomainError::invalid("resolution", "error.required"));
         }

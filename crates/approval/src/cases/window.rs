@@ -99,6 +99,7 @@ fn checked_applicant(a: &WindowApplicant, item: &ServiceItem, today: time::Date)
         return Err(DomainError::invalid(&field("kind"), "approval.error.audience"));
     }
     let name = a.name.trim();
+    tongban_platform::text::check_name(&field("name"), name)?;
     if name.is_empty() || name.chars().count() > 100 {
         return Err(DomainError::invalid(&field("name"), "error.required"));
     }
