@@ -102,7 +102,8 @@ async fn spoofed_file_names_fake_ofds_and_zip_bombs_are_refused() {
     let r = ent.post_form(&format!("/guide/{item}"), "/public/applications", &[("item_id", &item)]).await;
     let page = r.location().to_string();
     let upload = format!("{page}/materials");
-    let mut send = async |name: &str, bytes: &[u8]| ent.post_multipart_bytes(&page, &upload, &[("material_index", "0")], ("file", name, bytes)).await;
+    let mut send =
+        async |name: &str, bytes: &[u8]| ent.post_multipart_bytes(&page, &upload, &[("material_index", "0")], ("file", name, bytes)).await;
 
     let r = send("营业执照\u{202E}fdp.exe", b"%PDF-1.7 x").await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -127,7 +128,8 @@ async fn spoofed_file_names_fake_ofds_and_zip_bombs_are_refused() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("解压后过大"), "{}", r.body);
 
-    let ofd = zip(&[("OFD.xml", b"<ofd:OFD xmlns:ofd=\"http://www.ofdspec.org/2016\"/>"), ("Doc_0/Document.xml", b"<ofd:Document/>")], None);
+    let ofd =
+        zip(&[("OFD.xml", b"<ofd:OFD xmlns:ofd=\"http://www.ofdspec.org/2016\"/>"), ("Doc_0/Document.xml", b"<ofd:Document/>")], None);
     let r = send("营业执照.ofd", &ofd).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "a real OFD package is accepted: {}", r.body);
     assert_eq!(app.scalar("SELECT COUNT(*) FROM intake_materials").await, 1);

@@ -25,10 +25,17 @@ async fn defining_processes_does_not_read_case_data() {
     land.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/claim"), json!({})).await;
     let ipage = format!("/workflow/instances/{iid}");
     let r = land
-        .post_multipart(&ipage, &format!("/workflow/tasks/{t}/attachments"), &[("instance_id", &iid.to_string())], ("file", "现场照片.pdf", "%PDF-1.7 site"))
+        .post_multipart(
+            &ipage,
+            &format!("/workflow/tasks/{t}/attachments"),
+            &[("instance_id", &iid.to_string())],
+            ("file", "现场照片.pdf", "%PDF-1.7 site"),
+        )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let r = land.json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/complete"), json!({"opinion": "申请人联系电话13900000081已核实"})).await;
+    let r = land
+        .json(Method::POST, &format!("/api/v1/workflow/tasks/{t}/complete"), json!({"opinion": "申请人联系电话13900000081已核实"}))
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     let aid = app.scalar("SELECT id FROM wf_task_attachments").await;
 
@@ -78,7 +85,9 @@ async fn reading_personal_data_is_recorded_once_and_refused_attempts_as_denials(
     let case = app.scalar(&format!("SELECT id FROM approval_cases WHERE number = '{number}'")).await;
     let mid = app.scalar(&format!("SELECT MIN(id) FROM case_materials WHERE case_id = {case}")).await;
     let reads = |action: &str, object: i64| {
-        format!("SELECT COUNT(*) FROM audit_log WHERE action = '{action}' AND result = 'success' AND object_id = '{object}' AND actor_name = 'liuyang'")
+        format!(
+            "SELECT COUNT(*) FROM audit_log WHERE action = '{action}' AND result = 'success' AND object_id = '{object}' AND actor_name = 'liuyang'"
+        )
     };
 
     let mut clerk = app.staff("liuyang").await;
@@ -87,7 +96,9 @@ async fn reading_personal_data_is_recorded_once_and_refused_attempts_as_denials(
     assert_eq!(clerk.get(&format!("/api/v1/cases/{case}")).await.status, StatusCode::OK);
     assert_eq!(app.scalar(&reads("approval.case.read", case)).await, 1, "one record for repeated reads within the hour");
     let details = app
-        .scalar_text(&format!("SELECT details FROM audit_log WHERE action = 'approval.case.read' AND object_id = '{case}' AND result = 'success'"))
+        .scalar_text(&format!(
+            "SELECT details FROM audit_log WHERE action = 'approval.case.read' AND object_id = '{case}' AND result = 'success'"
+        ))
         .await;
     assert!(details.contains("GET /cases/{id}"), "the purpose is the route: {details}");
     assert_eq!(clerk.get(&format!("/cases/{case}/materials/{mid}")).await.body, "%PDF-1.7 m");

@@ -62,7 +62,12 @@ async fn oversized_api_bodies_answer_json_whether_declared_or_chunked() {
     assert_eq!(r.json()["code"], json!("too_large"));
     // An attachment over the upload limit on the API names the attachment.
     let r = clerk
-        .request(Method::POST, "/api/v1/documents/1/attachments", &[("content-type", "multipart/form-data; boundary=x"), ("content-length", "20000000")], "")
+        .request(
+            Method::POST,
+            "/api/v1/documents/1/attachments",
+            &[("content-type", "multipart/form-data; boundary=x"), ("content-length", "20000000")],
+            "",
+        )
         .await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!((r.json()["code"].as_str(), r.json()["field"].as_str()), (Some("too_large"), Some("attachment")), "{}", r.body);

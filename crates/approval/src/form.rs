@@ -1,10 +1,10 @@
 //! Application forms (申请表): the fields an item asks for, rendered as an HTML form, and the
 //! validation of what an applicant submits (every error names its field).
 
-use tongban_platform::text::{TextKind, TextProblem, check_text};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::Date;
+use tongban_platform::text::{TextKind, TextProblem, check_text};
 
 use crate::idcheck::{check_credit_code, check_id_number};
 

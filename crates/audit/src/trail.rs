@@ -102,7 +102,14 @@ impl AuditTrail {
     /// the chain-head lock that every append takes, so two concurrent reads write one record.
     /// Answers whether a record was written. A failure is returned: personal data is not handed
     /// out unrecorded.
-    pub async fn record_read(&self, db: &Db, actor: &Actor, action: &str, object_type: &str, object_id: impl ToString) -> Result<bool, sqlx::Error> {
+    pub async fn record_read(
+        &self,
+        db: &Db,
+        actor: &Actor,
+        action: &str,
+        object_type: &str,
+        object_id: impl ToString,
+    ) -> Result<bool, sqlx::Error> {
         let object_id = object_id.to_string();
         let since = now_millis() - READ_RECORD_WINDOW_MS;
         let recent = "SELECT COUNT(*) FROM audit_log WHERE at > $1 AND action = $2 AND object_type = $3 AND object_id = $4 AND actor_name = $5 \

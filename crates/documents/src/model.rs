@@ -1,10 +1,10 @@
 //! The elements of an official document (公文格式要素, GB/T 9704-2012 §7) and their checks. This
 //! platform handles non-classified documents only: any 密级 is refused, by name.
 
-use tongban_platform::text::TextKind;
 use serde::{Deserialize, Serialize};
 use time::{Date, macros::format_description};
 use tongban_platform::DomainError;
+use tongban_platform::text::TextKind;
 
 /// Urgency (紧急程度).
 pub const URGENCIES: [&str; 3] = ["", "加急", "特急"];

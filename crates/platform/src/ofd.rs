@@ -57,10 +57,8 @@ pub fn check_package(bytes: &[u8]) -> Result<(), OfdProblem> {
     use OfdProblem::*;
     // End of central directory: 22 bytes plus a comment of up to 65535, at the end of the file.
     let earliest = bytes.len().saturating_sub(22 + 65_535);
-    let eocd = (earliest..=bytes.len().saturating_sub(22))
-        .rev()
-        .find(|&i| bytes.get(i..i + 4) == Some(b"PK\x05\x06".as_slice()))
-        .ok_or(NotZip)?;
+    let eocd =
+        (earliest..=bytes.len().saturating_sub(22)).rev().find(|&i| bytes.get(i..i + 4) == Some(b"PK\x05\x06".as_slice())).ok_or(NotZip)?;
     let count = u16_at(bytes, eocd + 10).ok_or(NotZip)?;
     let cd_size = u32_at(bytes, eocd + 12).ok_or(NotZip)?;
     let cd_offset = u32_at(bytes, eocd + 16).ok_or(NotZip)?;
@@ -119,7 +117,8 @@ pub fn check_package(bytes: &[u8]) -> Result<(), OfdProblem> {
         let end = start.checked_add(index(e.compressed).ok_or(NotZip)?).ok_or(NotZip)?;
         let data = bytes.get(start..end).ok_or(NotZip)?;
         // The real size may not pass the declared one, nor the ratio, nor what is left in total.
-        let ratio_cap = if e.compressed.saturating_mul(MAX_RATIO) < RATIO_FLOOR { RATIO_FLOOR } else { e.compressed.saturating_mul(MAX_RATIO) };
+        let ratio_cap =
+            if e.compressed.saturating_mul(MAX_RATIO) < RATIO_FLOOR { RATIO_FLOOR } else { e.compressed.saturating_mul(MAX_RATIO) };
         let cap = e.uncompressed.min(budget).min(ratio_cap);
         let real = match e.method {
             0 => e.compressed,

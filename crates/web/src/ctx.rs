@@ -186,7 +186,16 @@ async fn handle(state: AppState, req: Request, next: Next, lang: Lang) -> Respon
         let user_agent: String =
             req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").chars().take(256).collect();
         let mut req = req;
-        req.extensions_mut().insert(Ctx { tr, ip, user_agent, session: None, public: None, csrf: String::new(), api: true, purpose: String::new() });
+        req.extensions_mut().insert(Ctx {
+            tr,
+            ip,
+            user_agent,
+            session: None,
+            public: None,
+            csrf: String::new(),
+            api: true,
+            purpose: String::new(),
+        });
         return next.run(req).await;
     }
     let api = req.uri().path().starts_with("/api/");

@@ -189,7 +189,8 @@ async fn upload_parts(
     req: axum::extract::Request,
 ) -> Result<(), DomainError> {
     use axum::extract::FromRequest;
-    let mut form = axum::extract::Multipart::from_request(req, &()).await.map_err(|_| DomainError::invalid("material", "error.malformed"))?;
+    let mut form =
+        axum::extract::Multipart::from_request(req, &()).await.map_err(|_| DomainError::invalid("material", "error.malformed"))?;
     let mut index = None;
     let mut file: Option<(String, Vec<u8>)> = None;
     while let Some(field) = form.next_field().await.map_err(|_| DomainError::invalid("material", "approval.error.upload_too_large"))? {

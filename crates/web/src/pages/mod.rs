@@ -187,7 +187,8 @@ pub async fn form_texts(req: axum::extract::Request) -> Result<Vec<(String, Stri
 /// empty file name. Errors name `file_field`, the form's file as users know it (e.g. `attachment`).
 pub async fn form_texts_and_files(req: axum::extract::Request, file_field: &str) -> Result<Vec<(String, String, Vec<u8>)>, DomainError> {
     use axum::extract::FromRequest;
-    let mut form = axum::extract::Multipart::from_request(req, &()).await.map_err(|_| DomainError::invalid(file_field, "error.malformed"))?;
+    let mut form =
+        axum::extract::Multipart::from_request(req, &()).await.map_err(|_| DomainError::invalid(file_field, "error.malformed"))?;
     let mut out = Vec::new();
     while let Some(field) = form.next_field().await.map_err(|_| DomainError::invalid(file_field, "error.malformed"))? {
         let name = field.name().unwrap_or("").to_string();
