@@ -185,6 +185,17 @@ pub fn check_spec(spec: &ItemSpec) -> Result<(), FieldProblem> {
     if !code_ok {
         return bad("code", "approval.error.item_code");
     }
+    for (field, value, max) in [("name", &spec.name, 100), ("legal_basis", &spec.legal_basis, 4000), ("fee", &spec.fee, 500)] {
+        if value.trim().is_empty() {
+            return bad(field, "approval.error.required");
+        }
+        if value.chars().count() > max {
+            return bad(field, "approval.error.too_long");
+        }
+    }
+    if spec.conditions.chars().count() > 4000 || spec.location.chars().count() > 200 || spec.phone.chars().count() > 40 {
+        return bad("conditions", "approval.error.too_long");
+    }
     use tongban_platform::text::{TextKind, check_text};
     let texts = [
         ("name", &spec.name, TextKind::Name),
@@ -198,22 +209,6 @@ pub fn check_spec(spec: &ItemSpec) -> Result<(), FieldProblem> {
         if let Err(p) = check_text(value, kind) {
             return bad(field, p.message_key());
         }
-    }
-    for (i, m) in spec.materials.iter().enumerate() {
-        if let Err(p) = check_text(m.name.trim(), TextKind::Name) {
-            return bad(&format!("materials[{i}].name"), p.message_key());
-        }
-    }
-    for (field, value, max) in [("name", &spec.name, 100), ("legal_basis", &spec.legal_basis, 4000), ("fee", &spec.fee, 500)] {
-        if value.trim().is_empty() {
-            return bad(field, "approval.error.required");
-        }
-        if value.chars().count() > max {
-            return bad(field, "approval.error.too_long");
-        }
-    }
-    if spec.conditions.chars().count() > 4000 || spec.location.chars().count() > 200 || spec.phone.chars().count() > 40 {
-        return bad("conditions", "approval.error.too_long");
     }
     if spec.legal_days == 0 || spec.legal_days > 365 {
         return bad("legal_days", "approval.error.out_of_range");
@@ -230,6 +225,9 @@ pub fn check_spec(spec: &ItemSpec) -> Result<(), FieldProblem> {
     for (i, m) in spec.materials.iter().enumerate() {
         if m.name.trim().is_empty() || m.name.chars().count() > 200 {
             return bad(&format!("materials[{i}].name"), "approval.error.required");
+        }
+        if let Err(p) = check_text(m.name.trim(), TextKind::Name) {
+            return bad(&format!("materials[{i}].name"), p.message_key());
         }
         if m.copies == 0 || m.copies > 99 {
             return bad(&format!("materials[{i}].copies"), "approval.error.out_of_range");

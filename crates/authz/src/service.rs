@@ -138,10 +138,10 @@ impl AuthzService {
             return Err(DomainError::invalid("code", "error.role_code"));
         }
         let name = input.name.trim();
-        tongban_platform::text::check_name("name", name)?;
         if name.is_empty() || name.chars().count() > 64 {
             return Err(DomainError::invalid("name", "error.required"));
         }
+        tongban_platform::text::check_name("name", name)?;
         tongban_platform::text::check_multiline("description", &input.description)?;
         let mut set = BTreeSet::new();
         for p in &input.permissions {

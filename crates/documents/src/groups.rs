@@ -70,10 +70,10 @@ impl DocumentService {
     pub async fn create_group(&self, caller: &Principal, actor: &Actor, unit_id: i64, name: &str, members: &[i64]) -> DomainResult<i64> {
         self.require_issuer(caller, actor, unit_id, "document.group.create").await?;
         let name = name.trim();
-        tongban_platform::text::check_name("name", name)?;
         if name.is_empty() || name.chars().count() > 40 {
             return Err(DomainError::invalid("name", if name.is_empty() { "error.required" } else { "document.error.too_long" }));
         }
+        tongban_platform::text::check_name("name", name)?;
         let members = self.member_units(unit_id, members).await?;
         let now = now_millis();
         let mut tx = self.db.begin_write().await?;

@@ -52,13 +52,6 @@ fn invalid(field: &str, key: &str) -> DomainError {
 }
 
 fn within(field: &str, value: &str, required: bool, max: usize) -> Result<(), DomainError> {
-    // Titles, marks and names are one line with something visible; the body and notes are text.
-    let kind = match field {
-        "body" | "attachments_note" | "note" | "main_recipients" | "cc" => TextKind::MultiLine,
-        _ if required => TextKind::Name,
-        _ => TextKind::Line,
-    };
-    tongban_platform::text::check_field(field, value, kind)?;
     let n = value.trim().chars().count();
     if required && n == 0 {
         return Err(invalid(field, "error.required"));
@@ -66,6 +59,13 @@ fn within(field: &str, value: &str, required: bool, max: usize) -> Result<(), Do
     if n > max {
         return Err(DomainError::invalid_detail(field, "document.error.too_long", max.to_string()));
     }
+    // Titles, marks and names are one line with something visible; the body and notes are text.
+    let kind = match field {
+        "body" | "attachments_note" | "note" | "main_recipients" | "cc" => TextKind::MultiLine,
+        _ if required => TextKind::Name,
+        _ => TextKind::Line,
+    };
+    tongban_platform::text::check_field(field, value, kind)?;
     Ok(())
 }
 

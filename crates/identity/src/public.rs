@@ -113,10 +113,10 @@ impl IdentityService {
     pub async fn register_public(&self, reg: &PublicRegistration, ip: &str, ua: &str) -> DomainResult<i64> {
         let kind = PublicKind::parse(reg.kind.trim()).ok_or_else(|| DomainError::invalid("kind", "error.invalid_value"))?;
         let name = reg.name.trim();
-        tongban_platform::text::check_name("name", name)?;
         if name.is_empty() || name.chars().count() > 100 {
             return Err(DomainError::invalid("name", "error.required"));
         }
+        tongban_platform::text::check_name("name", name)?;
         let cert = match kind {
             PublicKind::Person => {
                 check_id_number(&reg.cert_no, today()).map_err(|_| DomainError::invalid("cert_no", "approval.error.id_number"))?

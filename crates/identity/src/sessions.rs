@@ -173,10 +173,10 @@ impl IdentityService {
         write: bool,
     ) -> DomainResult<NewApiToken> {
         let name = name.trim();
-        tongban_platform::text::check_name("name", name)?;
         if name.is_empty() || name.chars().count() > 64 {
             return Err(DomainError::invalid("name", "error.required"));
         }
+        tongban_platform::text::check_name("name", name)?;
         if !(1..=365).contains(&days) {
             return Err(DomainError::invalid("days", "error.token_days"));
         }

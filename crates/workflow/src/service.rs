@@ -474,10 +474,10 @@ impl WorkflowService {
     ) -> DomainResult<i64> {
         self.require(caller, actor, Permission::WorkflowStart, "workflow.instance.start").await?;
         let title = title.trim();
-        tongban_platform::text::check_name("title", title)?;
         if title.is_empty() || title.chars().count() > 200 {
             return Err(DomainError::invalid("title", "error.required"));
         }
+        tongban_platform::text::check_name("title", title)?;
         tongban_platform::text::check_line("business_key", business_key)?;
         if business_key.chars().count() > 100 {
             return Err(DomainError::invalid("business_key", "error.too_long"));
