@@ -147,12 +147,12 @@ async fn citizens_register_with_checked_numbers_and_stay_out_of_staff_pages() {
 }
 
 /// A valid credit code for the demo enterprise (GB 32100 check character computed).
-fn credit_code() -> String {
+pub(crate) fn credit_code() -> String {
     let prefix = "91431024MA4L0TB2X";
     format!("{prefix}{}", tongban_identity::idcheck::credit_code_check(prefix).unwrap_or('0'))
 }
 
-async fn citizen(app: &TestApp, cert: &str, phone: &str, kind: &str) -> crate::support::Client {
+pub(crate) async fn citizen(app: &TestApp, cert: &str, phone: &str, kind: &str) -> crate::support::Client {
     let mut c = app.client();
     let fields = [
         ("kind", kind),
@@ -299,7 +299,7 @@ pub(crate) async fn task_for(c: &mut crate::support::Client, title_part: &str, s
 
 /// An enterprise registers and submits a building permit application with every material;
 /// answers (its client, the application page, the application number).
-async fn submitted_permit(app: &TestApp, phone: &str) -> (crate::support::Client, String, String) {
+pub(crate) async fn submitted_permit(app: &TestApp, phone: &str) -> (crate::support::Client, String, String) {
     submitted_permit_as(app, phone, &credit_code()).await
 }
 
@@ -793,7 +793,7 @@ async fn a_deadline_accepted_before_national_day_skips_the_holiday_and_counts_th
 }
 
 /// Accepts the application `number` at the window (liuyang); answers the case id.
-async fn accepted(app: &TestApp, number: &str) -> i64 {
+pub(crate) async fn accepted(app: &TestApp, number: &str) -> i64 {
     settle(app).await;
     let case = app.scalar(&format!("SELECT id FROM approval_cases WHERE number = '{number}'")).await;
     let mut clerk = app.staff("liuyang").await;

@@ -196,6 +196,20 @@ pub fn check_spec(spec: &ItemSpec) -> Result<(), FieldProblem> {
     if spec.conditions.chars().count() > 4000 || spec.location.chars().count() > 200 || spec.phone.chars().count() > 40 {
         return bad("conditions", "approval.error.too_long");
     }
+    use tongban_platform::text::{TextKind, check_text};
+    let texts = [
+        ("name", &spec.name, TextKind::Name),
+        ("legal_basis", &spec.legal_basis, TextKind::MultiLine),
+        ("fee", &spec.fee, TextKind::MultiLine),
+        ("conditions", &spec.conditions, TextKind::MultiLine),
+        ("location", &spec.location, TextKind::Line),
+        ("phone", &spec.phone, TextKind::Line),
+    ];
+    for (field, value, kind) in texts {
+        if let Err(p) = check_text(value, kind) {
+            return bad(field, p.message_key());
+        }
+    }
     if spec.legal_days == 0 || spec.legal_days > 365 {
         return bad("legal_days", "approval.error.out_of_range");
     }
@@ -211,6 +225,9 @@ pub fn check_spec(spec: &ItemSpec) -> Result<(), FieldProblem> {
     for (i, m) in spec.materials.iter().enumerate() {
         if m.name.trim().is_empty() || m.name.chars().count() > 200 {
             return bad(&format!("materials[{i}].name"), "approval.error.required");
+        }
+        if let Err(p) = check_text(m.name.trim(), TextKind::Name) {
+            return bad(&format!("materials[{i}].name"), p.message_key());
         }
         if m.copies == 0 || m.copies > 99 {
             return bad(&format!("materials[{i}].copies"), "approval.error.out_of_range");

@@ -138,6 +138,7 @@ impl DemoServices<'_> {
             unit: p.unit_name.clone(),
             ip: "127.0.0.1".into(),
             user_agent: "demo".into(),
+            purpose: "demo".into(),
         };
         Ok((p, actor))
     }
@@ -157,7 +158,7 @@ impl DemoServices<'_> {
     ) -> DomainResult<(i64, String)> {
         let actor = who.actor("127.0.0.1", "demo");
         let id = self.intake.start(who, &actor, item.id).await?;
-        self.intake.save_form(who, id, form.as_object().cloned().unwrap_or_default()).await?;
+        self.intake.save_form(who, &actor, id, form.as_object().cloned().unwrap_or_default()).await?;
         for (i, m) in item.spec.materials.iter().enumerate().filter(|(_, m)| m.required) {
             let body = format!("%PDF-1.4\n% 演示材料：{}\n", m.name);
             self.intake.upload(who, &actor, id, i as u32, &format!("{}.pdf", m.name), body.as_bytes()).await?;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::Date;
+use tongban_platform::text::{TextKind, TextProblem, check_text};
 
 use crate::idcheck::{check_credit_code, check_id_number};
 
@@ -112,6 +113,9 @@ pub fn check_definition(fields: &[FormField]) -> Result<(), FieldProblem> {
         if f.label.trim().is_empty() {
             return Err(problem(&format!("form.{}", f.name), "approval.error.field_label"));
         }
+        if let Some(p) = std::iter::once(&f.label).chain(&f.options).find_map(|t| check_text(t, TextKind::Name).err()) {
+            return Err(problem(&format!("form.{}", f.name), p.message_key()));
+        }
         if f.kind == FieldKind::Select && f.options.is_empty() {
             return Err(problem(&format!("form.{}", f.name), "approval.error.field_options"));
         }
@@ -174,6 +178,18 @@ pub fn validate(fields: &[FormField], input: &Map<String, Value>, today: Date) -
             continue;
         };
         if text.is_empty() {
+            if f.required {
+                problems.push(problem(&f.name, "approval.error.required"));
+            }
+            continue;
+        }
+        let kind = if f.kind == FieldKind::Textarea { TextKind::MultiLine } else { TextKind::Line };
+        if let Err(p) = check_text(&text, kind) {
+            problems.push(problem(&f.name, p.message_key()));
+            continue;
+        }
+        if check_text(&text, TextKind::Name) == Err(TextProblem::Blank) {
+            // Only invisible characters: as good as empty.
             if f.required {
                 problems.push(problem(&f.name, "approval.error.required"));
             }

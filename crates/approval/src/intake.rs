@@ -195,7 +195,9 @@ impl IntakeService {
         IntakeService { db, audit, blobs, catalogue, upload_limit }
     }
 
-    async fn own(&self, who: &PublicPrincipal, id: i64) -> DomainResult<Row0> {
+    /// The applicant's own application. Another applicant's is answered as missing (404), and
+    /// the attempt is recorded as a refusal of `action`.
+    async fn own(&self, who: &PublicPrincipal, actor: &Actor, id: i64, action: &str) -> DomainResult<Row0> {
         let r = sqlx::query("SELECT item_id, account_id, status, form, number FROM intake_applications WHERE id = $1")
             .bind(id)
             .fetch_optional(self.db.pool())
@@ -209,6 +211,7 @@ impl IntakeService {
             number: r.get(4),
         };
         if row.account_id != who.account_id {
+            self.audit.record_denied(&self.db, actor, action, "intake_application", id, "not_applicant").await;
             return Err(NOT_FOUND);
         }
         Ok(row)
@@ -250,8 +253,8 @@ impl IntakeService {
     }
 
     /// The applicant's view of one of their applications.
-    pub async fn application(&self, who: &PublicPrincipal, id: i64) -> DomainResult<ApplicationView> {
-        self.own(who, id).await?;
+    pub async fn application(&self, who: &PublicPrincipal, actor: &Actor, id: i64) -> DomainResult<ApplicationView> {
+        self.own(who, actor, id, "approval.application.read").await?;
         self.view(id).await
     }
 
@@ -305,8 +308,8 @@ impl IntakeService {
     }
 
     /// Saves the form of a draft (保存草稿). Values are kept as entered; they are checked on submit.
-    pub async fn save_form(&self, who: &PublicPrincipal, id: i64, values: Map<String, Value>) -> DomainResult<()> {
-        let row = self.own(who, id).await?;
+    pub async fn save_form(&self, who: &PublicPrincipal, actor: &Actor, id: i64, values: Map<String, Value>) -> DomainResult<()> {
+        let row = self.own(who, actor, id, "approval.application.save").await?;
         if row.status != status::DRAFT {
             return Err(DomainError::Conflict("approval.error.not_draft"));
         }
@@ -339,7 +342,7 @@ impl IntakeService {
         file_name: &str,
         bytes: &[u8],
     ) -> DomainResult<i64> {
-        let row = self.own(who, id).await?;
+        let row = self.own(who, actor, id, "approval.application.upload").await?;
         if row.status != status::DRAFT && row.status != status::SUPPLEMENT {
             return Err(DomainError::Conflict("approval.error.not_draft"));
         }
@@ -347,7 +350,7 @@ impl IntakeService {
         if index as usize >= item.spec.materials.len() {
             return Err(DomainError::invalid("material_index", "approval.error.invalid"));
         }
-        let checked = upload::check(file_name, bytes, self.upload_limit).map_err(|e| DomainError::invalid("file", e.message_key()))?;
+        let checked = upload::check(file_name, bytes, self.upload_limit).map_err(|e| DomainError::invalid("material", e.message_key()))?;
         let key = self.blobs.put(bytes).await.map_err(|e| DomainError::Internal(format!("storing upload: {e}")))?;
         let mut tx = self.db.begin_write().await?;
         let mid: i64 = sqlx::query(
@@ -373,7 +376,7 @@ impl IntakeService {
 
     /// Removes an uploaded material that has not been sent yet.
     pub async fn remove_material(&self, who: &PublicPrincipal, actor: &Actor, id: i64, material_id: i64) -> DomainResult<()> {
-        self.own(who, id).await?;
+        self.own(who, actor, id, "approval.application.remove_material").await?;
         let mut tx = self.db.begin_write().await?;
         let n = sqlx::query("DELETE FROM intake_materials WHERE id = $1 AND application_id = $2 AND sent = 0")
             .bind(material_id)
@@ -415,7 +418,7 @@ impl IntakeService {
     /// Submits a draft (提交申请): the form is checked field by field, every required material must
     /// be there; answers the receipt. The application leaves for processing as a zone message.
     pub async fn submit(&self, who: &PublicPrincipal, actor: &Actor, id: i64) -> DomainResult<Receipt> {
-        let row = self.own(who, id).await?;
+        let row = self.own(who, actor, id, "approval.application.submit").await?;
         if row.status != status::DRAFT {
             return Err(DomainError::Conflict("approval.error.not_draft"));
         }
@@ -471,7 +474,7 @@ impl IntakeService {
 
     /// Withdraws a submitted application before it is accepted (撤回申请).
     pub async fn withdraw(&self, who: &PublicPrincipal, actor: &Actor, id: i64) -> DomainResult<()> {
-        let row = self.own(who, id).await?;
+        let row = self.own(who, actor, id, "approval.application.withdraw").await?;
         let Some(number) = row.number.filter(|_| row.status == status::SUBMITTED) else {
             return Err(DomainError::Conflict("approval.error.cannot_withdraw"));
         };
@@ -500,7 +503,7 @@ impl IntakeService {
     /// Sends the materials uploaded in answer to a supplement request (提交补正材料); the
     /// application waits for acceptance again.
     pub async fn answer_supplement(&self, who: &PublicPrincipal, actor: &Actor, id: i64) -> DomainResult<()> {
-        let row = self.own(who, id).await?;
+        let row = self.own(who, actor, id, "approval.application.supplement").await?;
         let Some(number) = row.number.filter(|_| row.status == status::SUPPLEMENT) else {
             return Err(DomainError::Conflict("approval.error.no_supplement"));
         };
@@ -529,13 +532,14 @@ impl IntakeService {
 
     /// Rates a completed application (好差评), once: 1 very satisfied … 5 very dissatisfied.
     pub async fn rate(&self, who: &PublicPrincipal, actor: &Actor, id: i64, level: u8, comment: &str) -> DomainResult<()> {
-        let row = self.own(who, id).await?;
+        let row = self.own(who, actor, id, "approval.application.rate").await?;
         let finished = [status::APPROVED, status::DENIED, status::REFUSED].contains(&row.status.as_str());
         let Some(number) = row.number.filter(|_| finished) else { return Err(DomainError::Conflict("approval.error.not_finished")) };
         if !(1..=5).contains(&level) {
             return Err(DomainError::invalid("level", "approval.error.option"));
         }
         let comment = comment.trim();
+        tongban_platform::text::check_multiline("comment", comment)?;
         if comment.chars().count() > 500 {
             return Err(DomainError::invalid("comment", "approval.error.too_long"));
         }
@@ -570,8 +574,8 @@ impl IntakeService {
     }
 
     /// The rating given, if any.
-    pub async fn rating(&self, who: &PublicPrincipal, id: i64) -> DomainResult<Option<(i64, String)>> {
-        self.own(who, id).await?;
+    pub async fn rating(&self, who: &PublicPrincipal, actor: &Actor, id: i64) -> DomainResult<Option<(i64, String)>> {
+        self.own(who, actor, id, "approval.application.read").await?;
         let r =
             sqlx::query("SELECT rating, rating_comment FROM intake_applications WHERE id = $1").bind(id).fetch_one(self.db.pool()).await?;
         Ok(r.get::<Option<i64>, _>(0).map(|l| (l, r.get::<Option<String>, _>(1).unwrap_or_default())))
@@ -714,7 +718,7 @@ impl IntakeService {
     /// download is the proof of delivery (送达): it is recorded, audited and reported to the
     /// processing side.
     pub async fn result_document(&self, who: &PublicPrincipal, actor: &Actor, id: i64) -> DomainResult<ResultDocument> {
-        let row = self.own(who, id).await?;
+        let row = self.own(who, actor, id, "approval.application.result").await?;
         let r = sqlx::query("SELECT result_name, result_sm3, result_opened_at FROM intake_applications WHERE id = $1")
             .bind(id)
             .fetch_one(self.db.pool())

@@ -16,6 +16,9 @@ pub struct Actor {
     pub ip: String,
     /// User agent string (truncated to 256 characters).
     pub user_agent: String,
+    /// What the actor was doing (用途): the route, e.g. `GET /cases/{id}`; recorded with reads
+    /// of personal data. Empty outside a request.
+    pub purpose: String,
 }
 
 impl Actor {
@@ -27,6 +30,7 @@ impl Actor {
             unit: String::new(),
             ip: "local".into(),
             user_agent: "tongban-cli".into(),
+            purpose: command.into(),
         }
     }
 }

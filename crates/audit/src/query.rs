@@ -2,7 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use tongban_platform::{Db, clock::format_rfc3339};
+use tongban_platform::{
+    Db,
+    clock::format_rfc3339,
+    csv_export::{CsvError, CsvExport},
+};
 
 use crate::model::AuditRecord;
 
@@ -127,10 +131,10 @@ fn escape_like(s: &str) -> String {
     s.replace(['%', '_'], "")
 }
 
-/// Renders records as CSV (UTF-8 with BOM so that spreadsheet programs show Chinese correctly).
-pub fn to_csv(records: &[AuditRecord]) -> String {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record([
+/// Renders records as CSV (UTF-8 with BOM so that spreadsheet programs show Chinese correctly),
+/// through the platform's one export writer (every cell neutralised against formula injection).
+pub fn to_csv(records: &[AuditRecord]) -> Result<Vec<u8>, CsvError> {
+    let mut w = CsvExport::new([
         "seq",
         "time_utc",
         "actor_id",
@@ -144,31 +148,25 @@ pub fn to_csv(records: &[AuditRecord]) -> String {
         "result",
         "details",
         "hash",
-    ]);
+    ])?;
     for r in records {
-        let _ = w.write_record([
+        w.row([
             r.seq.to_string(),
             format_rfc3339(r.at),
             r.actor_id.map(|i| i.to_string()).unwrap_or_default(),
-            neutralise(&r.actor_name),
-            neutralise(&r.actor_unit),
+            r.actor_name.clone(),
+            r.actor_unit.clone(),
             r.ip.clone(),
-            neutralise(&r.user_agent),
+            r.user_agent.clone(),
             r.action.clone(),
             r.object_type.clone(),
-            neutralise(&r.object_id),
+            r.object_id.clone(),
             r.result.clone(),
-            neutralise(&r.details),
+            r.details.clone(),
             r.hash.clone(),
-        ]);
+        ])?;
     }
-    let body = w.into_inner().unwrap_or_default();
-    format!("\u{feff}{}", String::from_utf8_lossy(&body))
-}
-
-/// Prevents CSV formula injection: a cell starting with = + - @ is prefixed with a quote.
-fn neutralise(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() }
+    w.finish()
 }
 
 #[cfg(test)]
@@ -185,7 +183,24 @@ mod tests {
 
     #[test]
     fn csv_neutralises_formulas() {
-        assert_eq!(neutralise("=cmd()"), "'=cmd()");
-        assert_eq!(neutralise("张三"), "张三");
+        let r = AuditRecord {
+            seq: 1,
+            at: 0,
+            actor_id: None,
+            actor_name: "=cmd()".into(),
+            actor_unit: "张三".into(),
+            ip: String::new(),
+            user_agent: String::new(),
+            action: "auth.login".into(),
+            object_type: String::new(),
+            object_id: String::new(),
+            result: "failure".into(),
+            details: "{}".into(),
+            prev_hash: String::new(),
+            hash: String::new(),
+            mac: String::new(),
+        };
+        let text = String::from_utf8(to_csv(&[r]).unwrap_or_default()).unwrap_or_default();
+        assert!(text.starts_with('\u{feff}') && text.contains(",'=cmd(),张三,"), "{text}");
     }
 }

@@ -89,6 +89,64 @@ impl AuditTrail {
     }
 }
 
+/// How long one read record stands for further reads of the same object by the same actor.
+pub const READ_RECORD_WINDOW_MS: i64 = 60 * 60 * 1000;
+
+impl AuditTrail {
+    /// Records a read of personal data (个人信息查阅): who, which object, and the purpose (the
+    /// route that read it, from [`Actor::purpose`]). To keep the trail readable, one record per
+    /// actor and object stands for an hour ([`READ_RECORD_WINDOW_MS`]) of further reads.
+    ///
+    /// The check is made against the trail itself, so it holds across every instance behind a
+    /// load balancer: a cheap look first, then — only when a record is due — a second look under
+    /// the chain-head lock that every append takes, so two concurrent reads write one record.
+    /// Answers whether a record was written. A failure is returned: personal data is not handed
+    /// out unrecorded.
+    pub async fn record_read(
+        &self,
+        db: &Db,
+        actor: &Actor,
+        action: &str,
+        object_type: &str,
+        object_id: impl ToString,
+    ) -> Result<bool, sqlx::Error> {
+        let object_id = object_id.to_string();
+        let since = now_millis() - READ_RECORD_WINDOW_MS;
+        let recent = "SELECT COUNT(*) FROM audit_log WHERE at > $1 AND action = $2 AND object_type = $3 AND object_id = $4 AND actor_name = $5 \
+                      AND result = 'success'";
+        let seen = |n: i64| n > 0;
+        let n: i64 = sqlx::query_scalar(recent)
+            .bind(since)
+            .bind(action)
+            .bind(object_type)
+            .bind(&object_id)
+            .bind(truncate(&actor.name, 128))
+            .fetch_one(db.pool())
+            .await?;
+        if seen(n) {
+            return Ok(false);
+        }
+        let mut tx = db.begin_write().await?;
+        // Takes the chain-head lock before looking again.
+        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1").execute(tx.conn()).await?;
+        let n: i64 = sqlx::query_scalar(recent)
+            .bind(since)
+            .bind(action)
+            .bind(object_type)
+            .bind(&object_id)
+            .bind(truncate(&actor.name, 128))
+            .fetch_one(tx.conn())
+            .await?;
+        if seen(n) {
+            return Ok(false);
+        }
+        let entry = Entry::success(action, object_type, &object_id, serde_json::json!({"purpose": actor.purpose}));
+        self.append(&mut tx, actor, entry).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
 fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }

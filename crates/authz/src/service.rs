@@ -178,6 +178,8 @@ impl AuthzService {
         if name.is_empty() || name.chars().count() > 64 {
             return Err(DomainError::invalid("name", "error.required"));
         }
+        tongban_platform::text::check_name("name", name)?;
+        tongban_platform::text::check_multiline("description", &input.description)?;
         let mut set = BTreeSet::new();
         for p in &input.permissions {
             let perm = Permission::parse(p).ok_or_else(|| DomainError::invalid("permissions", "error.unknown_permission"))?;

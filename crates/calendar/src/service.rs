@@ -232,6 +232,7 @@ impl CalendarService {
         if name.is_empty() {
             return Err(DomainError::invalid("name", "calendar.error.empty_name"));
         }
+        tongban_platform::text::check_name("name", name)?;
         if name.chars().count() > 64 {
             return Err(DomainError::invalid("name", "calendar.error.name_too_long"));
         }

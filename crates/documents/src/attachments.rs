@@ -85,12 +85,12 @@ impl DocumentService {
         let doc = self.document(caller, actor, id).await?;
         self.require_editor(caller, actor, &doc, "document.attach").await?;
         let (blobs, limit) = self.blob_store()?;
-        let checked = upload::check(file_name, bytes, *limit).map_err(|e| DomainError::invalid("file", e.message_key()))?;
+        let checked = upload::check(file_name, bytes, *limit).map_err(|e| DomainError::invalid("attachment", e.message_key()))?;
         if doc.status != "draft" {
             return Err(DomainError::Conflict("document.error.not_draft"));
         }
         if self.attachments(&doc).await?.len() as i64 >= MAX_ATTACHMENTS {
-            return Err(DomainError::invalid("file", "document.error.too_many_attachments"));
+            return Err(DomainError::invalid("attachment", "document.error.too_many_attachments"));
         }
         // Content-addressed and idempotent: a file stored for a change that then fails is only an
         // unreferenced blob, never a wrong one.

@@ -385,6 +385,7 @@ impl DocumentService {
     /// Refuses a delivery with a reason (拒收).
     pub async fn refuse(&self, caller: &Principal, actor: &Actor, id: i64, reason: &str) -> DomainResult<()> {
         let reason = reason.trim();
+        tongban_platform::text::check_multiline("reason", reason)?;
         if reason.is_empty() || reason.chars().count() > 500 {
             return Err(DomainError::invalid("reason", "error.required"));
         }

@@ -73,6 +73,7 @@ impl DocumentService {
         if name.is_empty() || name.chars().count() > 40 {
             return Err(DomainError::invalid("name", if name.is_empty() { "error.required" } else { "document.error.too_long" }));
         }
+        tongban_platform::text::check_name("name", name)?;
         let members = self.member_units(unit_id, members).await?;
         let now = now_millis();
         let mut tx = self.db.begin_write().await?;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use time::{Date, macros::format_description};
 use tongban_platform::DomainError;
+use tongban_platform::text::TextKind;
 
 /// Urgency (紧急程度).
 pub const URGENCIES: [&str; 3] = ["", "加急", "特急"];
@@ -58,6 +59,13 @@ fn within(field: &str, value: &str, required: bool, max: usize) -> Result<(), Do
     if n > max {
         return Err(DomainError::invalid_detail(field, "document.error.too_long", max.to_string()));
     }
+    // Titles, marks and names are one line with something visible; the body and notes are text.
+    let kind = match field {
+        "body" | "attachments_note" | "note" | "main_recipients" | "cc" => TextKind::MultiLine,
+        _ if required => TextKind::Name,
+        _ => TextKind::Line,
+    };
+    tongban_platform::text::check_field(field, value, kind)?;
     Ok(())
 }
 

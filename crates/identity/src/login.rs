@@ -170,6 +170,7 @@ impl IdentityService {
             unit: unit.into(),
             ip: ip.into(),
             user_agent: user_agent.into(),
+            purpose: String::new(),
         };
         if username.is_empty() {
             return Err(DomainError::invalid("username", "error.required"));

@@ -99,6 +99,7 @@ impl PublicPrincipal {
             unit: self.name.clone(),
             ip: ip.into(),
             user_agent: user_agent.into(),
+            purpose: String::new(),
         }
     }
 }
@@ -122,6 +123,7 @@ impl IdentityService {
         if name.is_empty() || name.chars().count() > 100 {
             return Err(DomainError::invalid("name", "error.required"));
         }
+        tongban_platform::text::check_name("name", name)?;
         let cert = match kind {
             PublicKind::Person => {
                 check_id_number(&reg.cert_no, today()).map_err(|_| DomainError::invalid("cert_no", "approval.error.id_number"))?
@@ -170,6 +172,7 @@ impl IdentityService {
             unit: name.into(),
             ip: ip.into(),
             user_agent: ua.chars().take(256).collect(),
+            purpose: String::new(),
         };
         let details = json!({"kind": kind.as_str(), "cert": mask_id_number(&cert)});
         self.audit.append(&mut tx, &actor, Entry::success("public.register", "public_account", id, details)).await?;
@@ -190,6 +193,7 @@ impl IdentityService {
             unit: String::new(),
             ip: ip.into(),
             user_agent: ua.chars().take(256).collect(),
+            purpose: String::new(),
         };
         if self.ip_blocked(ip).await? {
             return Err(DomainError::Locked("error.ip_locked"));

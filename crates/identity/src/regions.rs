@@ -46,6 +46,7 @@ impl IdentityService {
         if name.is_empty() || name.chars().count() > 64 {
             return Err(DomainError::invalid("name", "error.required"));
         }
+        tongban_platform::text::check_name("name", name)?;
         let parent = region.parent_code.as_deref().map(str::trim).filter(|p| !p.is_empty());
         let level = match code.len() {
             2 => 1,

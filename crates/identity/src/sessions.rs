@@ -199,6 +199,7 @@ impl IdentityService {
         if name.is_empty() || name.chars().count() > 64 {
             return Err(DomainError::invalid("name", "error.required"));
         }
+        tongban_platform::text::check_name("name", name)?;
         if !(1..=self.policy.api_token_max_days).contains(&days) {
             return Err(DomainError::invalid_detail("days", "error.token_days", self.policy.api_token_max_days.to_string()));
         }

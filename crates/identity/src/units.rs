@@ -98,6 +98,7 @@ impl IdentityService {
         if name.is_empty() {
             return Err(DomainError::invalid("name", "error.required"));
         }
+        tongban_platform::text::check_name("name", name)?;
         if name.chars().count() > 64 {
             return Err(DomainError::invalid("name", "error.too_long"));
         }

@@ -106,6 +106,8 @@ impl IdentityService {
         if name.is_empty() {
             return Err(DomainError::invalid("display_name", "error.required"));
         }
+        tongban_platform::text::check_name("display_name", name)?;
+        tongban_platform::text::check_line("position", &profile.position)?;
         if name.chars().count() > 64 {
             return Err(DomainError::invalid("display_name", "error.too_long"));
         }

@@ -102,6 +102,7 @@ fn checked(spec: &ClientSpec) -> DomainResult<ClientSpec> {
     if s.name.is_empty() || s.name.chars().count() > 100 {
         return Err(DomainError::invalid("name", "error.required"));
     }
+    tongban_platform::text::check_name("name", &s.name)?;
     s.client_id = s.client_id.trim().to_string();
     let id_chars_ok = s.client_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !s.client_id.is_empty() && (!(3..=64).contains(&s.client_id.len()) || !id_chars_ok) {

@@ -23,7 +23,14 @@ fn list(items: &[&str]) -> Vec<String> {
 
 /// Registers the demo clients that are not there yet; answers how many were added.
 pub async fn load(clients: &ClientRegistry) -> DomainResult<usize> {
-    let actor = Actor { user_id: None, name: "demo".into(), unit: String::new(), ip: String::new(), user_agent: String::new() };
+    let actor = Actor {
+        user_id: None,
+        name: "demo".into(),
+        unit: String::new(),
+        ip: String::new(),
+        user_agent: String::new(),
+        purpose: String::new(),
+    };
     let demo: [(Realm, ClientSpec, Option<&str>); 4] = [
         (
             Realm::Staff,

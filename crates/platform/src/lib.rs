@@ -5,11 +5,14 @@
 pub mod blobs;
 pub mod clock;
 pub mod config;
+pub mod csv_export;
 pub mod db;
 pub mod error;
 pub mod jobs;
 pub mod migrate;
+pub mod ofd;
 pub mod outbox;
+pub mod text;
 pub mod upload;
 
 pub use config::Config;

@@ -1,5 +1,6 @@
-//! Upload checks (材料上传): size, the declared type (file extension) against the type sniffed from
-//! the first bytes, and a sanitised file name. Accepted: PDF, OFD (the national fixed-layout
+//! Upload checks (材料上传): size, the file name (no control or bidirectional characters), the
+//! declared type (file extension) against the type sniffed from the first bytes, an OFD's package
+//! structure and decompressed size ([`crate::ofd`]), and a sanitised file name. Accepted: PDF, OFD (the national fixed-layout
 //! format, a ZIP container), JPEG and PNG — what scanners and e-licence systems produce.
 
 /// Why an upload was refused.
@@ -17,6 +18,15 @@ pub enum UploadError {
     /// The content is not what the extension says.
     #[error("the content does not match the file type")]
     Mismatch,
+    /// The file name holds control or bidirectional characters, or nothing visible.
+    #[error("the file name is not acceptable")]
+    Name,
+    /// An `.ofd` file that is not an OFD package (a ZIP with `OFD.xml` at its root).
+    #[error("not an OFD package")]
+    NotOfd,
+    /// An OFD package that inflates beyond the limits (a ZIP bomb).
+    #[error("the OFD package inflates too much")]
+    OfdTooLarge,
 }
 
 impl UploadError {
@@ -27,6 +37,9 @@ impl UploadError {
             UploadError::TooLarge => "approval.error.upload_too_large",
             UploadError::Type => "approval.error.upload_type",
             UploadError::Mismatch => "approval.error.upload_mismatch",
+            UploadError::Name => "approval.error.upload_name",
+            UploadError::NotOfd => "approval.error.upload_not_ofd",
+            UploadError::OfdTooLarge => "approval.error.upload_ofd_too_large",
         }
     }
 }
@@ -76,6 +89,9 @@ pub fn check(name: &str, bytes: &[u8], limit: usize) -> Result<CheckedFile, Uplo
     if bytes.len() > limit {
         return Err(UploadError::TooLarge);
     }
+    if crate::text::check_text(name, crate::text::TextKind::Name).is_err() {
+        return Err(UploadError::Name);
+    }
     let file_name = sanitise_name(name);
     let declared = match file_name.rsplit_once('.').map(|(_, e)| e) {
         Some("pdf") => "application/pdf",
@@ -85,9 +101,16 @@ pub fn check(name: &str, bytes: &[u8], limit: usize) -> Result<CheckedFile, Uplo
         _ => return Err(UploadError::Type),
     };
     match sniff(bytes) {
-        Some(t) if t == declared => Ok(CheckedFile { file_name, content_type: declared }),
-        _ => Err(UploadError::Mismatch),
+        Some(t) if t == declared => {}
+        _ => return Err(UploadError::Mismatch),
     }
+    if declared == "application/ofd" {
+        crate::ofd::check_package(bytes).map_err(|p| match p {
+            crate::ofd::OfdProblem::TooLarge => UploadError::OfdTooLarge,
+            _ => UploadError::NotOfd,
+        })?;
+    }
+    Ok(CheckedFile { file_name, content_type: declared })
 }
 
 #[cfg(test)]
@@ -102,6 +125,19 @@ mod tests {
         assert_eq!(check("run.exe", b"MZ...", 100), Err(UploadError::Type));
         assert_eq!(check("a.pdf", b"", 100), Err(UploadError::Empty));
         assert_eq!(check("a.pdf", &[b'%'; 200], 100), Err(UploadError::TooLarge));
+    }
+
+    #[test]
+    fn spoofed_names_and_fake_ofds_are_refused() {
+        assert_eq!(check("申请书\u{202E}fdp.exe", b"%PDF-1.7", 100), Err(UploadError::Name));
+        assert_eq!(check("a\0.pdf", b"%PDF-1.7", 100), Err(UploadError::Name));
+        assert_eq!(check("\u{200B}", b"%PDF-1.7", 100), Err(UploadError::Name));
+        let docx = crate::ofd::tests::zip(&[("word/document.xml", b"<w/>", true)], None);
+        assert_eq!(check("公文.ofd", &docx, 1 << 20), Err(UploadError::NotOfd));
+        let ofd = crate::ofd::tests::zip(&[("OFD.xml", b"<ofd:OFD/>", true)], None);
+        assert_eq!(check("公文.ofd", &ofd, 1 << 20).map(|f| f.content_type), Ok("application/ofd"));
+        let bomb = crate::ofd::tests::zip(&[("OFD.xml", b"<ofd/>", true), ("z", &vec![0u8; 4 << 20], true)], Some(10));
+        assert_eq!(check("公文.ofd", &bomb, 1 << 20), Err(UploadError::OfdTooLarge));
     }
 
     #[test]

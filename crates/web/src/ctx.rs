@@ -57,19 +57,22 @@ pub struct Ctx {
     pub csrf: String,
     /// Whether the request is for the JSON API (errors answer as JSON).
     pub api: bool,
+    /// The route being served, e.g. `GET /cases/{id}`: the purpose recorded with reads of
+    /// personal data.
+    pub purpose: String,
 }
 
 impl Ctx {
     /// The audit actor for this request.
     pub fn actor(&self) -> Actor {
         if let (None, Some(p)) = (&self.session, &self.public) {
-            return p.actor(&self.ip, &self.user_agent);
+            return Actor { purpose: self.purpose.clone(), ..p.actor(&self.ip, &self.user_agent) };
         }
         let (user_id, name, unit) = match &self.session {
             Some(s) => (Some(s.user_id), s.username.clone(), s.principal.as_ref().map(|p| p.unit_name.clone()).unwrap_or_default()),
             None => (None, String::new(), String::new()),
         };
-        Actor { user_id, name, unit, ip: self.ip.clone(), user_agent: self.user_agent.clone() }
+        Actor { user_id, name, unit, ip: self.ip.clone(), user_agent: self.user_agent.clone(), purpose: self.purpose.clone() }
     }
 
     /// The fully logged-in caller, or 401.
@@ -95,7 +98,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Ctx>().cloned().ok_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        let mut ctx = parts.extensions.get::<Ctx>().cloned().ok_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
+        let route = parts.extensions.get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_string());
+        ctx.purpose = format!("{} {}", parts.method, route.as_deref().unwrap_or(parts.uri.path()));
+        Ok(ctx)
     }
 }
 
@@ -160,12 +166,16 @@ fn cross_site(headers: &HeaderMap) -> bool {
 
 /// Middleware: builds the [`Ctx`], authenticates, and enforces CSRF on unsafe methods.
 pub async fn context_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let headers = req.headers();
-    let lang = cookie(headers, LANG_COOKIE)
+    let lang = request_lang(req.headers());
+    LANG.scope(lang, handle(state, req, next, lang)).await
+}
+
+/// The language a request asks for: the language cookie, else `Accept-Language`, else zh-CN.
+pub fn request_lang(headers: &HeaderMap) -> Lang {
+    cookie(headers, LANG_COOKIE)
         .and_then(Lang::parse)
         .or_else(|| headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).and_then(Lang::from_accept_language))
-        .unwrap_or_default();
-    LANG.scope(lang, handle(state, req, next, lang)).await
+        .unwrap_or_default()
 }
 
 async fn handle(state: AppState, req: Request, next: Next, lang: Lang) -> Response {
@@ -176,7 +186,16 @@ async fn handle(state: AppState, req: Request, next: Next, lang: Lang) -> Respon
         let user_agent: String =
             req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").chars().take(256).collect();
         let mut req = req;
-        req.extensions_mut().insert(Ctx { tr, ip, user_agent, session: None, public: None, csrf: String::new(), api: true });
+        req.extensions_mut().insert(Ctx {
+            tr,
+            ip,
+            user_agent,
+            session: None,
+            public: None,
+            csrf: String::new(),
+            api: true,
+            purpose: String::new(),
+        });
         return next.run(req).await;
     }
     let api = req.uri().path().starts_with("/api/");
@@ -228,6 +247,7 @@ async fn handle(state: AppState, req: Request, next: Next, lang: Lang) -> Respon
             }
             let limit = state.config.server.body_limit(req.uri().path());
             let (submitted, rebuilt) = submitted_csrf(req, limit).await;
+            // Too large: the body limit layer answers (JSON or page) once the read has failed.
             let Some(rebuilt) = rebuilt else {
                 return (StatusCode::PAYLOAD_TOO_LARGE, tr.t("error.too_large").to_string()).into_response();
             };
@@ -242,7 +262,7 @@ async fn handle(state: AppState, req: Request, next: Next, lang: Lang) -> Respon
             }
         }
     }
-    req.extensions_mut().insert(Ctx { tr, ip, user_agent, session, public, csrf, api });
+    req.extensions_mut().insert(Ctx { tr, ip, user_agent, session, public, csrf, api, purpose: String::new() });
     let mut resp = next.run(req).await;
     if let Some(token) = new_csrf_cookie {
         let secure = if state.secure_cookies() { "; Secure" } else { "" };

@@ -142,6 +142,10 @@ pub struct InstanceView {
     pub started_at: i64,
     /// Who started it.
     pub started_by: i64,
+    /// Whether the caller sees the instance only as a process administrator (`workflow.define`
+    /// without taking part): its technical state (steps, holders, deadlines) without the case
+    /// data — no variables, no opinions, no files.
+    pub administrative: bool,
 }
 
 impl InstanceView {
@@ -295,7 +299,7 @@ impl WorkflowService {
     pub async fn attach(&self, caller: &Principal, actor: &AuditActor, task_id: i64, file_name: &str, bytes: &[u8]) -> DomainResult<i64> {
         let Some((blobs, limit)) = &self.blobs else { return Err(DomainError::Internal("no blob store configured".into())) };
         let checked =
-            tongban_platform::upload::check(file_name, bytes, *limit).map_err(|e| DomainError::invalid("file", e.message_key()))?;
+            tongban_platform::upload::check(file_name, bytes, *limit).map_err(|e| DomainError::invalid("attachment", e.message_key()))?;
         let sm3 = blobs.put(bytes).await.map_err(|e| DomainError::Internal(format!("storing attachment: {e}")))?;
         let file = crate::store::Attachment {
             id: 0,
@@ -319,18 +323,22 @@ impl WorkflowService {
         }
     }
 
-    /// The files attached to an instance's opinions, for those who may see the instance.
+    /// The files attached to an instance's opinions, for its participants (not for process
+    /// administrators who take no part: the files are case data).
     pub async fn attachments(
         &self,
         caller: &Principal,
         actor: &AuditActor,
         instance_id: i64,
     ) -> DomainResult<Vec<crate::store::Attachment>> {
-        self.instance(caller, actor, instance_id).await?;
+        if self.instance(caller, actor, instance_id).await?.administrative {
+            self.deny(actor, "workflow.attachment.read", ("wf_instance", instance_id), "not_participant").await;
+            return Err(NOT_FOUND);
+        }
         self.store.attachments(instance_id).await
     }
 
-    /// One attachment with its content, for those who may see the instance.
+    /// One attachment with its content, for the instance's participants.
     pub async fn attachment_file(
         &self,
         caller: &Principal,
@@ -571,6 +579,8 @@ impl WorkflowService {
         if title.is_empty() || title.chars().count() > 200 {
             return Err(DomainError::invalid("title", "error.required"));
         }
+        tongban_platform::text::check_name("title", title)?;
+        tongban_platform::text::check_line("business_key", business_key)?;
         if business_key.chars().count() > 100 {
             return Err(DomainError::invalid("business_key", "error.too_long"));
         }
@@ -690,6 +700,9 @@ impl WorkflowService {
                 let mut variables = variables.clone();
                 self.unit_values_to_ids(&def, &mut variables).await?;
                 let opinion = opinion.as_deref().map(str::trim).filter(|o| !o.is_empty()).map(String::from);
+                if let Some(o) = &opinion {
+                    tongban_platform::text::check_multiline("opinion", o)?;
+                }
                 if opinion.as_ref().is_some_and(|o| o.chars().count() > 2000) {
                     return Err(DomainError::invalid("opinion", "error.too_long"));
                 }
@@ -816,18 +829,32 @@ impl WorkflowService {
         Ok(records.into_iter().map(|r| with_deadline(r, &calendar, today, self.warn_days)).collect())
     }
 
-    /// One instance with its history, for its participants and for `workflow.define` holders.
+    /// Whether the caller takes part in the instance: started it, holds or held one of its tasks,
+    /// or may act on an open one (its unit or role is a candidate). Participants read the case
+    /// data the instance carries; nothing is recorded here (the caller decides what a refusal means).
+    pub async fn is_participant(&self, caller: &Principal, id: i64) -> DomainResult<bool> {
+        let stored = self.load(id).await?;
+        self.participates(caller, &stored.state).await
+    }
+
+    async fn participates(&self, caller: &Principal, inst: &Instance) -> DomainResult<bool> {
+        let (units, roles) = self.engine_keys(caller).await?;
+        let who = Actor { user_id: caller.user_id, units: &units, roles: &roles };
+        Ok(inst.started_by == caller.user_id
+            || inst
+                .tasks
+                .values()
+                .any(|t| t.assignee == Some(caller.user_id) || t.completed_by == Some(caller.user_id) || inst.may_act(t.id, who)))
+    }
+
+    /// One instance with its history. Participants see all of it; holders of `workflow.define`
+    /// who take no part see its technical state only ([`InstanceView::administrative`]): defining
+    /// processes does not imply reading the personal data that cases carry.
     pub async fn instance(&self, caller: &Principal, actor: &AuditActor, id: i64) -> DomainResult<InstanceView> {
         caller.require(Permission::WorkbenchUse)?;
         let stored = self.load(id).await?;
         let inst = &stored.state;
-        let (units, roles) = self.engine_keys(caller).await?;
-        let who = Actor { user_id: caller.user_id, units: &units, roles: &roles };
-        let participant = inst.started_by == caller.user_id
-            || inst
-                .tasks
-                .values()
-                .any(|t| t.assignee == Some(caller.user_id) || t.completed_by == Some(caller.user_id) || inst.may_act(t.id, who));
+        let participant = self.participates(caller, inst).await?;
         if !participant && !caller.has(Permission::WorkflowDefine) {
             self.deny(actor, "workflow.instance.read", ("wf_instance", id), "not_participant").await;
             return Err(NOT_FOUND);
@@ -842,7 +869,15 @@ impl WorkflowService {
                 earlier.push((n.id.clone(), n.label().to_string()));
             }
         }
-        let tasks = self.store.instance_tasks(id).await?.into_iter().map(|r| with_deadline(r, &calendar, today, self.warn_days)).collect();
+        let administrative = !participant;
+        let tasks = self
+            .store
+            .instance_tasks(id)
+            .await?
+            .into_iter()
+            .map(|r| with_deadline(r, &calendar, today, self.warn_days))
+            .map(|r| if administrative { TaskRow { opinion: None, ..r } } else { r })
+            .collect();
         Ok(InstanceView {
             id,
             title: stored.title,
@@ -850,12 +885,13 @@ impl WorkflowService {
             process: format!("{} v{}", stored.process_name, stored.process_version),
             definition_id: stored.definition_id,
             status: stored.status,
-            variables: inst.variables.clone(),
+            variables: if administrative { Map::new() } else { inst.variables.clone() },
             tasks,
             earlier_steps: earlier,
             decision_steps: (0..def.nodes.len()).filter(|n| def.decides(*n)).map(|n| def.nodes[n].id.clone()).collect(),
             started_at: inst.started_at,
             started_by: inst.started_by,
+            administrative,
         })
     }
 
@@ -920,6 +956,7 @@ impl WorkflowService {
     pub async fn urge(&self, caller: &Principal, actor: &AuditActor, task_id: i64, note: &str) -> DomainResult<()> {
         self.require(caller, actor, Permission::SupervisionRead, "supervision.urge").await?;
         let note = note.trim();
+        tongban_platform::text::check_multiline("note", note)?;
         if note.chars().count() > 500 {
             return Err(DomainError::invalid("note", "error.too_long"));
         }

@@ -179,13 +179,13 @@ impl CaseService {
         self.event(tx, id, "applicant", "delivered", "申请人已在线签收结果文书（电子送达）").await
     }
 
-    /// The result document of a case (name and blob key), for those who may see the case.
+    /// The result document of a case (name and blob key), for those who may see the case;
+    /// recorded as a read (`approval.result.read`).
     pub async fn result_document(&self, caller: &Principal, actor: &Actor, id: i64) -> DomainResult<(String, String)> {
-        let view = self.case(caller, actor, id).await?;
-        match (view.result_name, view.result_sm3) {
-            (Some(name), Some(sm3)) => Ok((name, sm3)),
-            _ => Err(NOT_FOUND),
-        }
+        let view = self.visible_case(caller, actor, id).await?;
+        let (Some(name), Some(sm3)) = (view.result_name, view.result_sm3) else { return Err(NOT_FOUND) };
+        self.audit.record_read(&self.db, actor, "approval.result.read", "approval_case", id).await?;
+        Ok((name, sm3))
     }
 
     /// Records that the window handed the result of a window registration to the applicant or
@@ -199,6 +199,7 @@ impl CaseService {
             _ => return Err(DomainError::invalid("method", "error.invalid_value")),
         };
         let note = note.trim();
+        tongban_platform::text::check_line("note", note)?;
         if note.is_empty() || note.chars().count() > 200 {
             return Err(DomainError::invalid("note", "error.required"));
         }

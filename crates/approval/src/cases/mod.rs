@@ -370,8 +370,17 @@ impl CaseService {
         Ok(rows.iter().map(summary_of).collect())
     }
 
-    /// One case, for the window or for a handler of its process.
+    /// One case, for the window or for a handler of its process. Opening it is a read of
+    /// personal data and is recorded (`approval.case.read`, at most once an hour per reader).
     pub async fn case(&self, caller: &Principal, actor: &Actor, id: i64) -> DomainResult<CaseView> {
+        let view = self.visible_case(caller, actor, id).await?;
+        self.audit.record_read(&self.db, actor, "approval.case.read", "approval_case", id).await?;
+        Ok(view)
+    }
+
+    /// One case for a caller who may see it, without recording a read (the caller records what
+    /// it hands out).
+    pub(crate) async fn visible_case(&self, caller: &Principal, actor: &Actor, id: i64) -> DomainResult<CaseView> {
         let r = sqlx::query(
             "SELECT c.id, c.number, i.name, c.applicant, c.status, c.received_at, c.due_on, c.item_id, c.form, c.instance_id, c.result_no, c.note, \
              c.channel, c.result_name, c.result_sm3, c.delivered_at FROM approval_cases c JOIN approval_items i ON i.id = c.item_id WHERE c.id = $1",
@@ -381,9 +390,11 @@ impl CaseService {
         .await?
         .ok_or(NOT_FOUND)?;
         let instance_id: Option<i64> = r.get(9);
+        // The window and the departments taking part in the case's process read it; defining
+        // processes (`workflow.define`) gives no access to case data.
         let allowed = caller.has(Permission::ApprovalAccept)
             || match instance_id {
-                Some(iid) => self.workflow.instance(caller, actor, iid).await.is_ok(),
+                Some(iid) => self.workflow.is_participant(caller, iid).await?,
                 None => false,
             };
         if !allowed {
@@ -421,10 +432,13 @@ impl CaseService {
         })
     }
 
-    /// A material's blob key, for download by those who may see the case.
+    /// A material's blob key, for download by those who may see the case; recorded as a read
+    /// (`approval.material.read`).
     pub async fn material(&self, caller: &Principal, actor: &Actor, case_id: i64, material_id: i64) -> DomainResult<CaseMaterial> {
-        let view = self.case(caller, actor, case_id).await?;
-        view.materials.into_iter().find(|m| m.id == material_id).ok_or(NOT_FOUND)
+        let view = self.visible_case(caller, actor, case_id).await?;
+        let m = view.materials.into_iter().find(|m| m.id == material_id).ok_or(NOT_FOUND)?;
+        self.audit.record_read(&self.db, actor, "approval.material.read", "case_material", m.id).await?;
+        Ok(m)
     }
 
     async fn pending(&self, tx: &mut WriteTx, id: i64) -> DomainResult<(String, i64, Map<String, Value>)> {
@@ -493,6 +507,7 @@ impl CaseService {
     pub async fn refuse(&self, caller: &Principal, actor: &Actor, id: i64, reason: &str) -> DomainResult<()> {
         self.require_window(caller, actor, "approval.case.refuse", id).await?;
         let reason = reason.trim();
+        tongban_platform::text::check_multiline("reason", reason)?;
         if reason.is_empty() || reason.chars().count() > 2000 {
             return Err(DomainError::invalid("reason", "error.required"));
         }
@@ -535,6 +550,9 @@ impl CaseService {
     pub async fn request_supplement(&self, caller: &Principal, actor: &Actor, id: i64, items: &[String]) -> DomainResult<()> {
         self.require_window(caller, actor, "approval.case.supplement", id).await?;
         let items: Vec<&str> = items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
+        for item in &items {
+            tongban_platform::text::check_line("items", item)?;
+        }
         if items.is_empty() || items.iter().any(|s| s.chars().count() > 500) {
             return Err(DomainError::invalid("items", "error.required"));
         }
@@ -637,6 +655,7 @@ impl CaseService {
             return Err(DomainError::Forbidden("error.forbidden"));
         }
         let resolution = resolution.trim();
+        tongban_platform::text::check_multiline("resolution", resolution)?;
         if resolution.is_empty() || resolution.chars().count() > 2000 {
             return Err(DomainError::invalid("resolution", "error.required"));
         }

@@ -102,6 +102,7 @@ fn checked_applicant(a: &WindowApplicant, item: &ServiceItem, today: time::Date)
     if name.is_empty() || name.chars().count() > 100 {
         return Err(DomainError::invalid(&field("name"), "error.required"));
     }
+    tongban_platform::text::check_name(&field("name"), name)?;
     let phone = a.phone.trim();
     if !(phone.len() == 11 && phone.starts_with('1') && phone.bytes().all(|b| b.is_ascii_digit())) {
         return Err(DomainError::invalid(&field("phone"), "approval.error.phone"));

@@ -240,11 +240,11 @@ pub async fn attachments(State(state): State<AppState>, ctx: Ctx, params: PathPa
 /// Attaches a file to a draft (multipart field `file`: PDF, OFD, JPEG or PNG); answers its id.
 #[utoipa::path(post, path = "/api/v1/documents/{id}/attachments", tag = "documents", params(("id" = i64, Path)), responses((status = 200, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn attach(State(state): State<AppState>, ctx: Ctx, params: PathParams, req: axum::extract::Request) -> ApiResult<Json<Value>> {
-    let fields = crate::pages::form_texts_and_files(req).await?;
+    let fields = crate::pages::form_texts_and_files(req, "attachment").await?;
     let (_, name, bytes) = fields
         .iter()
         .find(|(k, f, _)| k == "file" && !f.is_empty())
-        .ok_or_else(|| tongban_platform::DomainError::invalid("file", "approval.error.upload_empty"))?;
+        .ok_or_else(|| tongban_platform::DomainError::invalid("attachment", "approval.error.upload_empty"))?;
     let id = state.documents.add_attachment(ctx.principal()?, &ctx.actor(), params.id("id")?, name, bytes).await?;
     Ok(Json(serde_json::json!({"id": id})))
 }

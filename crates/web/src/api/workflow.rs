@@ -168,6 +168,8 @@ pub struct InstanceDto {
     pub tasks: Vec<TaskDto>,
     /// Steps one may send back to (element ids).
     pub earlier_steps: Vec<String>,
+    /// Seen as a process administrator only: no variables, opinions or files (they are case data).
+    pub administrative: bool,
 }
 
 impl From<InstanceView> for InstanceDto {
@@ -181,6 +183,7 @@ impl From<InstanceView> for InstanceDto {
             variables: v.variables,
             tasks: v.tasks.into_iter().map(TaskDto::from).collect(),
             earlier_steps: v.earlier_steps.into_iter().map(|(id, _)| id).collect(),
+            administrative: v.administrative,
         }
     }
 }

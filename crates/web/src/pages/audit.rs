@@ -145,7 +145,7 @@ pub async fn export(
     let query = serde_urlencoded::to_string(&q).unwrap_or_default();
     let details = json!({"query": query, "rows": records.len()});
     state.identity.audit().record(state.db(), &ctx.actor(), Entry::success("audit.export", "audit", "", details)).await?;
-    let body = tongban_audit::to_csv(&records);
+    let body = tongban_audit::to_csv(&records).map_err(|e| DomainError::Internal(e.to_string()))?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

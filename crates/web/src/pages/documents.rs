@@ -222,7 +222,7 @@ pub async fn number(State(state): State<AppState>, ctx: Ctx, params: PathParams)
 pub async fn issue(State(state): State<AppState>, ctx: Ctx, params: PathParams, req: axum::extract::Request) -> PageResult {
     let id = params.id("id")?;
     let p = ctx.principal()?;
-    let fields = form_texts_and_files(req).await?;
+    let fields = form_texts_and_files(req, "file").await?;
     let text =
         |name: &str| fields.iter().find(|(k, _, _)| k == name).and_then(|(_, _, v)| std::str::from_utf8(v).ok()).unwrap_or("").to_string();
     let texts = || fields.iter().filter_map(|(k, _, v)| Some((k.as_str(), std::str::from_utf8(v).ok()?)));
@@ -279,11 +279,11 @@ fn file_response(content_type: &str, file_name: &str, bytes: Vec<u8>, inline: bo
 pub async fn attach(State(state): State<AppState>, ctx: Ctx, params: PathParams, req: axum::extract::Request) -> PageResult {
     let id = params.id("id")?;
     let result = async {
-        let fields = form_texts_and_files(req).await?;
+        let fields = form_texts_and_files(req, "attachment").await?;
         let (_, name, bytes) = fields
             .iter()
             .find(|(k, f, _)| k == "file" && !f.is_empty())
-            .ok_or_else(|| DomainError::invalid("file", "approval.error.upload_empty"))?;
+            .ok_or_else(|| DomainError::invalid("attachment", "approval.error.upload_empty"))?;
         state.documents.add_attachment(ctx.principal()?, &ctx.actor(), id, name, bytes).await
     }
     .await;

@@ -73,7 +73,7 @@ fn status_key(s: &str) -> String {
 
 async fn application_page(state: &AppState, ctx: &Ctx, id: i64, error: (String, String), done: Option<&str>) -> PageResult {
     let who = ctx.citizen()?;
-    let a = state.intake.application(who, id).await?;
+    let a = state.intake.application(who, &ctx.actor(), id).await?;
     let fields = a
         .item
         .spec
@@ -108,7 +108,7 @@ async fn application_page(state: &AppState, ctx: &Ctx, id: i64, error: (String, 
         })
         .collect();
     let editable = a.status == status::DRAFT;
-    let rating = state.intake.rating(who, id).await?;
+    let rating = state.intake.rating(who, &ctx.actor(), id).await?;
     let can_rate = rating.is_none() && [status::APPROVED, status::DENIED, status::REFUSED].contains(&a.status.as_str());
     let events = a.events.iter().map(|e| (format_local(e.at), status_key(&e.status), e.note.clone())).collect();
     let code = if error.1.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
@@ -151,7 +151,7 @@ pub async fn save(
     let values: Map<String, Value> =
         pairs.iter().filter_map(|(k, v)| k.strip_prefix("f.").map(|name| (name.to_string(), Value::String(v.clone())))).collect();
     let submitting = pairs.iter().any(|(k, _)| k == "submit");
-    if let Err(e) = state.intake.save_form(who, id, values).await {
+    if let Err(e) = state.intake.save_form(who, &ctx.actor(), id, values).await {
         let err = page_error(&ctx, e)?;
         return application_page(&state, &ctx, id, err, None).await;
     }
@@ -189,22 +189,23 @@ async fn upload_parts(
     req: axum::extract::Request,
 ) -> Result<(), DomainError> {
     use axum::extract::FromRequest;
-    let mut form = axum::extract::Multipart::from_request(req, &()).await.map_err(|_| DomainError::invalid("file", "error.malformed"))?;
+    let mut form =
+        axum::extract::Multipart::from_request(req, &()).await.map_err(|_| DomainError::invalid("material", "error.malformed"))?;
     let mut index = None;
     let mut file: Option<(String, Vec<u8>)> = None;
-    while let Some(field) = form.next_field().await.map_err(|_| DomainError::invalid("file", "approval.error.upload_too_large"))? {
+    while let Some(field) = form.next_field().await.map_err(|_| DomainError::invalid("material", "approval.error.upload_too_large"))? {
         match field.name().unwrap_or("") {
             "material_index" => index = field.text().await.ok().and_then(|t| t.trim().parse::<u32>().ok()),
             "file" => {
                 let name = field.file_name().unwrap_or("").to_string();
-                let bytes = field.bytes().await.map_err(|_| DomainError::invalid("file", "approval.error.upload_too_large"))?;
+                let bytes = field.bytes().await.map_err(|_| DomainError::invalid("material", "approval.error.upload_too_large"))?;
                 file = Some((name, bytes.to_vec()));
             }
             _ => {}
         }
     }
     let index = index.ok_or_else(|| DomainError::invalid("material_index", "error.required"))?;
-    let (name, bytes) = file.ok_or_else(|| DomainError::invalid("file", "approval.error.upload_empty"))?;
+    let (name, bytes) = file.ok_or_else(|| DomainError::invalid("material", "approval.error.upload_empty"))?;
     state.intake.upload(who, &ctx.actor(), id, index, &name, &bytes).await.map(|_| ())
 }
 
@@ -277,7 +278,7 @@ struct ReceiptPage {
 /// `GET /public/applications/{id}/receipt`: the printable receipt (申报回执).
 pub async fn receipt(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> PageResult {
     let who = ctx.citizen()?;
-    let a = state.intake.application(who, params.id("id")?).await?;
+    let a = state.intake.application(who, &ctx.actor(), params.id("id")?).await?;
     let (Some(number), Some(code), Some(at)) = (a.number.clone(), a.query_code.clone(), a.submitted_at) else {
         return Err(DomainError::NotFound("error.not_found").into());
     };

@@ -184,15 +184,16 @@ pub async fn form_texts(req: axum::extract::Request) -> Result<Vec<(String, Stri
 }
 
 /// The fields of a `multipart/form-data` form as (name, file name, bytes); text fields have an
-/// empty file name.
-pub async fn form_texts_and_files(req: axum::extract::Request) -> Result<Vec<(String, String, Vec<u8>)>, DomainError> {
+/// empty file name. Errors name `file_field`, the form's file as users know it (e.g. `attachment`).
+pub async fn form_texts_and_files(req: axum::extract::Request, file_field: &str) -> Result<Vec<(String, String, Vec<u8>)>, DomainError> {
     use axum::extract::FromRequest;
-    let mut form = axum::extract::Multipart::from_request(req, &()).await.map_err(|_| DomainError::invalid("file", "error.malformed"))?;
+    let mut form =
+        axum::extract::Multipart::from_request(req, &()).await.map_err(|_| DomainError::invalid(file_field, "error.malformed"))?;
     let mut out = Vec::new();
-    while let Some(field) = form.next_field().await.map_err(|_| DomainError::invalid("file", "approval.error.upload_too_large"))? {
+    while let Some(field) = form.next_field().await.map_err(|_| DomainError::invalid(file_field, "error.malformed"))? {
         let name = field.name().unwrap_or("").to_string();
         let file_name = field.file_name().unwrap_or("").to_string();
-        let bytes = field.bytes().await.map_err(|_| DomainError::invalid("file", "approval.error.upload_too_large"))?;
+        let bytes = field.bytes().await.map_err(|_| DomainError::invalid(file_field, "error.malformed"))?;
         out.push((name, file_name, bytes.to_vec()));
     }
     Ok(out)

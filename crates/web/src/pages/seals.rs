@@ -30,7 +30,7 @@ fn file<'a>(fields: &'a Fields, name: &str) -> Option<(&'a str, &'a [u8])> {
 /// `POST /admin/pki/seals`: registers a unit's seal image with its seal certificate.
 pub async fn register(State(state): State<AppState>, ctx: Ctx, req: axum::extract::Request) -> PageResult {
     let p = ctx.principal()?;
-    let fields = form_texts_and_files(req).await?;
+    let fields = form_texts_and_files(req, "file").await?;
     let unit = parse_id("unit_id", text(&fields, "unit_id"))?;
     let image = file(&fields, "image").map(|(_, b)| b).unwrap_or_default();
     state.ca.register_seal(p, &ctx.actor(), unit, image).await?;
@@ -58,7 +58,7 @@ pub async fn page(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<D
 /// `POST /seals`: seals the uploaded document; answers the package as a download.
 pub async fn seal(State(state): State<AppState>, ctx: Ctx, req: axum::extract::Request) -> PageResult {
     let p = ctx.principal()?;
-    let fields = form_texts_and_files(req).await?;
+    let fields = form_texts_and_files(req, "file").await?;
     let result = async {
         let seal_id = parse_id("seal_id", text(&fields, "seal_id"))?;
         let (name, bytes) = file(&fields, "file").ok_or_else(|| DomainError::invalid("file", "seal.error.file"))?;
@@ -102,7 +102,7 @@ pub async fn verify_form(ctx: Ctx) -> PageResult {
 
 /// `POST /verify`: the report — signer, unit, time, certificate status, content intact or not.
 pub async fn verify(State(state): State<AppState>, ctx: Ctx, req: axum::extract::Request) -> PageResult {
-    let fields = form_texts_and_files(req).await?;
+    let fields = form_texts_and_files(req, "file").await?;
     let Some((_, bytes)) = file(&fields, "package") else {
         return Err(PageError(DomainError::invalid("package", "seal.error.file")));
     };

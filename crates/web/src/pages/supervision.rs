@@ -85,9 +85,9 @@ pub async fn close_followup(
 pub async fn export(State(state): State<AppState>, ctx: Ctx) -> PageResult {
     let p = ctx.principal()?;
     let tasks = state.workflow.supervised_tasks(p, &ctx.actor()).await?;
-    let mut w = csv::Writer::from_writer(vec![0xEF, 0xBB, 0xBF]);
-    let header_row = ["部门", "环节", "办件", "流程", "办理人", "办理期限", "剩余工作日", "状态"];
-    w.write_record(header_row).map_err(|e| tongban_platform::DomainError::Internal(e.to_string()))?;
+    let csv_error = |e: tongban_platform::csv_export::CsvError| tongban_platform::DomainError::Internal(e.to_string());
+    let mut w = tongban_platform::csv_export::CsvExport::new(["部门", "环节", "办件", "流程", "办理人", "办理期限", "剩余工作日", "状态"])
+        .map_err(csv_error)?;
     for (t, unit) in &tasks {
         let state_label = match t.alert {
             "overdue" => "超期",
@@ -104,9 +104,9 @@ pub async fn export(State(state): State<AppState>, ctx: Ctx) -> PageResult {
             t.remaining.map(|r| r.to_string()).unwrap_or_default(),
             state_label.to_string(),
         ];
-        w.write_record(&row).map_err(|e| tongban_platform::DomainError::Internal(e.to_string()))?;
+        w.row(&row).map_err(csv_error)?;
     }
-    let bytes = w.into_inner().map_err(|e| tongban_platform::DomainError::Internal(e.to_string()))?;
+    let bytes = w.finish().map_err(csv_error)?;
     Ok((
         [(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"supervision.csv\"")],
         bytes,

@@ -250,8 +250,12 @@ async fn instance_page(state: &AppState, ctx: &Ctx, id: i64, error: String, done
         .collect();
     let history = inst.tasks.iter().map(|t| (t.clone(), t.closed_at.map(format_local).unwrap_or_default())).collect();
     let variables = inst.variables.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
-    let files =
-        state.workflow.attachments(p, &ctx.actor(), id).await?.into_iter().map(|a| (a.task_id, a.id, a.file_name, a.size)).collect();
+    // A process administrator who takes no part sees the steps, not the case's files.
+    let files = if inst.administrative {
+        Vec::new()
+    } else {
+        state.workflow.attachments(p, &ctx.actor(), id).await?.into_iter().map(|a| (a.task_id, a.id, a.file_name, a.size)).collect()
+    };
     let status = if error.is_empty() { axum::http::StatusCode::OK } else { axum::http::StatusCode::UNPROCESSABLE_ENTITY };
     let view = InstancePage {
         l: Layout::new(ctx, "workflow.instance_title", "tasks").with_flash(done),
@@ -343,11 +347,11 @@ pub async fn act(State(state): State<AppState>, ctx: Ctx, params: PathParams, Pa
 pub async fn attach(State(state): State<AppState>, ctx: Ctx, params: PathParams, req: axum::extract::Request) -> PageResult {
     let p = ctx.principal()?;
     let task = params.id("id")?;
-    let fields = super::form_texts_and_files(req).await?;
+    let fields = super::form_texts_and_files(req, "attachment").await?;
     let instance: i64 =
         fields.iter().find(|(k, _, _)| k == "instance_id").and_then(|(_, _, v)| std::str::from_utf8(v).ok()?.parse().ok()).unwrap_or(0);
     let Some((_, name, bytes)) = fields.iter().find(|(k, _, _)| k == "file") else {
-        return Err(DomainError::invalid("file", "approval.error.upload_empty").into());
+        return Err(DomainError::invalid("attachment", "approval.error.upload_empty").into());
     };
     match state.workflow.attach(p, &ctx.actor(), task, name, bytes).await {
         Ok(_) => see_other(&format!("/workflow/instances/{instance}?done=attached")),
