@@ -121,8 +121,69 @@ async fn openapi_health_readiness_and_metrics() {
     assert!(docs.body.contains("/api/v1/users") && docs.body.contains("POST"));
     assert_eq!(c.get("/healthz").await.body, "ok");
     assert_eq!(c.get("/readyz").await.status, StatusCode::OK);
-    let m = c.get("/metrics").await;
+    let m = c.send(metrics_request("127.0.0.1:40000", None)).await;
     assert!(m.body.contains("tongban_db_pool_connections") && m.body.contains("tongban_jobs{status=\"queued\"}"));
+}
+
+/// `GET /metrics` as a peer at `peer` would send it straight to the server (no proxy headers).
+fn metrics_request(peer: &str, authorization: Option<&str>) -> axum::http::Request<axum::body::Body> {
+    let mut b = axum::http::Request::builder().uri("/metrics");
+    if let Some(a) = authorization {
+        b = b.header("authorization", a);
+    }
+    let mut req = b.body(axum::body::Body::empty()).expect("request");
+    let addr: std::net::SocketAddr = peer.parse().expect("address");
+    req.extensions_mut().insert(axum::extract::ConnectInfo(addr));
+    req
+}
+
+/// Attack test (issue 13, finding 19): `/metrics` lists routes and administrative activity, so
+/// a remote caller gets 404; a loopback peer reads it, unless the request came through a proxy;
+/// with `server.metrics_token` the token is needed from everywhere; with `server.metrics_bind`
+/// the main listener has no `/metrics` at all.
+#[tokio::test]
+async fn metrics_are_for_this_machine_or_the_token_holder_only() {
+    let app = TestApp::demo().await;
+    let mut c = app.client();
+    let remote = c.send(metrics_request("203.0.113.7:5555", None)).await;
+    assert_eq!(remote.status, StatusCode::NOT_FOUND, "a remote caller without a token sees no metrics");
+    assert!(!remote.body.contains("http_requests_total") && !remote.body.contains("tongban_jobs"));
+    let r = c.get("/metrics").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "no known peer (and a forwarded request) is not local");
+    let mut proxied = metrics_request("127.0.0.1:40000", None);
+    proxied.headers_mut().insert("x-forwarded-for", axum::http::HeaderValue::from_static("203.0.113.7"));
+    assert_eq!(c.send(proxied).await.status, StatusCode::NOT_FOUND, "through a local reverse proxy is not local");
+    let local = c.send(metrics_request("[::1]:40000", None)).await;
+    assert_eq!(local.status, StatusCode::OK);
+    assert!(local.body.contains("tongban_outbox_pending"));
+
+    const TOKEN: &str = "scrape-me-9f2c1d7e4b";
+    let app = TestApp::with(|c| c.server.metrics_token = TOKEN.into(), true).await;
+    let mut c = app.client();
+    for (peer, auth) in [("203.0.113.7:5555", None), ("127.0.0.1:40000", None), ("203.0.113.7:5555", Some("Bearer wrong-token-0000000"))] {
+        let r = c.send(metrics_request(peer, auth)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{peer} {auth:?}");
+        assert!(!r.body.contains("tongban_jobs"));
+    }
+    for scheme in ["Bearer", "bearer"] {
+        let r = c.send(metrics_request("203.0.113.7:5555", Some(&format!("{scheme} {TOKEN}")))).await;
+        assert_eq!(r.status, StatusCode::OK, "{scheme}");
+        assert!(r.body.contains("tongban_jobs{status=\"queued\"}"));
+    }
+
+    let app = TestApp::with(|c| c.server.metrics_bind = "127.0.0.1:9464".into(), true).await;
+    let mut c = app.client();
+    let r = c.send(metrics_request("127.0.0.1:40000", None)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "served on its own listener only");
+    let state = tongban_web::AppState::new(app.opened.identity.clone(), app.opened.config.clone(), None);
+    let r = tower::ServiceExt::oneshot(tongban_web::metrics_router(state), metrics_request("198.51.100.5:5555", None))
+        .await
+        .expect("infallible");
+    assert_eq!(r.status(), StatusCode::OK, "the dedicated listener serves whoever can reach its address");
+
+    let mut bad = tongban_platform::Config::default();
+    bad.server.metrics_bind = "localhost".into();
+    assert!(bad.validate().unwrap_err().to_string().contains("server.metrics_bind"));
 }
 
 #[tokio::test]

@@ -92,6 +92,12 @@ pub struct ServerConfig {
     /// The address users and other systems reach tongban at (`https://tb.jiahe.gov.cn`): the
     /// OpenID Connect issuers are built from it. Empty: `http://` + `bind`.
     pub public_url: String,
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <metrics_token>`.
+    /// Empty: on the main listener only requests from this machine (loopback) see it.
+    pub metrics_token: String,
+    /// A separate listener for `/metrics` (e.g. `127.0.0.1:9464`); when set, the main listener
+    /// does not serve `/metrics` at all.
+    pub metrics_bind: String,
 }
 
 /// Database settings.
@@ -267,6 +273,8 @@ impl Default for ServerConfig {
             max_upload_bytes: 10 * 1024 * 1024,
             trust_forwarded_for: false,
             public_url: String::new(),
+            metrics_token: String::new(),
+            metrics_bind: String::new(),
         }
     }
 }
@@ -364,6 +372,12 @@ impl Config {
         }
         if !self.notify.sms_gateway_url.is_empty() && !self.notify.sms_gateway_url.starts_with("http://") {
             return invalid("notify.sms_gateway_url", "must be an http:// URL (put a TLS proxy in front for https)");
+        }
+        if !self.server.metrics_bind.trim().is_empty() && self.server.metrics_bind.trim().parse::<std::net::SocketAddr>().is_err() {
+            return invalid("server.metrics_bind", "must be an address with a port, e.g. 127.0.0.1:9464");
+        }
+        if !self.server.metrics_token.is_empty() && self.server.metrics_token.len() < 16 {
+            return invalid("server.metrics_token", "must be at least 16 characters");
         }
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             return invalid("server.tls_cert", "tls_cert and tls_key must be set together");

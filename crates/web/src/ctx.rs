@@ -180,8 +180,9 @@ pub async fn context_layer(State(state): State<AppState>, req: Request, next: Ne
 
 async fn handle(state: AppState, req: Request, next: Next, lang: Lang) -> Response {
     let tr = Tr { lang };
-    if crate::oidc::is_protocol_endpoint(req.uri().path()) {
-        // Clients, not browsers: their credentials are checked by the endpoint itself.
+    if crate::oidc::is_protocol_endpoint(req.uri().path()) || req.uri().path() == "/metrics" {
+        // Clients, not browsers: their credentials are checked by the endpoint itself (the
+        // metrics scraper's bearer token is no API token).
         let ip = source_ip(&req, state.config.server.trust_forwarded_for);
         let user_agent: String =
             req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").chars().take(256).collect();
