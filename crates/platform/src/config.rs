@@ -241,6 +241,12 @@ pub struct AuditConfig {
     pub key_file: Option<PathBuf>,
     /// The signed checkpoint file; default `<data_dir>/audit-checkpoints.log`.
     pub checkpoint_file: Option<PathBuf>,
+    /// A second checkpoint file, written at every checkpoint, on a disk or mount that the
+    /// database's writer cannot edit (e.g. `/var/log/tongban/checkpoints.log`); `verify` reads both.
+    pub checkpoint_mirror: Option<PathBuf>,
+    /// A syslog collector that receives every checkpoint as an RFC 5424 message:
+    /// `udp://host:port` or `tcp://host:port`; empty = none.
+    pub syslog: String,
     /// Seconds between signed checkpoints of the chain head.
     pub checkpoint_interval_seconds: u64,
     /// Days to keep records; at least 180.
@@ -304,7 +310,14 @@ impl Default for SecurityConfig {
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        AuditConfig { key_file: None, checkpoint_file: None, checkpoint_interval_seconds: 300, retention_days: 180 }
+        AuditConfig {
+            key_file: None,
+            checkpoint_file: None,
+            checkpoint_mirror: None,
+            syslog: String::new(),
+            checkpoint_interval_seconds: 300,
+            retention_days: 180,
+        }
     }
 }
 
@@ -354,6 +367,18 @@ impl Config {
         }
         if self.audit.checkpoint_interval_seconds == 0 {
             return invalid("audit.checkpoint_interval_seconds", "must be greater than 0");
+        }
+        if self.audit.checkpoint_mirror.as_ref().is_some_and(|m| *m == self.audit_checkpoint_path()) {
+            return invalid("audit.checkpoint_mirror", "must be another file than audit.checkpoint_file");
+        }
+        let syslog = self.audit.syslog.trim();
+        if !syslog.is_empty() {
+            let rest = syslog.strip_prefix("udp://").or_else(|| syslog.strip_prefix("tcp://"));
+            let port_ok =
+                rest.and_then(|r| r.rsplit_once(':')).is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !port_ok {
+                return invalid("audit.syslog", "must be udp://host:port or tcp://host:port");
+            }
         }
         if self.security.session_idle_minutes < 1 {
             return invalid("security.session_idle_minutes", "must be at least 1");
