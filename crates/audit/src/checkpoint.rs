@@ -125,7 +125,8 @@ impl AuditTrail {
     /// The latest validly signed checkpoint in any file sink, and which sinks hold it (for the
     /// auditor's page).
     pub fn checkpoint_status(&self) -> CheckpointStatus {
-        let per_file: Vec<(SinkKind, &Path, Result<Vec<Checkpoint>, String>)> = self
+        type FileCheckpoints<'a> = (SinkKind, &'a Path, Result<Vec<Checkpoint>, String>);
+        let per_file: Vec<FileCheckpoints> = self
             .checkpoint_files()
             .into_iter()
             .map(|(kind, path)| {
@@ -184,9 +185,12 @@ fn append_line(path: &Path, cp: &Checkpoint) -> std::io::Result<()> {
     f.sync_data()
 }
 
+/// A checkpoint file's lines: line number and the checkpoint (`None`: malformed).
+pub(crate) type CheckpointLines = Vec<(usize, Option<Checkpoint>)>;
+
 /// The non-empty lines of a checkpoint file with their line numbers, parsed (`None`: malformed).
 /// A missing file has no lines.
-pub(crate) fn checkpoint_lines(path: &Path) -> std::io::Result<Vec<(usize, Option<Checkpoint>)>> {
+pub(crate) fn checkpoint_lines(path: &Path) -> std::io::Result<CheckpointLines> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             Ok(text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| (i + 1, Checkpoint::parse(l))).collect())

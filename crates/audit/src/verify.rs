@@ -6,7 +6,7 @@ use tongban_crypto::{hmac_sm3_hex, sm3_hex};
 use tongban_platform::Db;
 
 use crate::{
-    checkpoint::{Checkpoint, checkpoint_lines},
+    checkpoint::{Checkpoint, CheckpointLines, checkpoint_lines},
     model::AuditRecord,
     sinks::SinkKind,
     trail::AuditTrail,
@@ -80,7 +80,7 @@ impl AuditTrail {
         let mut expected_seq = 1;
         let mut prev_hash = GENESIS.to_string();
         let mut hashes: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
-        let files: Vec<(SinkKind, String, std::io::Result<Vec<(usize, Option<Checkpoint>)>>)> =
+        let files: Vec<(SinkKind, String, std::io::Result<CheckpointLines>)> =
             self.checkpoint_files().into_iter().map(|(kind, path)| (kind, path.display().to_string(), checkpoint_lines(path))).collect();
         let wanted: std::collections::HashSet<i64> =
             files.iter().filter_map(|(_, _, l)| l.as_ref().ok()).flatten().filter_map(|(_, c)| c.as_ref().map(|c| c.seq)).collect();
