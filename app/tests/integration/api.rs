@@ -197,3 +197,58 @@ async fn a_fresh_install_has_no_account_until_init() {
     let r = c.login("sysadmin", &admins[0].password).await;
     assert_eq!(r.location(), "/login/password", "one-time password must be changed first");
 }
+
+/// Attack test (issue 13, finding 24): the OpenAPI document must match the API. Query parameters
+/// are declared in the query, every success answer with a JSON body names its schema (arrays where
+/// the API answers arrays), and every operation documents 401, 403, 404, 409 and 422 with the
+/// `{code, message, field?}` body. The live answers of the two that were wrong are arrays.
+#[tokio::test]
+async fn the_openapi_document_describes_parameters_bodies_and_errors_as_the_api_answers() {
+    let app = TestApp::demo().await;
+    let mut c = app.staff("liuyang").await;
+    let spec = c.get("/api/openapi.json").await.json();
+    let paths = spec["paths"].as_object().expect("paths");
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("path item") {
+            operations += 1;
+            let name = format!("{} {path}", method.to_uppercase());
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let (inside, param) = (p["in"].as_str().unwrap_or(""), p["name"].as_str().unwrap_or(""));
+                assert_eq!(inside == "path", path.contains(&format!("{{{param}}}")), "{name}: parameter {param} is in {inside}");
+            }
+            let responses = op["responses"].as_object().expect("responses");
+            for (status, r) in responses {
+                let Some(schema) = r.pointer("/content/application~1json/schema") else { continue };
+                if status.starts_with('2') {
+                    let typed = schema.get("$ref").is_some()
+                        || schema.get("items").is_some()
+                        || schema.get("properties").is_some()
+                        || schema.get("oneOf").is_some();
+                    assert!(typed, "{name} {status}: untyped body {schema}");
+                }
+            }
+            if path.starts_with("/api/v1/") {
+                for status in ["401", "403", "404", "409", "422"] {
+                    let schema = &responses.get(status).unwrap_or_else(|| panic!("{name}: {status} undocumented"))["content"]["application/json"]
+                        ["schema"];
+                    assert_eq!(schema["$ref"], "#/components/schemas/ErrorBody", "{name} {status}");
+                }
+            }
+        }
+    }
+    assert!(operations >= 60, "{operations} operations");
+    let error = &spec["components"]["schemas"]["ErrorBody"];
+    assert_eq!(error["required"], json!(["code", "message"]));
+    assert!(error["properties"]["field"].is_object());
+
+    for (path, live) in [("/api/v1/cases", "/api/v1/cases?list=all"), ("/api/v1/inbox", "/api/v1/inbox")] {
+        let schema = &spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        assert_eq!(schema["type"], "array", "{path}: {schema}");
+        let r = c.get(live).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+        assert!(r.json().is_array(), "{path} answers an array");
+    }
+    let tasks = &spec["paths"]["/api/v1/workflow/tasks"]["get"]["parameters"];
+    assert!(tasks.as_array().is_some_and(|p| !p.is_empty() && p.iter().all(|p| p["in"] == "query")), "{tasks}");
+}
