@@ -559,6 +559,9 @@ async fn users_see_and_withdraw_the_systems_they_let_in() {
         token(&mut oa, Some(&auth), &[("grant_type", "refresh_token"), ("refresh_token", t["refresh_token"].as_str().unwrap_or_default())])
             .await;
     assert_eq!(r.json()["error"], "invalid_grant", "the system lost its refresh token");
+    let bearer = format!("Bearer {}", t["access_token"].as_str().unwrap_or_default());
+    let r = oa.request(Method::GET, "/realms/staff/userinfo", &[("authorization", &bearer)], "").await;
+    assert_eq!((r.status, r.json()["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")), "…and its access token");
     assert!(!me.get("/me/sessions").await.body.contains("协同办公系统"));
     assert_eq!(app.audit_count("oidc.grant.revoke", "success").await, 1);
 }

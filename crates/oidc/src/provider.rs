@@ -1018,11 +1018,26 @@ impl Provider {
             .collect())
     }
 
-    /// Withdraws a user's grant to a client: the consent goes and every refresh token the client
-    /// holds for the user is revoked (the next log-in there asks again).
+    /// Withdraws a user's grant to a client: the consent goes, and every refresh token and access
+    /// token the client holds for the user is revoked (the next log-in there asks again).
     pub async fn revoke_app_grant(&self, realm: Realm, subject: i64, client_id: &str, actor: &Actor) -> DomainResult<()> {
         let now = now_millis();
         let mut tx = self.db.begin_write().await?;
+        let families: Vec<String> = sqlx::query(
+            "SELECT family FROM oidc_refresh_tokens WHERE realm = $1 AND subject = $2 AND client_id = $3 \
+             UNION SELECT family FROM oidc_codes WHERE realm = $1 AND subject = $2 AND client_id = $3 AND used_at IS NOT NULL",
+        )
+        .bind(realm.as_str())
+        .bind(subject)
+        .bind(client_id)
+        .fetch_all(tx.conn())
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+        for family in &families {
+            revoke_grant_access(&mut tx, family, now).await?;
+        }
         sqlx::query("DELETE FROM oidc_consents WHERE realm = $1 AND subject = $2 AND client_id = $3")
             .bind(realm.as_str())
             .bind(subject)
@@ -1193,6 +1208,11 @@ async fn revoke_family(tx: &mut WriteTx, family: &str, now: i64) -> Result<(), s
         .bind(family)
         .execute(tx.conn())
         .await?;
+    revoke_grant_access(tx, family, now).await
+}
+
+/// Lists a grant among the revoked, so that the access tokens issued from it stop working.
+async fn revoke_grant_access(tx: &mut WriteTx, family: &str, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO oidc_revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
         .bind(revoked_grant_key(&grant_id_of(family)))
         .bind(now + LONGEST_ACCESS_TTL_MS)
