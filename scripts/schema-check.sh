@@ -10,7 +10,7 @@
 # cannot generate; its tests are in app/tests/integration/calendar.rs).
 #
 # Needs the debug binary (`cargo build`; scripts/test.sh builds it first) and python3 with venv.
-# Schemathesis is installed into target/schemathesis-venv on first use.
+# Schemathesis is installed into target/schemathesis-venv (or target/schemathesis-pkgs) on first use.
 # Ends with `schema-check: N passed, M failed` (operations), which scripts/test.sh counts.
 # Environment: SCHEMA_CHECK_MAX_EXAMPLES (default 20), SCHEMA_CHECK_TIMEOUT seconds (default 900).
 set -uo pipefail
@@ -30,13 +30,27 @@ fail() {
 
 [ -x "$bin" ] || fail "no binary at $bin (run cargo build first)"
 
-if [ "$("$venv/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, version $SCHEMATHESIS_VERSION" ]; then
-  echo "== installing schemathesis $SCHEMATHESIS_VERSION into $venv"
-  rm -rf "$venv"
-  python3 -m venv "$venv" || fail "python3 -m venv failed"
-  "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" || fail "installing schemathesis failed"
+# Schemathesis in a venv under target/; where python3 has no venv module (Debian without
+# python3-venv), in a plain package directory instead.
+pkgs="$PWD/target/schemathesis-pkgs"
+installed() { "$@" --version 2>/dev/null | grep -q "version $SCHEMATHESIS_VERSION\$"; }
+if installed "$venv/bin/schemathesis"; then
+  st=("$venv/bin/schemathesis")
+elif installed env PYTHONPATH="$pkgs" python3 -m schemathesis.cli; then
+  st=(env PYTHONPATH="$pkgs" python3 -m schemathesis.cli)
+else
+  echo "== installing schemathesis $SCHEMATHESIS_VERSION"
+  rm -rf "$venv" "$pkgs"
+  if python3 -m venv "$venv" 2>/dev/null; then
+    "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" || fail "installing schemathesis failed"
+    st=("$venv/bin/schemathesis")
+  else
+    python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --target "$pkgs" "schemathesis==$SCHEMATHESIS_VERSION" ||
+      fail "installing schemathesis failed"
+    st=(env PYTHONPATH="$pkgs" python3 -m schemathesis.cli)
+  fi
 fi
-py="$venv/bin/python"
+py=python3
 
 work=$(mktemp -d)
 server_pid=""
@@ -101,7 +115,7 @@ PY
 
 echo "== schemathesis $SCHEMATHESIS_VERSION against $base/api/openapi.json (max $max_examples examples per operation, ${time_limit}s at most)"
 # From the temp directory: Schemathesis keeps a cache (.schemathesis/) in the working directory.
-(cd "$work" && timeout --signal=INT --kill-after=30 "$time_limit" "$venv/bin/schemathesis" run "$base/api/openapi.json" \
+(cd "$work" && timeout --signal=INT --kill-after=30 "$time_limit" "${st[@]}" run "$base/api/openapi.json" \
   --url "$base" \
   --header "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,response_schema_conformance \
