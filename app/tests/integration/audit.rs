@@ -217,6 +217,13 @@ async fn deleting_the_newest_records_and_their_checkpoint_lines_is_caught_by_the
     let r = auditor.get("/audit").await;
     assert_eq!(r.element_text("checkpoint-seq"), second.seq.to_string(), "the page shows the latest checkpoint of any file");
     assert!(r.body.contains("缺少此检查点"), "the primary file is shown lacking it");
+
+    // Emptying the primary file does not help either.
+    std::fs::write(&primary, "").unwrap();
+    let report = app.opened.audit.verify(&app.opened.db).await.unwrap();
+    assert!(report.problems.iter().any(|p| p.kind == ProblemKind::Truncated), "{:?}", report.problems);
+    let missing: Vec<i64> = report.problems.iter().filter(|p| p.kind == ProblemKind::CheckpointMissing).map(|p| p.seq).collect();
+    assert_eq!(missing, [first.seq, second.seq], "{:?}", report.problems);
 }
 
 /// Checkpoints reach a syslog collector as RFC 5424 messages, over UDP and over TCP (octet

@@ -198,9 +198,15 @@ impl AuditTrail {
                 ),
             ));
         }
-        // A file that lacks a checkpoint another file holds, taken after the file's own first one.
-        for (_, path, cps) in &valid_per_file {
-            let Some(first_at) = cps.iter().map(|c| c.at).min() else { continue };
+        // A file that lacks a checkpoint another file holds, taken after the file's own first one
+        // (a mirror configured later lacks the older ones). The primary file is written at every
+        // checkpoint, so when it has none left, it lacks them all.
+        for (kind, path, cps) in &valid_per_file {
+            let first_at = match cps.iter().map(|c| c.at).min() {
+                Some(at) => at,
+                None if *kind == SinkKind::Primary => i64::MIN,
+                None => continue,
+            };
             for (cp, other) in &distinct {
                 if cp.at > first_at && !cps.contains(cp) {
                     problems.push(problem(
