@@ -53,7 +53,7 @@ pub async fn open(config: Config) -> anyhow::Result<Opened> {
         );
     }
     let signer = AuditSigner::load_or_create(&config.audit_key_path()).context("loading the audit key")?;
-    tongban_crypto::seal::SecretBox::load_or_create(&config.secret_key_path()).context("loading the secret key")?;
+    let secrets = tongban_crypto::seal::SecretBox::load_or_create(&config.secret_key_path()).context("loading the secret key")?;
     let syslog = match config.audit.syslog.trim() {
         "" => None,
         url => Some(
@@ -63,7 +63,10 @@ pub async fn open(config: Config) -> anyhow::Result<Opened> {
     };
     let sinks = tongban_audit::CheckpointSinks { mirror: config.audit.checkpoint_mirror.clone(), syslog };
     let audit = AuditTrail::new(signer, config.audit_checkpoint_path()).with_sinks(sinks);
-    let identity = IdentityService::new(db.clone(), audit.clone(), config.security.clone()).with_public_url(&config.public_url());
+    let ca = tongban_pki::ca::CaService::new(db.clone(), audit.clone(), secrets, &config.public_url());
+    let identity = IdentityService::new(db.clone(), audit.clone(), config.security.clone())
+        .with_public_url(&config.public_url())
+        .with_certificate_trust(Arc::new(CountyCa(ca)));
     let calendar = CalendarService::new(db.clone(), audit.clone());
     calendar.ensure_official().await.context("storing the official holiday schedules")?;
     let blobs = tongban_platform::blobs::BlobStore::from_config(&config).context("opening the blob store (blobs.*)")?;
@@ -87,6 +90,25 @@ pub async fn open(config: Config) -> anyhow::Result<Opened> {
     )
     .with_upload_limit(config.server.max_upload_bytes);
     Ok(Opened { config: Arc::new(config), db, audit, identity, calendar, workflow, catalogue, intake, cases, blobs })
+}
+
+/// The county CA as the trust anchor of certificate log-in.
+struct CountyCa(tongban_pki::ca::CaService);
+
+#[async_trait::async_trait]
+impl tongban_identity::CertificateTrust for CountyCa {
+    async fn status_for(
+        &self,
+        cert: &tongban_crypto::cert::CertificateInfo,
+        user_id: i64,
+    ) -> tongban_platform::error::DomainResult<tongban_identity::CertificateStatus> {
+        use tongban_identity::CertificateStatus;
+        Ok(match self.0.staff_login_status(&cert.pem, &cert.fingerprint, user_id).await? {
+            None => CertificateStatus::Untrusted,
+            Some(true) => CertificateStatus::Revoked,
+            Some(false) => CertificateStatus::Trusted,
+        })
+    }
 }
 
 /// Checks that the blob store answers and takes the credentials (a wrong S3 key or bucket fails

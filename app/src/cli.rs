@@ -108,6 +108,12 @@ pub enum UserCommand {
         /// Log-in name.
         username: String,
     },
+    /// Reset an account's second factor (lost phone): TOTP and its recovery codes are removed,
+    /// its sessions and API tokens end; it enrols again at the next log-in.
+    ResetTotp {
+        /// Log-in name.
+        username: String,
+    },
 }
 
 /// `tongban pki …`
@@ -224,6 +230,10 @@ async fn user(config: Config, action: UserCommand) -> anyhow::Result<()> {
         UserCommand::Unlock { username } => {
             ids.cli_set_locked(&username, false).await.map_err(fail)?;
             println!("{username} unlocked");
+        }
+        UserCommand::ResetTotp { username } => {
+            ids.cli_reset_totp(&username).await.map_err(fail)?;
+            println!("{username}: second factor removed; it enrols again at the next log-in");
         }
     }
     Ok(())

@@ -11,8 +11,15 @@ use tongban_web::AppState;
 use crate::boot::{Opened, open};
 
 /// Runs the server until Ctrl-C or SIGTERM.
-pub async fn serve(config: tongban_platform::Config, demo: bool) -> anyhow::Result<()> {
+pub async fn serve(mut config: tongban_platform::Config, demo: bool) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    if demo && config.security.second_factor_required.is_none() {
+        config.security.second_factor_required = Some(tongban_platform::config::SecondFactorRequired::Administrators);
+        println!(
+            "demo: only the three administrators need a second factor (security.second_factor_required = \"administrators\"); \
+             a real installation requires one of every member of staff"
+        );
+    }
     let opened = open(config).await?;
     crate::boot::check_blobs(&opened).await?;
     first_start(&opened, demo).await?;

@@ -27,6 +27,7 @@ export async function startServer({ localhost = false } = {}) {
   const env = { ...process.env, TONGBAN_DATA_DIR: dir, TONGBAN_SERVER__BIND: `127.0.0.1:${port}` };
   if (localhost) env.TONGBAN_SERVER__PUBLIC_URL = `http://localhost:${port}`;
   delete env.TONGBAN_CONFIG;
+  delete env.TONGBAN_BIN;
   delete env.TONGBAN_DATABASE__URL;
   const proc = spawn(bin, ['serve', '--demo'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

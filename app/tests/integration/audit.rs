@@ -28,7 +28,11 @@ async fn records_name_actor_source_and_result_but_never_secrets() {
     let app = TestApp::demo().await;
     busy_trail(&app).await;
     let mut sys = app.admin("sysadmin").await;
-    let id = app.user_id("heping").await;
+    let edu = app.unit_id("教育局").await;
+    let r = sys
+        .json(axum::http::Method::POST, "/api/v1/users", serde_json::json!({"username": "heping2", "display_name": "何平", "unit_id": edu}))
+        .await;
+    let id = r.json()["user_id"].as_i64().unwrap_or_default();
     let r = sys.post_form(&format!("/admin/users/{id}"), &format!("/admin/users/{id}/reset-password"), &[]).await;
     let one_time = r.element_text("one-time-password");
     let row = app.scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'auth.login' AND result = 'failure' AND actor_name = 'zhangwei' AND ip = '198.51.100.7' AND user_agent = 'tongban-tests'").await;

@@ -15,6 +15,7 @@ mod scopes;
 mod separation;
 mod sso;
 mod strong_login;
+mod takeover;
 mod units_users;
 mod window;
 mod workflow;

@@ -1,5 +1,5 @@
 //! The certificate authority (证书管理) through HTTP: the CA made at first start, the public chain
-//! and CRL, a staff certificate issued for a USB key's request (and logging in at once), a unit's
+//! and CRL, a staff certificate issued for a USB key's request (logging in once its holder bound it), a unit's
 //! seal certificate, revocation that reaches the CRL and stops the log-in, and who may do it.
 
 use axum::http::StatusCode;
@@ -9,7 +9,7 @@ use crate::{
     support::TestApp,
 };
 
-const SM2_CSR: &str = include_str!("../fixtures/sm2.csr");
+use crate::takeover::SM2_CSR;
 
 pub(crate) async fn ca(app: &TestApp) -> tongban_pki::ca::CaService {
     let secrets = tongban_crypto::seal::SecretBox::load_or_create(&app.opened.config.secret_key_path()).expect("secret key");
@@ -55,7 +55,11 @@ async fn the_security_administrator_issues_and_revokes_and_the_crl_and_log_in_fo
     assert!(cert.subject.contains("CN=徐辉") && cert.subject.contains("住房和城乡建设局"), "{}", cert.subject);
     assert_eq!(cert.issuer, issuing.subject);
     let mut usb = app.client();
-    assert_eq!(certificate_login(&mut usb, &pem, SM2_KEY).await.status, StatusCode::OK, "logs in with the issued certificate");
+    assert_eq!(certificate_login(&mut usb, &pem, SM2_KEY).await.status, StatusCode::UNAUTHORIZED, "issuing binds nothing");
+    let mut xuhui = crate::takeover::staff_with_second_factor(&app, "xuhui").await;
+    let r = crate::takeover::bind_own(&mut xuhui, &pem, SM2_KEY).await;
+    assert_eq!(r.location(), "/me/certificates?done=certificate_bound", "{}", r.body);
+    assert_eq!(certificate_login(&mut usb, &pem, SM2_KEY).await.status, StatusCode::OK, "logs in once its holder bound it");
 
     // A unit's seal certificate: the key is made here and kept sealed, never as plain bytes.
     let unit = app.unit_id("自然资源局").await;

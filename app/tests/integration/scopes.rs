@@ -39,8 +39,8 @@ async fn a_unit_administrator_stays_inside_their_subtree() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     // Moving an own account into another unit is refused.
-    let mine = app.user_id("liuyang").await;
-    let r = unit_admin.json(Method::PUT, &format!("/api/v1/users/{mine}"), json!({"display_name": "刘洋", "unit_id": market})).await;
+    let mine = r.json()["user_id"].as_i64().unwrap_or_default();
+    let r = unit_admin.json(Method::PUT, &format!("/api/v1/users/{mine}"), json!({"display_name": "陈欣", "unit_id": market})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     assert!(app.scalar("SELECT COUNT(*) FROM audit_log WHERE result = 'denied' AND actor_name = 'zhaomin'").await >= 4);

@@ -15,7 +15,10 @@ use ring::{
 };
 use serde_json::{Value, json};
 
-use crate::support::{Client, DEMO_PASSWORD, Resp, TestApp};
+use crate::{
+    support::{Client, DEMO_PASSWORD, Resp, TestApp},
+    takeover::{P256_CSR, SM2_CSR, bind_own, issue_from, staff_with_second_factor},
+};
 
 /// Where the test app's pages are (the default public URL served as localhost, see PasskeyParty).
 const ORIGIN: &str = "http://localhost:8080";
@@ -349,8 +352,8 @@ async fn a_relying_party_can_demand_a_fresh_or_stronger_log_in() {
     assert_eq!(d["acr_values_supported"], json!(["urn:tongban:acr:pwd", "urn:tongban:acr:mfa", "urn:tongban:acr:hwk"]));
 }
 
-const P256_CERT: &str = include_str!("../fixtures/p256.crt");
-const P256_KEY: &str = include_str!("../fixtures/p256.key");
+pub(crate) const P256_CERT: &str = include_str!("../fixtures/p256.crt");
+pub(crate) const P256_KEY: &str = include_str!("../fixtures/p256.key");
 pub(crate) const SM2_CERT: &str = include_str!("../fixtures/sm2.crt");
 pub(crate) const SM2_KEY: &str = include_str!("../fixtures/sm2.key");
 const RSA_CERT: &str = include_str!("../fixtures/rsa.crt");
@@ -383,61 +386,67 @@ pub(crate) async fn certificate_login(c: &mut Client, cert: &str, key: &str) -> 
     post_json(c, "/login", "/login/certificate/finish", body).await
 }
 
-async fn bind(admin: &mut Client, user_id: i64, cert: &str) -> Resp {
-    let page = format!("/admin/users/{user_id}");
-    admin.post_form(&page, &format!("{page}/certificates"), &[("certificate", cert)]).await
+/// The county CA issues certificates for zhoujun (P-256) and xuhui (SM2) and each binds their own;
+/// answers the two PEMs and zhoujun's session.
+async fn issued_and_bound(app: &TestApp) -> (String, String, Client) {
+    crate::pki::ca(app).await;
+    let mut sec = app.admin("secadmin").await;
+    let p256 = issue_from(app, &mut sec, "zhoujun", P256_CSR).await;
+    let sm2 = issue_from(app, &mut sec, "xuhui", SM2_CSR).await;
+    let mut zhoujun = staff_with_second_factor(app, "zhoujun").await;
+    assert_eq!(bind_own(&mut zhoujun, &p256, P256_KEY).await.location(), "/me/certificates?done=certificate_bound");
+    let mut xuhui = staff_with_second_factor(app, "xuhui").await;
+    assert_eq!(bind_own(&mut xuhui, &sm2, SM2_KEY).await.location(), "/me/certificates?done=certificate_bound");
+    (p256, sm2, zhoujun)
 }
 
 #[tokio::test]
-async fn an_administrator_binds_certificates_and_their_holders_log_in_by_signing() {
+async fn holders_bind_certificates_of_the_county_ca_and_log_in_by_signing() {
     let app = TestApp::demo().await;
-    let mut admin = app.admin("sysadmin").await;
-    let (zhoujun, xuhui) = (app.user_id("zhoujun").await, app.user_id("xuhui").await);
-
-    // Binding: SM2 and P-256 only, valid, once; refusals name the field and store nothing.
-    let r = bind(&mut admin, zhoujun, RSA_CERT).await;
+    let mut fangyuan = staff_with_second_factor(&app, "fangyuan").await;
+    // Binding: SM2 and P-256 only, readable, of the county CA, once; refusals name the field and
+    // store nothing.
+    let r = bind_own(&mut fangyuan, RSA_CERT, P256_KEY).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("id=\"cert-error\"") && r.body.contains("SM2"), "{}", r.body);
-    assert_eq!(
-        bind(&mut admin, zhoujun, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----").await.status,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
+    let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----";
+    assert_eq!(bind_own(&mut fangyuan, garbage, P256_KEY).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bind_own(&mut fangyuan, P256_CERT, P256_KEY).await.status, StatusCode::UNPROCESSABLE_ENTITY, "self-signed");
+    assert_eq!(bind_own(&mut fangyuan, SM2_CERT, SM2_KEY).await.status, StatusCode::UNPROCESSABLE_ENTITY, "self-signed SM2");
     assert_eq!(app.scalar("SELECT COUNT(*) FROM user_certificates").await, 0);
-    assert_eq!(bind(&mut admin, zhoujun, P256_CERT).await.location(), format!("/admin/users/{zhoujun}?done=certificate_bound"));
-    assert_eq!(bind(&mut admin, xuhui, P256_CERT).await.status, StatusCode::UNPROCESSABLE_ENTITY, "bound to one account only");
-    assert_eq!(bind(&mut admin, xuhui, SM2_CERT).await.status, StatusCode::SEE_OTHER);
-    let page = admin.get(&format!("/admin/users/{zhoujun}")).await;
+    let (p256, sm2, mut zhoujun) = issued_and_bound(&app).await;
+    let again = bind_own(&mut zhoujun, &p256, P256_KEY).await;
+    assert!(again.status == StatusCode::UNPROCESSABLE_ENTITY && again.body.contains("已绑定"), "bound once only");
+    assert_eq!(bind_own(&mut fangyuan, &sm2, SM2_KEY).await.status, StatusCode::UNPROCESSABLE_ENTITY, "issued for another");
+    let zid = app.user_id("zhoujun").await;
+    let mut admin = app.admin("sysadmin").await;
+    let page = admin.get(&format!("/admin/users/{zid}")).await;
     assert!(page.body.contains("CN=周军") && page.body.contains("p256"), "listed on the account page");
-    let sysadmin = app.user_id("sysadmin").await;
-    assert_eq!(bind(&mut admin, sysadmin, RSA_CERT).await.status, StatusCode::FORBIDDEN, "not one's own account");
-    // A member of staff without user.write cannot bind.
-    let mut staff = app.staff("huangli").await;
-    let r = staff.post_form("/me/sessions", &format!("/admin/users/{xuhui}/certificates"), &[("certificate", P256_CERT)]).await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(!page.body.contains("name=\"certificate\""), "no binding form for administrators");
 
     // Log-in by signing the challenge: P-256 and SM2; no password, no TOTP.
     let mut browser = app.client();
-    let r = certificate_login(&mut browser, P256_CERT, P256_KEY).await;
+    let r = certificate_login(&mut browser, &p256, P256_KEY).await;
     assert_eq!((r.status, r.json()["next"].clone()), (StatusCode::OK, json!("/workbench")), "{}", r.body);
     assert_eq!(browser.get("/workbench").await.status, StatusCode::OK);
-    let amr = app.scalar_text(&format!("SELECT amr FROM sessions WHERE user_id = {zhoujun} ORDER BY id DESC LIMIT 1")).await;
+    let amr = app.scalar_text(&format!("SELECT amr FROM sessions WHERE user_id = {zid} ORDER BY id DESC LIMIT 1")).await;
     assert_eq!(amr, "hwk sc");
     let mut other = app.client();
-    assert_eq!(certificate_login(&mut other, SM2_CERT, SM2_KEY).await.status, StatusCode::OK);
+    assert_eq!(certificate_login(&mut other, &sm2, SM2_KEY).await.status, StatusCode::OK);
 
     // Refused: a signature by another key, a replayed challenge, a malformed signature.
     let before = app.scalar("SELECT COUNT(*) FROM sessions").await;
     let mut thief = app.client();
-    assert_eq!(certificate_login(&mut thief, P256_CERT, SM2_KEY).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(certificate_login(&mut thief, &p256, SM2_KEY).await.status, StatusCode::UNAUTHORIZED);
     let start = post_json(&mut thief, "/login", "/login/certificate/challenge", json!({})).await.json();
     let signed = sign(P256_KEY, start["to_sign"].as_str().unwrap_or_default());
-    let body = json!({"handle": start["handle"], "certificate": P256_CERT, "signature": signed});
+    let body = json!({"handle": start["handle"], "certificate": p256, "signature": signed});
     let mut holder = app.client();
     assert_eq!(post_json(&mut holder, "/login", "/login/certificate/finish", body.clone()).await.status, StatusCode::OK);
     let r = post_json(&mut thief, "/login", "/login/certificate/finish", body).await;
     assert_eq!((r.status, r.json()["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("handle")), "a challenge answers once");
     let start = post_json(&mut thief, "/login", "/login/certificate/challenge", json!({})).await.json();
-    let body = json!({"handle": start["handle"], "certificate": P256_CERT, "signature": "not base64!"});
+    let body = json!({"handle": start["handle"], "certificate": p256, "signature": "not base64!"});
     let r = post_json(&mut thief, "/login", "/login/certificate/finish", body).await;
     assert_eq!((r.status, r.json()["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("signature")));
     assert_eq!(app.scalar("SELECT COUNT(*) FROM sessions").await, before + 1, "only the good answer opened a session");
@@ -447,24 +456,24 @@ async fn an_administrator_binds_certificates_and_their_holders_log_in_by_signing
             >= 1
     );
 
-    // Unbound: the certificate logs in no more.
-    let id = app.scalar(&format!("SELECT id FROM user_certificates WHERE user_id = {zhoujun}")).await;
-    let r = admin.post_form(&format!("/admin/users/{zhoujun}"), &format!("/admin/users/{zhoujun}/certificates/{id}/unbind"), &[]).await;
-    assert_eq!(r.location(), format!("/admin/users/{zhoujun}?done=certificate_unbound"));
+    // Unbound by an administrator (a lost USB key): the certificate logs in no more.
+    let id = app.scalar(&format!("SELECT id FROM user_certificates WHERE user_id = {zid}")).await;
+    let r = admin.post_form(&format!("/admin/users/{zid}"), &format!("/admin/users/{zid}/certificates/{id}/unbind"), &[]).await;
+    assert_eq!(r.location(), format!("/admin/users/{zid}?done=certificate_unbound"));
     let mut late = app.client();
-    assert_eq!(certificate_login(&mut late, P256_CERT, P256_KEY).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(certificate_login(&mut late, &p256, P256_KEY).await.status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn a_certificate_verified_by_the_proxy_logs_in_when_configured() {
     let app = TestApp::with(|c| c.security.client_cert_header = "x-ssl-client-cert".into(), true).await;
-    let mut admin = app.admin("sysadmin").await;
-    let zhoujun = app.user_id("zhoujun").await;
-    assert_eq!(bind(&mut admin, zhoujun, SM2_CERT).await.status, StatusCode::SEE_OTHER);
+    let (_, sm2, _) = issued_and_bound(&app).await;
     assert!(app.client().get("/login").await.body.contains("id=\"certificate-login\""), "the log-in page links it");
 
     // nginx passes $ssl_client_escaped_cert.
-    let escaped: String = SM2_CERT.replace('-', "%2D").replace('\n', "%0A").replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+    let escape =
+        |pem: &str| -> String { pem.replace('-', "%2D").replace('\n', "%0A").replace('+', "%2B").replace('/', "%2F").replace('=', "%3D") };
+    let escaped = escape(&sm2);
     let mut browser = app.client();
     let r = browser.request(Method::GET, "/login/certificate", &[("x-ssl-client-cert", &escaped)], "").await;
     assert_eq!(r.location(), "/workbench", "{}", r.body);

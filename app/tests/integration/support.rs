@@ -47,6 +47,10 @@ impl TestApp {
         config.database.max_connections = 4;
         config.server.trust_forwarded_for = true;
         tweak(&mut config);
+        if demo && config.security.second_factor_required.is_none() {
+            // As `serve --demo` does: the demo's staff log in without a second factor.
+            config.security.second_factor_required = Some(tongban_platform::config::SecondFactorRequired::Administrators);
+        }
         let opened = open(config).await.expect("open app");
         if demo {
             tongban::boot::load_demo(&opened).await.expect("demo data");

@@ -8,4 +8,4 @@ mod service;
 
 pub use model::{AdminClass, Grant, Permission, Role, Scope};
 pub use principal::{Principal, ScopeFilter, Target};
-pub use service::{AuthzService, RoleInput};
+pub use service::{AccountControl, AuthzService, RoleInput, RolesChanged};

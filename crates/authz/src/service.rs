@@ -4,7 +4,10 @@
 //! - one account never holds two administrator classes;
 //! - custom roles never carry the permissions reserved to the three administrators.
 
-use std::collections::{BTreeSet, HashMap};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+};
 
 use serde::Deserialize;
 use serde_json::json;
@@ -32,17 +35,51 @@ pub struct RoleInput {
     pub permissions: Vec<String>,
 }
 
+/// What a caller may do to another account, by the roles that account holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountControl {
+    /// Everything the caller's permissions allow: the caller could grant each of its roles.
+    Full,
+    /// It holds a role the caller could not grant: no credential or profile changes.
+    RoleNotCovered,
+    /// It is one of the three administrators' accounts: nothing through the web or API.
+    AdminAccount,
+}
+
+/// Told, inside the transaction that changes an account's roles, so that what the account could
+/// do before ends with it: the identity slice ends its sessions and API tokens, so that a new
+/// administrator role is used only after a fresh log-in with the second factor it demands.
+#[async_trait::async_trait]
+pub trait RolesChanged: Send + Sync {
+    /// The roles of `user_id` change in `tx`.
+    async fn roles_changed(&self, tx: &mut WriteTx, user_id: i64) -> Result<(), sqlx::Error>;
+}
+
 /// Roles and grants.
 #[derive(Clone)]
 pub struct AuthzService {
     db: Db,
     audit: AuditTrail,
+    on_roles_changed: Option<Arc<dyn RolesChanged>>,
 }
 
 impl AuthzService {
     /// A service over `db` recording to `audit`.
     pub fn new(db: Db, audit: AuditTrail) -> Self {
-        AuthzService { db, audit }
+        AuthzService { db, audit, on_roles_changed: None }
+    }
+
+    /// Calls `listener` whenever an account's grants change.
+    pub fn with_roles_changed(mut self, listener: Arc<dyn RolesChanged>) -> Self {
+        self.on_roles_changed = Some(listener);
+        self
+    }
+
+    async fn roles_changed(&self, tx: &mut WriteTx, user_id: i64) -> Result<(), sqlx::Error> {
+        match &self.on_roles_changed {
+            Some(l) => l.roles_changed(tx, user_id).await,
+            None => Ok(()),
+        }
     }
 
     /// Loads what `user_id` may do. `None` if the user does not exist.
@@ -284,6 +321,7 @@ impl AuthzService {
                     .get(0)
             }
         };
+        self.roles_changed(&mut tx, user_id).await?;
         let details = json!({"user_id": user_id, "role": role_code, "scope": scope.as_str()});
         self.audit.append(&mut tx, actor, Entry::success("grant.create", "user", user_id, details)).await?;
         outbox::publish(&mut tx, "authz.grant.changed", &json!({"user_id": user_id})).await?;
@@ -304,6 +342,7 @@ impl AuthzService {
         self.grant_guard(caller, actor, user_id, row.get(2), None, "grant.revoke").await?;
         let mut tx = self.db.begin_write().await?;
         sqlx::query("DELETE FROM grants WHERE id = $1").bind(grant_id).execute(tx.conn()).await?;
+        self.roles_changed(&mut tx, user_id).await?;
         let details = json!({"user_id": user_id, "role": role_code});
         self.audit.append(&mut tx, actor, Entry::success("grant.revoke", "user", user_id, details)).await?;
         outbox::publish(&mut tx, "authz.grant.changed", &json!({"user_id": user_id})).await?;
@@ -343,6 +382,31 @@ impl AuthzService {
             return Err(DomainError::invalid("scope", "error.scope_too_wide"));
         }
         Ok(())
+    }
+
+    /// How far `caller` may manage the account `user_id` (三员分立, 分级管理): never an account of
+    /// an administrator class (only the server's CLI changes those); its credentials and profile
+    /// only when the caller could grant every role it holds, at the scope it holds it.
+    pub async fn account_control(&self, caller: &Principal, user_id: i64) -> DomainResult<AccountControl> {
+        let rows =
+            sqlx::query("SELECT r.admin_class, r.assignable, g.scope FROM grants g JOIN roles r ON r.id = g.role_id WHERE g.user_id = $1")
+                .bind(user_id)
+                .fetch_all(self.db.pool())
+                .await?;
+        let own = caller.scope(Permission::UserWrite);
+        let mut control = AccountControl::Full;
+        for r in rows {
+            if AdminClass::parse(&r.get::<String, _>(0)).is_some() {
+                return Ok(AccountControl::AdminAccount);
+            }
+            let assignable = r.get::<i64, _>(1) != 0;
+            let scope = Scope::parse(&r.get::<String, _>(2)).unwrap_or(Scope::All);
+            let grantable = caller.has(Permission::GrantWrite) || (assignable && own.is_some_and(|o| o >= scope));
+            if !grantable {
+                control = AccountControl::RoleNotCovered;
+            }
+        }
+        Ok(control)
     }
 
     /// Roles the caller may grant: every role for the security administrator, the assignable

@@ -1,5 +1,9 @@
 //! Password hashing with argon2id (OWASP parameters: 19 MiB, 2 passes) and the password policy
-//! (密码策略): at least 8 characters from at least 3 of 4 classes.
+//! (密码策略): at least 8 characters from at least 3 of 4 classes, none of the 10,000 most common
+//! passwords (a list shipped in the program, `data/common-passwords.txt`), and nothing of the
+//! account's own: its user name, phone or ID number.
+
+use std::{collections::HashSet, sync::OnceLock};
 
 use argon2::{
     Argon2,
@@ -31,6 +35,10 @@ pub enum PolicyViolation {
     TooFewClasses,
     /// The same as the user name.
     SameAsUsername,
+    /// One of the most common passwords.
+    Common,
+    /// Contains the account's user name, phone or ID number.
+    ContainsPersonal,
 }
 
 impl PolicyViolation {
@@ -41,12 +49,28 @@ impl PolicyViolation {
             PolicyViolation::TooLong => "error.password_too_long",
             PolicyViolation::TooFewClasses => "error.password_classes",
             PolicyViolation::SameAsUsername => "error.password_is_username",
+            PolicyViolation::Common => "error.password_common",
+            PolicyViolation::ContainsPersonal => "error.password_personal",
         }
     }
 }
 
-/// Checks a new password against the policy.
-pub fn check_policy(password: &str, username: &str) -> Result<(), PolicyViolation> {
+/// The most common passwords, lower case.
+fn common_passwords() -> &'static HashSet<&'static str> {
+    static LIST: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    LIST.get_or_init(|| {
+        include_str!("../data/common-passwords.txt").lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect()
+    })
+}
+
+/// Whether `password` is one of the most common passwords (letter case ignored).
+pub fn is_common(password: &str) -> bool {
+    common_passwords().contains(password.to_lowercase().as_str())
+}
+
+/// Checks a new password against the policy. `username` is the account's log-in name; `personal`
+/// its other identifying values (phone, ID number), which the password may not contain.
+pub fn check_policy(password: &str, username: &str, personal: &[&str]) -> Result<(), PolicyViolation> {
     let len = password.chars().count();
     if len < 8 {
         return Err(PolicyViolation::TooShort);
@@ -66,6 +90,14 @@ pub fn check_policy(password: &str, username: &str) -> Result<(), PolicyViolatio
     if password.eq_ignore_ascii_case(username) {
         return Err(PolicyViolation::SameAsUsername);
     }
+    if is_common(password) {
+        return Err(PolicyViolation::Common);
+    }
+    let lower = password.to_lowercase();
+    let mine = std::iter::once(username).chain(personal.iter().copied()).map(|v| v.trim().to_lowercase());
+    if mine.filter(|v| v.chars().count() >= 4).any(|v| lower.contains(&v)) {
+        return Err(PolicyViolation::ContainsPersonal);
+    }
     Ok(())
 }
 
@@ -84,10 +116,26 @@ mod tests {
 
     #[test]
     fn policy_needs_length_and_three_classes() {
-        assert_eq!(check_policy("Ab1!", "u"), Err(PolicyViolation::TooShort));
-        assert_eq!(check_policy("abcdefgh1", "u"), Err(PolicyViolation::TooFewClasses));
-        assert_eq!(check_policy("Abcdefg1", "u"), Ok(()));
-        assert_eq!(check_policy("abcdefg1!", "u"), Ok(()));
-        assert_eq!(check_policy("Admin123", "admin123"), Err(PolicyViolation::SameAsUsername));
+        assert_eq!(check_policy("Ab1!", "u", &[]), Err(PolicyViolation::TooShort));
+        assert_eq!(check_policy("abcdefgh1", "u", &[]), Err(PolicyViolation::TooFewClasses));
+        assert_eq!(check_policy("Jiahe#2026", "u", &[]), Ok(()));
+        assert_eq!(check_policy("jiahe#2026!", "u", &[]), Ok(()));
+        assert_eq!(check_policy("Admin123", "admin123", &[]), Err(PolicyViolation::SameAsUsername));
+    }
+
+    #[test]
+    fn common_passwords_are_refused_whatever_their_case() {
+        for p in ["Password1", "P@ssw0rd", "Aa123456", "Qwer1234", "Woaini1314"] {
+            assert_eq!(check_policy(p, "u", &[]), Err(PolicyViolation::Common), "{p}");
+        }
+        assert!(common_passwords().len() >= 10_000, "the whole list is shipped");
+    }
+
+    #[test]
+    fn passwords_may_not_contain_the_account_s_own_values() {
+        assert_eq!(check_policy("Liuyang#2026", "liuyang", &[]), Err(PolicyViolation::ContainsPersonal));
+        assert_eq!(check_policy("X#13807351234", "u", &["13807351234"]), Err(PolicyViolation::ContainsPersonal));
+        assert_eq!(check_policy("Id430000199001011234!", "u", &["", "430000199001011234"]), Err(PolicyViolation::ContainsPersonal));
+        assert_eq!(check_policy("Jiahe#2026", "liuyang", &["13807351234", ""]), Ok(()));
     }
 }

@@ -1,9 +1,11 @@
-//! Certificate log-in for staff (证书登录, U 盾): an administrator binds an X.509 certificate
-//! (SM2 or P-256) to an account; its holder then logs in either by signing a one-time server
-//! challenge with the private key (the flow USB-key middleware drives), or through a
-//! TLS-terminating proxy that verified the client certificate and passes it in a configured
-//! header. The binding is the trust anchor: a certificate logs in only the account it is bound
-//! to, while valid and not unbound. Chain building against a CA is the PKI slice's work.
+//! Certificate log-in for staff (证书登录, U 盾). The security administrator issues a certificate
+//! from the county CA for the key on a member of staff's USB key; the holder binds it to their own
+//! account by signing a challenge with that key while logged in with their own factors (nobody
+//! binds a certificate to another's account). The holder then logs in either by signing a
+//! one-time server challenge (the flow USB-key middleware drives), or through a TLS-terminating
+//! proxy that verified the client certificate and passes it in a configured header. At binding
+//! and at every log-in the certificate must be trusted ([`CertificateTrust`]: issued for this
+//! account by the county CA, not revoked), valid now and bound to the account.
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use serde::Serialize;
@@ -21,7 +23,27 @@ use crate::{
     Realm,
     passkeys::{PasskeyLogin, StrongLogin},
     service::IdentityService,
+    sessions::AuthSession,
 };
+
+/// What the certificate authority says of a certificate presented for an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateStatus {
+    /// Issued for this account by a CA trusted for log-in, and not revoked.
+    Trusted,
+    /// Not issued by a trusted CA, or issued for another account.
+    Untrusted,
+    /// Revoked (it is on the CRL).
+    Revoked,
+}
+
+/// The trust anchor for certificate log-in (证书信任): the composition root supplies the county
+/// CA here. Without one, no certificate is trusted.
+#[async_trait::async_trait]
+pub trait CertificateTrust: Send + Sync {
+    /// Checks `cert` for the account `user_id` (its chain and its revocation, now).
+    async fn status_for(&self, cert: &CertificateInfo, user_id: i64) -> DomainResult<CertificateStatus>;
+}
 
 /// The methods a certificate log-in proves (RFC 8176): a hardware-held key, a smart card.
 pub const CERTIFICATE_AMR: &str = "hwk sc";
@@ -69,28 +91,65 @@ fn unix_now() -> i64 {
 }
 
 impl IdentityService {
-    /// Binds a certificate to an account (`user.write` on it; not one's own). The certificate
-    /// must be valid now and bound nowhere else.
-    pub async fn bind_certificate(&self, caller: &Principal, actor: &Actor, user_id: i64, certificate: &str) -> DomainResult<i64> {
-        let user = self.guard_user_write(caller, actor, user_id, "user.certificate.bind").await?;
-        if certificate.len() > 16 * 1024 {
-            return Err(DomainError::invalid("certificate", "cert.error.malformed"));
+    async fn trust_status(&self, cert: &CertificateInfo, user_id: i64) -> DomainResult<CertificateStatus> {
+        match &self.certificate_trust {
+            Some(trust) => trust.status_for(cert, user_id).await,
+            None => Ok(CertificateStatus::Untrusted),
         }
-        let cert = parse_certificate(certificate.as_bytes()).map_err(cert_error)?;
-        if !cert.valid_at(unix_now()) {
-            return Err(DomainError::invalid("certificate", "cert.error.expired"));
+    }
+
+    /// Starts binding a certificate to the caller's own account (绑定证书): checks that the
+    /// county CA issued it for this account and has not revoked it, and answers a challenge to
+    /// sign with its key. Only a session that proved a second factor may bind.
+    pub async fn begin_certificate_binding(
+        &self,
+        session: &AuthSession,
+        actor: &Actor,
+        certificate: &str,
+    ) -> DomainResult<CertificateChallenge> {
+        session.principal()?;
+        if !session.second_factor {
+            self.audit.record_denied(&self.db, actor, "user.certificate.bind", "user", session.user_id, "no_second_factor").await;
+            return Err(DomainError::Forbidden("cert.error.second_factor_needed"));
+        }
+        let cert = self.bindable(session.user_id, certificate).await?;
+        let to_sign =
+            format!("tongban-bind-certificate\n{}\n{}\n{}\n{}", self.public_url, session.username, cert.fingerprint, token::random_token());
+        let handle = self.store_ceremony(Realm::Staff, "certificate_bind", Some(session.user_id), &to_sign).await?;
+        Ok(CertificateChallenge { handle, to_sign })
+    }
+
+    /// Finishes a binding: the challenge `handle` (spent whatever the outcome), the certificate
+    /// again and the signature over the challenge text made with its key (proof of possession).
+    pub async fn finish_certificate_binding(
+        &self,
+        session: &AuthSession,
+        actor: &Actor,
+        handle: &str,
+        certificate: &str,
+        signature_b64: &str,
+    ) -> DomainResult<i64> {
+        session.principal()?;
+        let (owner, to_sign) = self.take_ceremony(Realm::Staff, "certificate_bind", handle).await?;
+        if owner != Some(session.user_id) || !session.second_factor {
+            return Err(DomainError::invalid("handle", "passkey.error.expired"));
+        }
+        let cert = self.bindable(session.user_id, certificate).await?;
+        if to_sign.lines().nth(3) != Some(cert.fingerprint.as_str()) {
+            return Err(DomainError::invalid("certificate", "cert.error.other_certificate"));
+        }
+        let signature =
+            STANDARD.decode(signature_b64.trim()).map_err(|_| DomainError::invalid("signature", "cert.error.signature_format"))?;
+        if !verify_signature(cert.algorithm, &cert.public_key, to_sign.as_bytes(), &signature) {
+            self.audit.record_denied(&self.db, actor, "user.certificate.bind", "user", session.user_id, "bad_signature").await;
+            return Err(DomainError::invalid("signature", "cert.error.bad_signature"));
         }
         let mut tx = self.db.begin_write().await?;
-        let taken =
-            sqlx::query("SELECT 1 FROM user_certificates WHERE fingerprint = $1").bind(&cert.fingerprint).fetch_optional(tx.conn()).await?;
-        if taken.is_some() {
-            return Err(DomainError::invalid("certificate", "cert.error.registered"));
-        }
         let id: i64 = sqlx::query(
             "INSERT INTO user_certificates (user_id, fingerprint, subject, issuer, serial, algorithm, public_key, not_before, not_after, pem, created_at) \
              VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) RETURNING id",
         )
-        .bind(user.id)
+        .bind(session.user_id)
         .bind(&cert.fingerprint)
         .bind(&cert.subject)
         .bind(&cert.issuer)
@@ -104,15 +163,50 @@ impl IdentityService {
         .fetch_one(tx.conn())
         .await?
         .get(0);
-        let details = json!({"username": user.username, "subject": cert.subject, "serial": cert.serial, "fingerprint": cert.fingerprint});
+        let details =
+            json!({"username": session.username, "subject": cert.subject, "serial": cert.serial, "fingerprint": cert.fingerprint});
         self.audit.append(&mut tx, actor, Entry::success("user.certificate.bind", "user_certificate", id, details)).await?;
         tx.commit().await?;
         Ok(id)
     }
 
+    /// A certificate that `user_id` may bind: readable, SM2 or P-256, valid now, trusted for
+    /// this account, and bound nowhere yet.
+    async fn bindable(&self, user_id: i64, certificate: &str) -> DomainResult<CertificateInfo> {
+        if certificate.len() > 16 * 1024 {
+            return Err(DomainError::invalid("certificate", "cert.error.malformed"));
+        }
+        let cert = parse_certificate(certificate.as_bytes()).map_err(cert_error)?;
+        if !cert.valid_at(unix_now()) {
+            return Err(DomainError::invalid("certificate", "cert.error.expired"));
+        }
+        match self.trust_status(&cert, user_id).await? {
+            CertificateStatus::Trusted => {}
+            CertificateStatus::Untrusted => return Err(DomainError::invalid("certificate", "cert.error.untrusted")),
+            CertificateStatus::Revoked => return Err(DomainError::invalid("certificate", "cert.error.revoked")),
+        }
+        let taken = sqlx::query("SELECT 1 FROM user_certificates WHERE fingerprint = $1")
+            .bind(&cert.fingerprint)
+            .fetch_optional(self.db.pool())
+            .await?;
+        if taken.is_some() {
+            return Err(DomainError::invalid("certificate", "cert.error.registered"));
+        }
+        Ok(cert)
+    }
+
     /// The certificates bound to an account, newest first (readable by whoever may see it).
     pub async fn certificates(&self, caller: &Principal, actor: &Actor, user_id: i64) -> DomainResult<Vec<BoundCertificate>> {
         self.user(caller, actor, user_id).await?;
+        self.bound_certificates(user_id).await
+    }
+
+    /// The certificates bound to the caller's own account.
+    pub async fn my_certificates(&self, session: &AuthSession) -> DomainResult<Vec<BoundCertificate>> {
+        self.bound_certificates(session.principal()?.user_id).await
+    }
+
+    async fn bound_certificates(&self, user_id: i64) -> DomainResult<Vec<BoundCertificate>> {
         let rows = sqlx::query(
             "SELECT id, subject, issuer, serial, algorithm, fingerprint, not_after, revoked_at FROM user_certificates \
              WHERE user_id = $1 ORDER BY id DESC",
@@ -137,7 +231,7 @@ impl IdentityService {
 
     /// Unbinds a certificate: it logs in no more (the row stays for the record).
     pub async fn unbind_certificate(&self, caller: &Principal, actor: &Actor, user_id: i64, cert_id: i64) -> DomainResult<()> {
-        let user = self.guard_user_write(caller, actor, user_id, "user.certificate.unbind").await?;
+        let user = self.guard_account(caller, actor, user_id, "user.certificate.unbind", crate::users::AccountChange::Protective).await?;
         let mut tx = self.db.begin_write().await?;
         let done = sqlx::query("UPDATE user_certificates SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL")
             .bind(cert_id)
@@ -236,6 +330,15 @@ impl IdentityService {
     ) -> DomainResult<PasskeyLogin> {
         if !cert.valid_at(unix_now()) {
             return Err(self.strong_login_failed(Realm::Staff, Some(user_id), actor, "certificate", "expired").await?);
+        }
+        match self.trust_status(cert, user_id).await? {
+            CertificateStatus::Trusted => {}
+            CertificateStatus::Untrusted => {
+                return Err(self.strong_login_failed(Realm::Staff, Some(user_id), actor, "certificate", "untrusted").await?);
+            }
+            CertificateStatus::Revoked => {
+                return Err(self.strong_login_failed(Realm::Staff, Some(user_id), actor, "certificate", "revoked").await?);
+            }
         }
         let stage = self.strong_login_stage(Realm::Staff, user_id, actor, "certificate").await?;
         let mut tx = self.db.begin_write().await?;

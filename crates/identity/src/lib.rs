@@ -14,11 +14,12 @@ mod regions;
 mod service;
 mod sessions;
 mod setup;
+mod throttle;
 mod tokens;
 mod units;
 mod users;
 
-pub use certificates::{BoundCertificate, CERTIFICATE_AMR, CertificateChallenge};
+pub use certificates::{BoundCertificate, CERTIFICATE_AMR, CertificateChallenge, CertificateStatus, CertificateTrust};
 pub use login::{LoginResult, Stage, TotpEnrolment};
 pub use login_codes::{CodeLogin, LoginOtp, OTP_AMR};
 pub use model::{ApiTokenInfo, NewUser, Region, SessionInfo, Unit, UnitInput, UnitKind, User, UserProfile};

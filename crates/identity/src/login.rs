@@ -8,7 +8,7 @@ use tongban_audit::{Actor, Entry, Outcome};
 use tongban_crypto::{password, sm3_hex, token, totp};
 use tongban_platform::{DomainError, WriteTx, clock::now_millis, error::DomainResult};
 
-use crate::{service::IdentityService, sessions::AuthSession};
+use crate::{service::IdentityService, sessions::AuthSession, throttle::AttemptKey};
 
 /// An argon2id hash verified for unknown user names, so that their timing matches real ones.
 fn dummy_hash() -> &'static str {
@@ -128,7 +128,17 @@ impl IdentityService {
         row.as_ref().map(credentials_from_row).ok_or(DomainError::Unauthenticated("error.login_required"))
     }
 
+    /// Whether the account must have a second factor: every member of staff under
+    /// `security.second_factor_required = "all_staff"`, else the three administrators.
     async fn requires_totp(&self, user_id: i64) -> DomainResult<bool> {
+        if self.policy.all_staff_need_second_factor() {
+            return Ok(true);
+        }
+        self.is_admin_class(user_id).await
+    }
+
+    /// Whether the account holds one of the three administrators' roles.
+    pub(crate) async fn is_admin_class(&self, user_id: i64) -> DomainResult<bool> {
         let row = sqlx::query("SELECT 1 FROM grants g JOIN roles r ON r.id = g.role_id WHERE g.user_id = $1 AND r.admin_class <> 'none'")
             .bind(user_id)
             .fetch_optional(self.db.pool())
@@ -172,9 +182,14 @@ impl IdentityService {
             return Err(DomainError::Locked("error.ip_locked"));
         }
         let Some(c) = self.credentials_by_name(username).await? else {
+            // Answered exactly as a real account would be, lock-out included.
+            if self.throttled_until(&AttemptKey::unknown_staff_name(username)).await?.is_some() {
+                self.audit_login_failure(&actor(None, ""), "locked").await?;
+                return Err(DomainError::Locked("error.account_locked"));
+            }
             let _ = password::verify_password(password_plain, dummy_hash());
-            self.login_failed(None, &actor(None, ""), "unknown_user").await?;
-            return Err(DomainError::Unauthenticated("error.bad_credentials"));
+            let locked = self.login_failed(None, &actor(None, ""), "unknown_user").await?;
+            return Err(refusal(locked));
         };
         let who = actor(Some(c.id), &c.unit_name);
         if c.locked_until.is_some_and(|t| t > now_millis()) {
@@ -255,6 +270,9 @@ impl IdentityService {
                 .bind(until)
                 .execute(tx.conn())
                 .await?;
+        } else if !actor.name.is_empty() {
+            let key = AttemptKey::unknown_staff_name(&actor.name);
+            locked = self.count_attempt(&mut tx, &key, self.policy.lockout_threshold, lock_for, true).await?.is_some();
         }
         self.count_ip_failure(&mut tx, &actor.ip, now, lock_for).await?;
         let entry = Entry::success(
@@ -265,8 +283,8 @@ impl IdentityService {
         )
         .with_outcome(Outcome::Failure);
         self.audit.append(&mut tx, actor, entry).await?;
-        if locked {
-            let id = c.map(|c| c.id).unwrap_or_default();
+        if let (true, Some(c)) = (locked, c) {
+            let id = c.id;
             let e = Entry::success("user.lockout", "user", id, json!({"minutes": self.policy.lockout_minutes}));
             self.audit.append(&mut tx, actor, e).await?;
         }
@@ -333,7 +351,7 @@ impl IdentityService {
             sqlx::query("UPDATE recovery_codes SET used_at = $2 WHERE id = $1").bind(id).bind(now_millis()).execute(tx.conn()).await?;
         }
         self.set_stage(&mut tx, session.session_id, stage).await?;
-        sqlx::query("UPDATE sessions SET amr = 'pwd otp mfa', auth_time = $2 WHERE id = $1")
+        sqlx::query("UPDATE sessions SET amr = COALESCE(amr, 'pwd') || ' otp mfa', auth_time = $2 WHERE id = $1")
             .bind(session.session_id)
             .bind(now_millis())
             .execute(tx.conn())
@@ -411,6 +429,11 @@ impl IdentityService {
         let enrolled = Credentials { totp_enabled: true, ..c };
         let stage = self.next_stage(&enrolled, true).await?;
         self.set_stage(&mut tx, session.session_id, stage).await?;
+        // The first code proved the new factor in this session.
+        sqlx::query("UPDATE sessions SET amr = COALESCE(amr, 'pwd') || ' otp mfa' WHERE id = $1")
+            .bind(session.session_id)
+            .execute(tx.conn())
+            .await?;
         self.audit.append(&mut tx, actor, Entry::success("auth.totp_enrol", "user", enrolled.id, json!({}))).await?;
         tx.commit().await?;
         Ok((stage, codes))
@@ -439,7 +462,8 @@ impl IdentityService {
         if new != confirm {
             return Err(DomainError::invalid("confirm_password", "error.password_mismatch"));
         }
-        password::check_policy(new, &c.username).map_err(|v| DomainError::invalid("new_password", v.message_key()))?;
+        let phone: String = sqlx::query("SELECT phone FROM users WHERE id = $1").bind(c.id).fetch_one(self.db.pool()).await?.get(0);
+        password::check_policy(new, &c.username, &[&phone]).map_err(|v| DomainError::invalid("new_password", v.message_key()))?;
         let history = sqlx::query("SELECT hash FROM password_history WHERE user_id = $1 ORDER BY id DESC LIMIT $2")
             .bind(c.id)
             .bind(self.policy.password_history)
@@ -453,7 +477,8 @@ impl IdentityService {
         let hash = password::hash_password(new).map_err(DomainError::Internal)?;
         let now = now_millis();
         let changed = Credentials { must_change: false, password_changed_at: now, ..c };
-        let stage = self.next_stage(&changed, true).await?;
+        // A changed password is no second factor: enrolment comes next where the account needs one.
+        let stage = self.next_stage(&changed, session.second_factor).await?;
         let mut tx = self.db.begin_write().await?;
         sqlx::query(
             "UPDATE users SET password_hash = $2, password_changed_at = $3, must_change_password = 0, updated_at = $3 WHERE id = $1",
@@ -469,10 +494,15 @@ impl IdentityService {
             .bind(now)
             .execute(tx.conn())
             .await?;
-        // Other sessions end; this one goes on.
+        // Other sessions and every API token end; this session goes on.
         sqlx::query("UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL")
             .bind(changed.id)
             .bind(session.session_id)
+            .bind(now)
+            .execute(tx.conn())
+            .await?;
+        sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+            .bind(changed.id)
             .bind(now)
             .execute(tx.conn())
             .await?;

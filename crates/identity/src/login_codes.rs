@@ -191,7 +191,7 @@ impl IdentityService {
                 .fetch_one(self.db.pool())
                 .await?
                 .get(0);
-            let locked = self.public_login_failed(Some((login.account_id, failed)), actor, "bad_code").await?;
+            let locked = self.public_account_failed(Some((login.account_id, failed)), actor, "bad_code").await?;
             if locked {
                 return Err(DomainError::Locked("error.account_locked"));
             }

@@ -346,6 +346,13 @@ impl IdentityService {
                 if !c.enabled || c.locked_until.is_some_and(|t| t > now) {
                     return Err(self.strong_login_failed(realm, Some(owner_id), actor, factor, "disabled_or_locked").await?);
                 }
+                // A certificate alone does not open an administrator's account: their TOTP follows.
+                if factor == "certificate" && self.is_admin_class(owner_id).await? {
+                    if !c.totp_enabled {
+                        return Err(self.strong_login_failed(realm, Some(owner_id), actor, factor, "admin_without_totp").await?);
+                    }
+                    return self.next_stage(&c, false).await;
+                }
                 self.next_stage(&c, true).await
             }
             Realm::Public => {

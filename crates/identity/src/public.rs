@@ -18,6 +18,7 @@ use tongban_platform::{
 use crate::{
     idcheck::{check_credit_code, check_id_number, mask_id_number},
     service::IdentityService,
+    throttle::{AttemptKey, PUBLIC_ACCOUNT_THRESHOLD},
 };
 
 /// A citizen or an enterprise.
@@ -102,6 +103,12 @@ impl PublicPrincipal {
     }
 }
 
+/// The answer to a failed public log-in: "try later" once the name is being slowed down, else
+/// "wrong log-in or password" (the same for names nobody has).
+fn public_refusal(throttled: bool) -> DomainError {
+    if throttled { DomainError::Locked("error.login_throttled") } else { DomainError::Unauthenticated("error.bad_credentials") }
+}
+
 fn today() -> Date {
     local_date(now_millis()).unwrap_or(Date::MIN)
 }
@@ -131,7 +138,7 @@ impl IdentityService {
         if !email.is_empty() && !email.split_once('@').is_some_and(|(a, d)| !a.is_empty() && d.contains('.')) {
             return Err(DomainError::invalid("email", "approval.error.email"));
         }
-        password::check_policy(&reg.password, phone).map_err(|v| DomainError::invalid("password", v.message_key()))?;
+        password::check_policy(&reg.password, phone, &[&cert]).map_err(|v| DomainError::invalid("password", v.message_key()))?;
         let hash = password::hash_password(&reg.password).map_err(DomainError::Internal)?;
         let mut tx = self.db.begin_write().await?;
         let taken = sqlx::query("SELECT 1 FROM public_accounts WHERE cert_no = $1 OR phone = $2")
@@ -172,6 +179,9 @@ impl IdentityService {
     }
 
     /// Logs a citizen in by certificate number or mobile number; answers the session secret.
+    /// Failures slow the name down — per source after five, for every source after twenty —
+    /// with delays that double from a minute up to the lock-out time; nothing locks the account,
+    /// and unknown names are answered as real ones. The owner is told by SMS (at most hourly).
     pub async fn login_public(&self, login: &str, pass: &str, ip: &str, ua: &str) -> DomainResult<String> {
         let login = login.trim().to_ascii_uppercase();
         let actor = |id: Option<i64>| Actor {
@@ -181,21 +191,25 @@ impl IdentityService {
             ip: ip.into(),
             user_agent: ua.chars().take(256).collect(),
         };
-        let throttled =
-            sqlx::query("SELECT locked_until FROM login_throttle WHERE ip = $1").bind(ip).fetch_optional(self.db.pool()).await?;
-        if throttled.and_then(|r| r.get::<Option<i64>, _>(0)).is_some_and(|t| t > now_millis()) {
+        if self.ip_blocked(ip).await? {
             return Err(DomainError::Locked("error.ip_locked"));
         }
+        let keys = [AttemptKey::public_from(&login, ip), AttemptKey::public_anywhere(&login)];
+        for key in &keys {
+            if self.throttled_until(key).await?.is_some() {
+                return Err(DomainError::Locked("error.login_throttled"));
+            }
+        }
         let row = sqlx::query(
-            "SELECT id, password_hash, enabled, failed_logins, locked_until, login_otp FROM public_accounts WHERE cert_no = $1 OR phone = $1",
+            "SELECT id, password_hash, enabled, failed_logins, locked_until, login_otp, phone FROM public_accounts WHERE cert_no = $1 OR phone = $1",
         )
         .bind(&login)
         .fetch_optional(self.db.pool())
         .await?;
         let Some(r) = row else {
             let _ = password::verify_password(pass, &password::hash_password("tongban-dummy").unwrap_or_default());
-            self.public_login_failed(None, &actor(None), "unknown_account").await?;
-            return Err(DomainError::Unauthenticated("error.bad_credentials"));
+            let throttled = self.public_login_failed(None, &actor(None), "unknown_account", &keys).await?;
+            return Err(public_refusal(throttled));
         };
         let id: i64 = r.get(0);
         let now = now_millis();
@@ -203,11 +217,13 @@ impl IdentityService {
             return Err(DomainError::Locked("error.account_locked"));
         }
         if !password::verify_password(pass, &r.get::<String, _>(1)) || r.get::<i64, _>(2) == 0 {
-            let locked = self.public_login_failed(Some((id, r.get(3))), &actor(Some(id)), "bad_password").await?;
-            return Err(crate::login::refusal(locked));
+            let owner = Some((id, r.get::<String, _>(6)));
+            let throttled = self.public_login_failed(owner, &actor(Some(id)), "bad_password", &keys).await?;
+            return Err(public_refusal(throttled));
         }
         let mut tx = self.db.begin_write().await?;
         sqlx::query("UPDATE public_accounts SET failed_logins = 0 WHERE id = $1").bind(id).execute(tx.conn()).await?;
+        self.clear_attempts(&mut tx, &keys[0]).await?;
         let wants_code = r.get::<String, _>(5) != "none";
         let secret = self.open_public_session(&mut tx, id, "pwd", if wants_code { "otp" } else { "complete" }, ip).await?;
         let details = json!({"factor": "password", "next": if wants_code { "otp" } else { "complete" }});
@@ -240,7 +256,7 @@ impl IdentityService {
             return Err(DomainError::Locked("error.account_locked"));
         }
         if !password::verify_password(pass, &r.get::<String, _>(0)) {
-            let locked = self.public_login_failed(Some((who.account_id, r.get(1))), actor, "bad_password").await?;
+            let locked = self.public_account_failed(Some((who.account_id, r.get(1))), actor, "bad_password").await?;
             return Err(crate::login::refusal(locked));
         }
         let mut tx = self.db.begin_write().await?;
@@ -283,7 +299,42 @@ impl IdentityService {
         Ok(secret)
     }
 
-    pub(crate) async fn public_login_failed(&self, account: Option<(i64, i64)>, actor: &Actor, reason: &str) -> DomainResult<bool> {
+    /// Counts a failed public log-in against the source IP and the name's throttles `keys` (per
+    /// source, then anywhere), with its audit record; tells the account's owner (`owner`: id and
+    /// phone) by SMS once the name is being slowed down. Answers whether it now is.
+    pub(crate) async fn public_login_failed(
+        &self,
+        owner: Option<(i64, String)>,
+        actor: &Actor,
+        reason: &str,
+        keys: &[AttemptKey; 2],
+    ) -> DomainResult<bool> {
+        let now = now_millis();
+        let window = self.policy.lockout_minutes * 60_000;
+        let mut tx = self.db.begin_write().await?;
+        let from_here = self.count_attempt(&mut tx, &keys[0], self.policy.lockout_threshold, window, false).await?;
+        let anywhere = self.count_attempt(&mut tx, &keys[1], PUBLIC_ACCOUNT_THRESHOLD, window, false).await?;
+        let throttled = from_here.is_some() || anywhere.is_some();
+        self.count_ip_failure(&mut tx, &actor.ip, now, window).await?;
+        let object = owner.as_ref().map(|(id, _)| id.to_string()).unwrap_or_default();
+        let entry = Entry::success("public.login", "public_account", object, json!({"reason": reason, "throttled": throttled}))
+            .with_outcome(Outcome::Failure);
+        self.audit.append(&mut tx, actor, entry).await?;
+        if let Some((id, phone)) = owner.filter(|_| throttled)
+            && self.due_warning(&mut tx, &keys[1]).await?
+        {
+            let text = "【通办】您的账号近期多次登录失败，已暂时限制尝试。如非本人操作，请尽快修改密码。";
+            tongban_notify::send_later(&mut tx, tongban_notify::Channel::Sms, &phone, "账号安全提醒", text).await?;
+            let e = Entry::success("public.login.warned", "public_account", id, json!({"channel": "sms"}));
+            self.audit.append(&mut tx, actor, e).await?;
+        }
+        tx.commit().await?;
+        Ok(throttled)
+    }
+
+    /// Counts a failure of an account already known to be its holder's (a wrong one-time code,
+    /// a wrong password at re-authentication): five lock the account.
+    pub(crate) async fn public_account_failed(&self, account: Option<(i64, i64)>, actor: &Actor, reason: &str) -> DomainResult<bool> {
         let now = now_millis();
         let window = self.policy.lockout_minutes * 60_000;
         let mut tx = self.db.begin_write().await?;

@@ -14,13 +14,16 @@ pub struct IdentityService {
     pub(crate) passkeys: Option<crate::PasskeyParty>,
     /// The server's public URL (bound into signed log-in challenges).
     pub(crate) public_url: String,
+    /// Who says whether a certificate may log in (the county CA).
+    pub(crate) certificate_trust: Option<std::sync::Arc<dyn crate::CertificateTrust>>,
 }
 
 impl IdentityService {
     /// A service over `db`, recording to `audit`, with the given security policy.
     pub fn new(db: Db, audit: AuditTrail, policy: SecurityConfig) -> Self {
-        let authz = AuthzService::new(db.clone(), audit.clone());
-        IdentityService { db, audit, authz, policy, passkeys: None, public_url: String::new() }
+        let authz =
+            AuthzService::new(db.clone(), audit.clone()).with_roles_changed(std::sync::Arc::new(crate::users::EndSessionsOnRoleChange));
+        IdentityService { db, audit, authz, policy, passkeys: None, public_url: String::new(), certificate_trust: None }
     }
 
     /// Names the server's public URL: passkeys are bound to it (none for a bare IP address other
@@ -28,6 +31,12 @@ impl IdentityService {
     pub fn with_public_url(mut self, public_url: &str) -> Self {
         self.passkeys = crate::PasskeyParty::for_public_url(public_url);
         self.public_url = public_url.trim_end_matches('/').to_string();
+        self
+    }
+
+    /// Trusts certificates for log-in as `trust` says (the county CA).
+    pub fn with_certificate_trust(mut self, trust: std::sync::Arc<dyn crate::CertificateTrust>) -> Self {
+        self.certificate_trust = Some(trust);
         self
     }
 

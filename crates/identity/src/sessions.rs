@@ -30,6 +30,14 @@ pub struct AuthSession {
     pub principal: Option<Principal>,
     /// For API tokens: whether the token may change state.
     pub api_write: Option<bool>,
+    /// Whether the log-in proved a second factor (TOTP, a passkey, a certificate, a one-time
+    /// code), or for an API token, whether the session that made it had.
+    pub second_factor: bool,
+}
+
+/// Whether the methods `amr` (RFC 8176, space-separated) include more than a password.
+pub(crate) fn amr_has_second_factor(amr: &str) -> bool {
+    amr.split(' ').any(|m| matches!(m, "mfa" | "otp" | "hwk" | "sc"))
 }
 
 impl AuthSession {
@@ -90,8 +98,8 @@ impl IdentityService {
             return Ok(None);
         }
         let row = sqlx::query(
-            "SELECT s.id, s.user_id, u.username, s.stage, s.csrf_token, s.last_seen_at, s.expires_at, s.revoked_at, u.enabled, u.locked_until \
-             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1",
+            "SELECT s.id, s.user_id, u.username, s.stage, s.csrf_token, s.last_seen_at, s.expires_at, s.revoked_at, u.enabled, u.locked_until, \
+             s.amr FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1",
         )
         .bind(sm3_hex(secret.as_bytes()))
         .fetch_optional(self.db.pool())
@@ -114,7 +122,17 @@ impl IdentityService {
         let user_id: i64 = r.get(1);
         let stage = Stage::parse(&r.get::<String, _>(3));
         let principal = if stage == Stage::Complete { self.authz.principal(user_id).await? } else { None };
-        Ok(Some(AuthSession { session_id: id, user_id, username: r.get(2), stage, csrf_token: r.get(4), principal, api_write: None }))
+        let second_factor = amr_has_second_factor(&r.get::<Option<String>, _>(10).unwrap_or_default());
+        Ok(Some(AuthSession {
+            session_id: id,
+            user_id,
+            username: r.get(2),
+            stage,
+            csrf_token: r.get(4),
+            principal,
+            api_write: None,
+            second_factor,
+        }))
     }
 
     /// The open sessions of the caller.
@@ -172,19 +190,25 @@ impl IdentityService {
         days: i64,
         write: bool,
     ) -> DomainResult<NewApiToken> {
+        if session.session_id == 0 {
+            // A token never makes tokens: one stolen token would otherwise outlive its revocation.
+            self.audit.record_denied(&self.db, actor, "token.create", "api_token", 0, "token_from_token").await;
+            return Err(DomainError::Forbidden("error.token_from_token"));
+        }
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 {
             return Err(DomainError::invalid("name", "error.required"));
         }
-        if !(1..=365).contains(&days) {
-            return Err(DomainError::invalid("days", "error.token_days"));
+        if !(1..=self.policy.api_token_max_days).contains(&days) {
+            return Err(DomainError::invalid_detail("days", "error.token_days", self.policy.api_token_max_days.to_string()));
         }
         let secret = format!("tbp_{}", token::random_token());
         let now = now_millis();
         let scopes = if write { "read write" } else { "read" };
         let mut tx = self.db.begin_write().await?;
         let id: i64 = sqlx::query(
-            "INSERT INTO api_tokens (user_id, name, prefix, token_hash, scopes, created_at, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING id",
+            "INSERT INTO api_tokens (user_id, name, prefix, token_hash, scopes, created_at, expires_at, second_factor) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8) RETURNING id",
         )
         .bind(session.user_id)
         .bind(name)
@@ -193,6 +217,7 @@ impl IdentityService {
         .bind(scopes)
         .bind(now)
         .bind(now + days * 86_400_000)
+        .bind(i64::from(session.second_factor))
         .fetch_one(tx.conn())
         .await?
         .get(0);
@@ -250,7 +275,7 @@ impl IdentityService {
         }
         let now = now_millis();
         let row = sqlx::query(
-            "SELECT t.id, t.user_id, u.username, t.scopes, t.last_used_at FROM api_tokens t JOIN users u ON u.id = t.user_id \
+            "SELECT t.id, t.user_id, u.username, t.scopes, t.last_used_at, t.second_factor FROM api_tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2 AND u.enabled = 1 \
              AND (u.locked_until IS NULL OR u.locked_until <= $2)",
         )
@@ -269,14 +294,21 @@ impl IdentityService {
         }
         let user_id: i64 = r.get(1);
         let scopes: String = r.get(3);
+        let second_factor = r.get::<i64, _>(5) != 0;
+        let principal = self.authz.principal(user_id).await?;
+        if !second_factor && principal.as_ref().is_some_and(|p| p.admin_class.is_some()) {
+            // Made in a session without the second factor that the account's roles demand.
+            return Ok(None);
+        }
         Ok(Some(AuthSession {
             session_id: 0,
             user_id,
             username: r.get(2),
             stage: Stage::Complete,
             csrf_token: String::new(),
-            principal: self.authz.principal(user_id).await?,
+            principal,
             api_write: Some(scopes.split(' ').any(|s| s == "write")),
+            second_factor,
         }))
     }
 }

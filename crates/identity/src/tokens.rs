@@ -29,6 +29,26 @@ impl IdentityService {
         self.write_password_reset(&Actor::system("user reset-password"), &user).await
     }
 
+    /// `tongban user reset-totp`: removes the account's TOTP and recovery codes and ends its
+    /// sessions and tokens (the three administrators' second factor is reset only here).
+    pub async fn cli_reset_totp(&self, username: &str) -> DomainResult<()> {
+        let user = self.user_by_username(username).await?.ok_or(DomainError::NotFound("error.user_not_found"))?;
+        let mut tx = self.db.begin_write().await?;
+        sqlx::query("UPDATE users SET totp_enabled = 0, totp_secret = NULL, totp_last_step = NULL, updated_at = $2 WHERE id = $1")
+            .bind(user.id)
+            .bind(tongban_platform::clock::now_millis())
+            .execute(tx.conn())
+            .await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user.id).execute(tx.conn()).await?;
+        crate::users::end_sessions(&mut tx, user.id).await?;
+        let details = serde_json::json!({"username": user.username});
+        self.audit
+            .append(&mut tx, &Actor::system("user reset-totp"), tongban_audit::Entry::success("user.reset_totp", "user", user.id, details))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// `tongban user lock` / `unlock`.
     pub async fn cli_set_locked(&self, username: &str, locked: bool) -> DomainResult<()> {
         let user = self.user_by_username(username).await?.ok_or(DomainError::NotFound("error.user_not_found"))?;

@@ -4,7 +4,7 @@
 use serde_json::json;
 use sqlx::{Row, any::AnyRow};
 use tongban_audit::{Actor, Entry};
-use tongban_authz::{Permission, Principal, ScopeFilter, Target};
+use tongban_authz::{AccountControl, Permission, Principal, ScopeFilter, Target};
 use tongban_crypto::{password, token};
 use tongban_platform::{DomainError, WriteTx, clock::now_millis, error::DomainResult, outbox};
 
@@ -143,8 +143,7 @@ impl IdentityService {
 
     /// Edits an account's profile and unit.
     pub async fn update_user(&self, caller: &Principal, actor: &Actor, id: i64, input: UserProfile) -> DomainResult<()> {
-        let user = self.load_user(id).await?.ok_or(DomainError::NotFound("error.user_not_found"))?;
-        self.check(caller, actor, Permission::UserWrite, user.target(), "user.update", ("user", id)).await?;
+        let user = self.guard_user_write(caller, actor, id, "user.update").await?;
         self.validate_profile(&input)?;
         if input.unit_id != user.unit_id {
             let unit = self.load_unit(input.unit_id).await?.ok_or_else(|| DomainError::invalid("unit_id", "error.unit_not_found"))?;
@@ -176,7 +175,7 @@ impl IdentityService {
     /// Enables or disables an account; disabling ends its sessions.
     pub async fn set_user_enabled(&self, caller: &Principal, actor: &Actor, id: i64, enabled: bool) -> DomainResult<()> {
         let action = if enabled { "user.enable" } else { "user.disable" };
-        let user = self.guard_user_write(caller, actor, id, action).await?;
+        let user = self.guard_account(caller, actor, id, action, AccountChange::Protective).await?;
         let mut tx = self.db.begin_write().await?;
         sqlx::query("UPDATE users SET enabled = $2, updated_at = $3 WHERE id = $1")
             .bind(id)
@@ -196,7 +195,7 @@ impl IdentityService {
     /// Locks (for `minutes`) or unlocks an account.
     pub async fn set_user_locked(&self, caller: &Principal, actor: &Actor, id: i64, locked: bool) -> DomainResult<()> {
         let action = if locked { "user.lock" } else { "user.unlock" };
-        let user = self.guard_user_write(caller, actor, id, action).await?;
+        let user = self.guard_account(caller, actor, id, action, AccountChange::Protective).await?;
         self.write_lock(actor, &user, locked).await
     }
 
@@ -248,7 +247,7 @@ impl IdentityService {
     /// Ends every session of an account (强制下线), e.g. when a device is lost; the systems they
     /// reached are told by the caller (back-channel logout).
     pub async fn end_user_sessions(&self, caller: &Principal, actor: &Actor, id: i64) -> DomainResult<()> {
-        let user = self.guard_user_write(caller, actor, id, "user.sessions.end").await?;
+        let user = self.guard_account(caller, actor, id, "user.sessions.end", AccountChange::Protective).await?;
         let mut tx = self.db.begin_write().await?;
         end_sessions(&mut tx, user.id).await?;
         self.audit.append(&mut tx, actor, Entry::success("user.sessions.end", "user", user.id, json!({"username": user.username}))).await?;
@@ -256,15 +255,49 @@ impl IdentityService {
         Ok(())
     }
 
+    /// Checks a change by `caller` to another account: `user.write` over it, never one's own,
+    /// never an administrator-class account (only the server's CLI changes those), and, unless the
+    /// change only takes access away, every role it holds must be one the caller could grant.
     pub(crate) async fn guard_user_write(&self, caller: &Principal, actor: &Actor, id: i64, action: &str) -> DomainResult<User> {
+        self.guard_account(caller, actor, id, action, AccountChange::Manage).await
+    }
+
+    pub(crate) async fn guard_account(
+        &self,
+        caller: &Principal,
+        actor: &Actor,
+        id: i64,
+        action: &str,
+        change: AccountChange,
+    ) -> DomainResult<User> {
         let user = self.load_user(id).await?.ok_or(DomainError::NotFound("error.user_not_found"))?;
         self.check(caller, actor, Permission::UserWrite, user.target(), action, ("user", id)).await?;
         if id == caller.user_id {
             self.audit.record_denied(&self.db, actor, action, "user", id, "own_account").await;
             return Err(DomainError::Forbidden("error.own_account"));
         }
+        let refusal = match self.authz.account_control(caller, id).await? {
+            AccountControl::AdminAccount => Some(("admin_account", "error.admin_account")),
+            AccountControl::RoleNotCovered if change == AccountChange::Manage => Some(("role_not_covered", "error.role_not_covered")),
+            _ => None,
+        };
+        if let Some((reason, message)) = refusal {
+            self.audit.record_denied(&self.db, actor, action, "user", id, reason).await;
+            return Err(DomainError::Forbidden(message));
+        }
         Ok(user)
     }
+}
+
+/// What an administrator's change to another account can do to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AccountChange {
+    /// Only takes access away or gives back what the account had (lock, disable, end sessions,
+    /// unbind a certificate, and their reverses): possible over any account in scope.
+    Protective,
+    /// Sets credentials or the profile (password reset, edits, moves): only over accounts whose
+    /// every role the caller could grant.
+    Manage,
 }
 
 /// Inserts an account row with `password` hashed; records it in the password history.
@@ -305,12 +338,30 @@ pub(crate) async fn insert_user_hashed(tx: &mut WriteTx, input: &NewUser, hash: 
     Ok(id)
 }
 
-/// Revokes every open session of a user.
+/// Revokes every open session and every API token of a user: what was signed in with the old
+/// credentials or the old roles signs in no more.
 pub(crate) async fn end_sessions(tx: &mut WriteTx, user_id: i64) -> Result<(), sqlx::Error> {
+    let now = now_millis();
     sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
         .bind(user_id)
-        .bind(now_millis())
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
+    sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(user_id)
+        .bind(now)
         .execute(tx.conn())
         .await?;
     Ok(())
+}
+
+/// Ends an account's sessions and tokens when its roles change (the authz slice calls it in the
+/// transaction of the change).
+pub(crate) struct EndSessionsOnRoleChange;
+
+#[async_trait::async_trait]
+impl tongban_authz::RolesChanged for EndSessionsOnRoleChange {
+    async fn roles_changed(&self, tx: &mut WriteTx, user_id: i64) -> Result<(), sqlx::Error> {
+        end_sessions(tx, user_id).await
+    }
 }

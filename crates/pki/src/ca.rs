@@ -216,8 +216,9 @@ impl CaService {
     }
 
     /// Issues a member of staff's certificate for the key on their USB key (from its CSR). The
-    /// subject comes from the account, not from the request; the certificate is bound to the
-    /// account for certificate log-in (the identity slice's table) in the same transaction.
+    /// subject comes from the account, not from the request. Issuing binds nothing: the holder
+    /// binds it to their own account by proving they hold its key ([`CaService::staff_login_status`]
+    /// is what log-in then asks).
     pub async fn issue_staff(&self, caller: &Principal, actor: &Actor, username: &str, csr: &str) -> DomainResult<IssuedRow> {
         self.require(caller, actor, "pki.issue").await?;
         let user = sqlx::query("SELECT u.id, u.display_name, n.name FROM users u JOIN units n ON n.id = u.unit_id WHERE u.username = $1")
@@ -234,28 +235,38 @@ impl CaService {
         let cert = self.sign(&subject, algorithm, &public, CertProfile::Staff, 2 * 365).await?;
         let mut tx = self.db.begin_write().await?;
         let id = self.store(&mut tx, &cert, ("staff", user_id), "staff", algorithm, None).await?;
-        let info = parse_certificate(cert.der.as_slice()).map_err(|e| DomainError::Internal(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO user_certificates (user_id, fingerprint, subject, issuer, serial, algorithm, public_key, not_before, not_after, pem, created_at) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
-        )
-        .bind(user_id)
-        .bind(&info.fingerprint)
-        .bind(&info.subject)
-        .bind(&info.issuer)
-        .bind(&info.serial)
-        .bind(algorithm.as_str())
-        .bind(hex::encode(&info.public_key))
-        .bind(info.not_before * 1000)
-        .bind(info.not_after * 1000)
-        .bind(&info.pem)
-        .bind(now_millis())
-        .execute(tx.conn())
-        .await?;
         let details = json!({"serial": cert.serial, "subject": cert.subject, "username": username.trim(), "algorithm": algorithm.as_str()});
         self.audit.append(&mut tx, actor, Entry::success("pki.issue", "pki_certificate", id, details)).await?;
         tx.commit().await?;
         self.row(id).await
+    }
+
+    /// Whether a certificate (PEM or DER, its SM3 `fingerprint`) may log in the staff account
+    /// `user_id`: this CA issued it as that account's staff certificate, its signature chains to
+    /// the CA's own certificates, and it is not revoked (what the CRL lists) — checked at every
+    /// log-in. Answers `None` when untrusted, `Some(revoked)` otherwise.
+    pub async fn staff_login_status(&self, certificate: &str, fingerprint: &str, user_id: i64) -> DomainResult<Option<bool>> {
+        let row = sqlx::query(
+            "SELECT cert_pem, revoked_at FROM pki_certificates WHERE fingerprint = $1 AND profile = 'staff' AND holder_kind = 'staff' AND holder_id = $2",
+        )
+        .bind(fingerprint)
+        .bind(user_id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let issued: String = row.get(0);
+        let presented = parse_certificate(certificate.as_bytes()).map(|c| c.pem).unwrap_or_default();
+        let mut chain = vec![presented];
+        let mut authorities = self.authorities().await?;
+        authorities.sort_by_key(|a| a.kind != "issuing");
+        chain.extend(authorities.into_iter().map(|a| a.pem));
+        if parse_certificate(issued.as_bytes()).map(|c| c.fingerprint).ok().as_deref() != Some(fingerprint)
+            || chain.len() != 3
+            || !crate::package::chain_signed(&chain)
+        {
+            return Ok(None);
+        }
+        Ok(Some(row.get::<Option<i64>, _>(1).is_some()))
     }
 
     /// Issues a unit's seal certificate (电子印章证书) for a key made here and kept sealed.

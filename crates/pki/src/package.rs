@@ -243,7 +243,7 @@ pub fn verify_package(bytes: &[u8]) -> Verification {
 }
 
 /// Whether each certificate is signed by the next, and the last by itself.
-fn chain_signed(pems: &[String]) -> bool {
+pub(crate) fn chain_signed(pems: &[String]) -> bool {
     use x509_cert::der::{Decode, Encode};
     use x509_parser::prelude::{FromDer, X509Certificate};
     let ders: Vec<Vec<u8>> = pems.iter().filter_map(|p| x509_cert::der::pem::decode_vec(p.as_bytes()).ok().map(|(_, d)| d)).collect();

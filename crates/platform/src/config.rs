@@ -138,6 +138,29 @@ pub struct SecurityConfig {
     /// `$ssl_client_escaped_cert`), e.g. `X-SSL-Client-Cert`. Empty: off. The proxy must remove
     /// the header from what clients send.
     pub client_cert_header: String,
+    /// Which staff must log in with a second factor (TOTP, a passkey or an SM2 certificate):
+    /// `administrators` (the three administrators) or `all_staff`. Unset: `all_staff`, except
+    /// for `serve --demo`, which says at start that it keeps `administrators`.
+    pub second_factor_required: Option<SecondFactorRequired>,
+    /// The longest lifetime a personal API token may be given, in days.
+    pub api_token_max_days: i64,
+}
+
+/// Who must prove a second factor at log-in (双因素认证).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecondFactorRequired {
+    /// The system administrator, the security administrator and the auditor.
+    Administrators,
+    /// Every member of staff (every account of the staff realm).
+    AllStaff,
+}
+
+impl SecurityConfig {
+    /// Whether every member of staff needs a second factor (the default for a real install).
+    pub fn all_staff_need_second_factor(&self) -> bool {
+        self.second_factor_required != Some(SecondFactorRequired::Administrators)
+    }
 }
 
 /// Official documents (公文).
@@ -304,6 +327,8 @@ impl Default for SecurityConfig {
             secure_cookies: false,
             secret_key_file: None,
             client_cert_header: String::new(),
+            second_factor_required: None,
+            api_token_max_days: 90,
         }
     }
 }
@@ -385,6 +410,9 @@ impl Config {
         }
         if self.security.lockout_threshold < 1 || self.security.lockout_minutes < 1 {
             return invalid("security.lockout_threshold", "lock-out threshold and minutes must be at least 1");
+        }
+        if !(1..=365).contains(&self.security.api_token_max_days) {
+            return invalid("security.api_token_max_days", "must be between 1 and 365");
         }
         if !(0..=24).contains(&self.security.password_history) {
             return invalid("security.password_history", "must be between 0 and 24");

@@ -51,6 +51,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 18,
+        name: "account_security",
+        shared: include_str!("../migrations/0018_account_security.sql"),
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 fn render(m: &Migration, kind: DbKind) -> String {

@@ -3,7 +3,7 @@
 use askama::Template;
 use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
-use tongban_authz::{Permission, Scope};
+use tongban_authz::{AccountControl, Permission, Scope};
 use tongban_identity::{NewUser, User, UserProfile};
 use tongban_platform::{
     DomainError,
@@ -196,22 +196,32 @@ struct DetailPage {
     scopes: Vec<(&'static str, String)>,
     grant_error: String,
     certificates: Vec<(tongban_identity::BoundCertificate, String)>,
-    cert_error: String,
+    can_manage: bool,
+    control_note: &'static str,
 }
 
 /// Which form on the account page failed, and how.
 enum FormError {
     None,
     Grant(String),
-    Certificate(String),
 }
 
 async fn detail_page(state: &AppState, ctx: &Ctx, id: i64, secret: String, error: FormError, done: Option<&str>) -> PageResult {
     let p = ctx.principal()?;
     let user = state.identity.user(p, &ctx.actor(), id).await?;
-    let can_write = p.has(Permission::UserWrite) && id != p.user_id;
+    // What this caller may do to this account (三员分立, 分级管理): the buttons shown match what the
+    // service would allow.
+    let control = if id == p.user_id { AccountControl::Full } else { state.identity.authz().account_control(p, id).await? };
+    let can_write = p.has(Permission::UserWrite) && id != p.user_id && control != AccountControl::AdminAccount;
+    let can_manage = can_write && control == AccountControl::Full;
+    let control_note = match control {
+        AccountControl::AdminAccount if id != p.user_id => "error.admin_account",
+        AccountControl::RoleNotCovered if p.has(Permission::UserWrite) => "users.protective_only",
+        _ => "",
+    };
     // The security administrator grants any role; account administrators the assignable ones (分级管理).
-    let can_grant = (p.has(Permission::GrantWrite) || p.has(Permission::UserWrite)) && id != p.user_id;
+    let can_grant =
+        (p.has(Permission::GrantWrite) || (p.has(Permission::UserWrite) && control != AccountControl::AdminAccount)) && id != p.user_id;
     let grants = state
         .identity
         .authz()
@@ -224,7 +234,9 @@ async fn detail_page(state: &AppState, ctx: &Ctx, id: i64, secret: String, error
         if can_grant { state.identity.authz().grantable_roles(p).await?.into_iter().map(|r| (r.id, r.name)).collect() } else { Vec::new() };
     let mut actions = vec![if user.enabled { ("disable", "common.disable") } else { ("enable", "common.enable") }];
     actions.push(if user.is_locked(now_millis()) { ("unlock", "users.unlock") } else { ("lock", "users.lock") });
-    actions.push(("reset-password", "users.reset_password"));
+    if can_manage {
+        actions.push(("reset-password", "users.reset_password"));
+    }
     actions.push(("end-sessions", "users.end_sessions"));
     let certificates = state
         .identity
@@ -236,10 +248,9 @@ async fn detail_page(state: &AppState, ctx: &Ctx, id: i64, secret: String, error
             (c, until)
         })
         .collect();
-    let (status, grant_error, cert_error) = match error {
-        FormError::None => (StatusCode::OK, String::new(), String::new()),
-        FormError::Grant(e) => (StatusCode::CONFLICT, e, String::new()),
-        FormError::Certificate(e) => (StatusCode::UNPROCESSABLE_ENTITY, String::new(), e),
+    let (status, grant_error) = match error {
+        FormError::None => (StatusCode::OK, String::new()),
+        FormError::Grant(e) => (StatusCode::CONFLICT, e),
     };
     let page = DetailPage {
         l: Layout::new(ctx, "users.profile", "users").with_flash(done),
@@ -254,7 +265,8 @@ async fn detail_page(state: &AppState, ctx: &Ctx, id: i64, secret: String, error
         scopes: Scope::ALL.iter().map(|s| (s.as_str(), format!("scope.{}", s.as_str()))).collect(),
         grant_error,
         certificates,
-        cert_error,
+        can_manage,
+        control_note,
     };
     render_status(status, &page)
 }
@@ -361,31 +373,6 @@ pub async fn revoke_grant(State(state): State<AppState>, ctx: Ctx, params: PathP
     let p = ctx.principal()?;
     let user_id = state.identity.authz().revoke(p, &ctx.actor(), grant_id).await?;
     see_other(&format!("/admin/users/{user_id}?done=grant_saved"))
-}
-
-/// The certificate form on the account page.
-#[derive(Deserialize)]
-pub struct CertificateForm {
-    #[serde(default)]
-    certificate: String,
-}
-
-/// `POST /admin/users/{id}/certificates`: binds a certificate for certificate log-in (证书绑定).
-pub async fn bind_certificate(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    params: PathParams,
-    PageForm(f): PageForm<CertificateForm>,
-) -> PageResult {
-    let id = params.id("id")?;
-    let p = ctx.principal()?;
-    match state.identity.bind_certificate(p, &ctx.actor(), id, &f.certificate).await {
-        Ok(_) => see_other(&format!("/admin/users/{id}?done=certificate_bound")),
-        Err(e) => {
-            let (_, msg) = form_error(&ctx.tr, e)?;
-            detail_page(&state, &ctx, id, String::new(), FormError::Certificate(msg), None).await
-        }
-    }
 }
 
 /// `POST /admin/users/{id}/certificates/{cid}/unbind`.

@@ -16,14 +16,18 @@ use tongban_identity::PasskeyLogin;
 
 use tongban_platform::DomainError;
 
+use axum::http::StatusCode;
+
 use super::{
-    PageResult,
+    Layout, PageResult,
+    admin_units::Done,
     auth::{refused_login, stage_path},
+    form_error, render_status, see_other,
 };
 use crate::{
     ctx::Ctx,
     error::{ApiError, PageError},
-    parse::ApiJson,
+    parse::{ApiJson, PageForm, QueryOf},
     state::AppState,
 };
 
@@ -73,5 +77,84 @@ pub async fn proxy_login(State(state): State<AppState>, ctx: Ctx, headers: Heade
         Ok(done) => Ok(with_session(&state, &done, Redirect::to(stage_path(done.stage)).into_response())),
         Err(e @ (DomainError::Database(_) | DomainError::Internal(_))) => Err(PageError(e)),
         Err(e) => refused_login(&state, &ctx, &e),
+    }
+}
+
+/// The holder's own certificates (我的证书) and the binding form: paste the certificate the
+/// security administrator issued, then sign the challenge with the USB key.
+#[derive(askama::Template)]
+#[template(path = "my_certificates.html")]
+struct MyCertificatesPage {
+    l: Layout,
+    certificates: Vec<(tongban_identity::BoundCertificate, String)>,
+    /// Set once the certificate was accepted: the text to sign and its handle.
+    challenge: Option<tongban_identity::CertificateChallenge>,
+    certificate: String,
+    can_bind: bool,
+    error: String,
+}
+
+/// The binding form's fields.
+#[derive(Deserialize)]
+pub struct BindForm {
+    #[serde(default)]
+    certificate: String,
+    #[serde(default)]
+    handle: String,
+    #[serde(default)]
+    signature: String,
+}
+
+async fn my_page(
+    state: &AppState,
+    ctx: &Ctx,
+    challenge: Option<tongban_identity::CertificateChallenge>,
+    certificate: String,
+    error: Option<DomainError>,
+    done: Option<&str>,
+) -> PageResult {
+    let session = ctx.session()?;
+    let certificates = state
+        .identity
+        .my_certificates(session)
+        .await?
+        .into_iter()
+        .map(|c| {
+            let until = tongban_platform::clock::format_local(c.not_after);
+            (c, until)
+        })
+        .collect();
+    let (status, error) = match error {
+        None => (StatusCode::OK, String::new()),
+        Some(e) => (StatusCode::UNPROCESSABLE_ENTITY, form_error(&ctx.tr, e)?.1),
+    };
+    let l = Layout::new(ctx, "cert.mine", "me").with_flash(done);
+    let page = MyCertificatesPage { l, certificates, challenge, certificate, can_bind: session.second_factor, error };
+    render_status(status, &page)
+}
+
+/// `GET /me/certificates`.
+pub async fn mine(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<Done>) -> PageResult {
+    ctx.principal()?;
+    my_page(&state, &ctx, None, String::new(), None, q.done.as_deref()).await
+}
+
+/// `POST /me/certificates`: checks the pasted certificate and shows the challenge to sign.
+pub async fn bind_begin(State(state): State<AppState>, ctx: Ctx, PageForm(f): PageForm<BindForm>) -> PageResult {
+    ctx.principal()?;
+    match state.identity.begin_certificate_binding(ctx.session()?, &ctx.actor(), &f.certificate).await {
+        Ok(c) => my_page(&state, &ctx, Some(c), f.certificate, None, None).await,
+        Err(e @ (DomainError::Database(_) | DomainError::Internal(_))) => Err(PageError(e)),
+        Err(e) => my_page(&state, &ctx, None, f.certificate, Some(e), None).await,
+    }
+}
+
+/// `POST /me/certificates/bind`: binds the certificate once its key signed the challenge.
+pub async fn bind_finish(State(state): State<AppState>, ctx: Ctx, PageForm(f): PageForm<BindForm>) -> PageResult {
+    ctx.principal()?;
+    match state.identity.finish_certificate_binding(ctx.session()?, &ctx.actor(), &f.handle, &f.certificate, &f.signature).await {
+        Ok(_) => see_other("/me/certificates?done=certificate_bound"),
+        Err(e @ (DomainError::Database(_) | DomainError::Internal(_))) => Err(PageError(e)),
+        Err(e) => my_page(&state, &ctx, None, f.certificate, Some(e), None).await,
     }
 }

@@ -122,6 +122,7 @@ struct TokensPage {
     tokens: Vec<TokenRow>,
     secret: String,
     error: String,
+    max_days: i64,
 }
 
 async fn tokens_page(state: &AppState, ctx: &Ctx, secret: String, error: String, done: Option<&str>) -> PageResult {
@@ -134,7 +135,16 @@ async fn tokens_page(state: &AppState, ctx: &Ctx, secret: String, error: String,
         .map(|t| TokenRow { id: t.id, name: t.name, prefix: t.prefix, scopes: t.scopes, expires: format_local(t.expires_at) })
         .collect();
     let status = if error.is_empty() { axum::http::StatusCode::OK } else { axum::http::StatusCode::UNPROCESSABLE_ENTITY };
-    render_status(status, &TokensPage { l: Layout::new(ctx, "tokens.title", "me").with_flash(done), tokens, secret, error })
+    render_status(
+        status,
+        &TokensPage {
+            l: Layout::new(ctx, "tokens.title", "me").with_flash(done),
+            tokens,
+            secret,
+            error,
+            max_days: state.config.security.api_token_max_days,
+        },
+    )
 }
 
 pub async fn tokens(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<Done>) -> PageResult {

@@ -317,7 +317,6 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/users/{id}", get(admin_users::detail).post(admin_users::update))
         .route("/admin/users/{id}/edit", get(admin_users::edit_form))
         .route("/admin/users/{id}/grants", post(admin_users::add_grant))
-        .route("/admin/users/{id}/certificates", post(admin_users::bind_certificate))
         .route("/admin/users/{id}/certificates/{cid}/unbind", post(admin_users::unbind_certificate))
         .route("/admin/users/{id}/{action}", post(admin_users::action))
         .route("/admin/grants/{id}/revoke", post(admin_users::revoke_grant))
@@ -380,4 +379,6 @@ pub fn routes() -> Router<AppState> {
         .route("/me/tokens/{id}/revoke", post(me::revoke_token))
         .route("/me/password", get(me::password_page).post(me::password_submit))
         .route("/me/totp", get(me::totp_page).post(me::totp_submit))
+        .route("/me/certificates", get(certificates::mine).post(certificates::bind_begin))
+        .route("/me/certificates/bind", post(certificates::bind_finish))
 }
