@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs tongban's whole test suite: unit and integration tests on SQLite, the integration tests
-# again on PostgreSQL, and the browser tests (Playwright + Debian's Chromium).
+# again on PostgreSQL, the OpenAPI conformance run (scripts/schema-check.sh: Schemathesis from PyPI
+# against `tongban serve --demo`), and the browser tests (Playwright + Debian's Chromium).
 #
 # PostgreSQL: uses TONGBAN_TEST_DATABASE_URL if set (a role that may CREATE DATABASE); otherwise
 # starts a throwaway cluster from Debian's postgresql package if it is installed.
 # Browser tests: need /usr/bin/chromium and `npm ci` in e2e/ (.ci/run does both).
 # S3 blob store: its unit test runs against TONGBAN_TEST_S3_URL (an S3-compatible server such as
 # moto's, which .ci/run starts); unset, the test passes without doing anything and is listed as skipped.
-# Set TONGBAN_TEST_SKIP_PG=1 or TONGBAN_TEST_SKIP_E2E=1 to leave a part out on purpose.
+# Set TONGBAN_TEST_SKIP_PG=1, TONGBAN_TEST_SKIP_SCHEMA=1 or TONGBAN_TEST_SKIP_E2E=1 to leave a part out on purpose.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,9 @@ count() { # adds the counts of a cargo or node test log to the totals
   local p f
   p=$(grep -Eo '(test result: (ok|FAILED)\. [0-9]+ passed|^# pass [0-9]+|ℹ pass [0-9]+)' "$log" | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
   f=$(grep -Eo '([0-9]+ failed;|^# fail [0-9]+|ℹ fail [0-9]+)' "$log" | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
+  # scripts/schema-check.sh closes with `schema-check: N passed, M failed` (operations).
+  p=$((p + $(grep -Eo '^schema-check: [0-9]+ passed' "$log" | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')))
+  f=$((f + $(grep -Eo '^schema-check: [0-9]+ passed, [0-9]+ failed' "$log" | grep -Eo '[0-9]+ failed' | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')))
   passed=$((passed + p))
   failed=$((failed + f))
 }
@@ -38,6 +42,12 @@ run() { # run NAME COMMAND...
 
 run "build (debug)" cargo build --workspace --all-targets
 run "unit and integration tests on SQLite" cargo test --workspace
+
+if [ "${TONGBAN_TEST_SKIP_SCHEMA:-}" = 1 ]; then
+  skipped+=("OpenAPI conformance (TONGBAN_TEST_SKIP_SCHEMA=1)")
+else
+  run "OpenAPI conformance (Schemathesis)" bash scripts/schema-check.sh
+fi
 
 pg_started=""
 start_throwaway_pg() {

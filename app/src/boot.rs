@@ -54,7 +54,15 @@ pub async fn open(config: Config) -> anyhow::Result<Opened> {
     }
     let signer = AuditSigner::load_or_create(&config.audit_key_path()).context("loading the audit key")?;
     let secrets = tongban_crypto::seal::SecretBox::load_or_create(&config.secret_key_path()).context("loading the secret key")?;
-    let audit = AuditTrail::new(signer, config.audit_checkpoint_path());
+    let syslog = match config.audit.syslog.trim() {
+        "" => None,
+        url => Some(
+            tongban_audit::SyslogTarget::parse(url)
+                .with_context(|| format!("audit.syslog {url:?} must be udp://host:port or tcp://host:port"))?,
+        ),
+    };
+    let sinks = tongban_audit::CheckpointSinks { mirror: config.audit.checkpoint_mirror.clone(), syslog };
+    let audit = AuditTrail::new(signer, config.audit_checkpoint_path()).with_sinks(sinks);
     let ca = tongban_pki::ca::CaService::new(db.clone(), audit.clone(), secrets, &config.public_url());
     let identity = IdentityService::new(db.clone(), audit.clone(), config.security.clone())
         .with_public_url(&config.public_url())

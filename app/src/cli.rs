@@ -143,7 +143,8 @@ pub enum PkiCommand {
 /// `tongban audit …`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Walk the chain and the signed checkpoints; exit 1 naming the first problem.
+    /// Walk the chain and the signed checkpoints of every checkpoint file (primary and mirror);
+    /// exit 1 naming the first problem.
     Verify {
         /// Print the report as JSON.
         #[arg(long)]
@@ -302,7 +303,17 @@ async fn audit(config: Config, action: AuditCommand) -> anyhow::Result<()> {
     let opened = open(config).await?;
     match action {
         AuditCommand::Checkpoint => match opened.audit.checkpoint(&opened.db).await? {
-            Some(cp) => println!("checkpoint written: seq {} hash {}", cp.seq, cp.hash),
+            Some(cp) => {
+                println!("checkpoint written: seq {} hash {}", cp.seq, cp.hash);
+                for sink in opened.audit.checkpoint_status().sinks {
+                    let state = match (sink.holds_latest, sink.last_error.is_empty()) {
+                        (Some(true), _) => "written".to_string(),
+                        (_, false) => format!("FAILED: {}", sink.last_error),
+                        _ => "not written".to_string(),
+                    };
+                    println!("  {:<8} {}  {state}", sink.kind.as_str(), sink.target);
+                }
+            }
             None => println!("no new records since the last checkpoint"),
         },
         AuditCommand::Verify { json } => {
@@ -310,7 +321,12 @@ async fn audit(config: Config, action: AuditCommand) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else if report.ok() {
-                println!("audit trail intact: {} records, {} signed checkpoints", report.records, report.checkpoints);
+                println!(
+                    "audit trail intact: {} records, {} signed checkpoints in {}",
+                    report.records,
+                    report.checkpoints,
+                    report.checkpoint_files.join(", ")
+                );
             } else {
                 for p in &report.problems {
                     println!("{:?} at {}: {}", p.kind, p.seq, p.message);

@@ -43,6 +43,16 @@ pub async fn serve(mut config: tongban_platform::Config, demo: bool) -> anyhow::
             tracing::info!(made, "demo seals registered");
         }
     }
+    let metrics_listener = match opened.config.server.metrics_bind.trim() {
+        "" => None,
+        bind => {
+            let addr: SocketAddr = bind.parse().with_context(|| format!("server.metrics_bind {bind:?} is not an address"))?;
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr} (server.metrics_bind)"))?;
+            tracing::info!(%addr, "metrics listening (http)");
+            let app = tongban_web::metrics_router(state.clone());
+            Some(tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await }))
+        }
+    };
     let app = tongban_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -74,6 +84,9 @@ pub async fn serve(mut config: tongban_platform::Config, demo: bool) -> anyhow::
     }
 
     let _ = stop_tx.send(true);
+    if let Some(m) = metrics_listener {
+        m.abort();
+    }
     let _ = background.await;
     let _ = checkpoints.await;
     let _ = statistics.await;

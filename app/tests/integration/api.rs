@@ -121,8 +121,69 @@ async fn openapi_health_readiness_and_metrics() {
     assert!(docs.body.contains("/api/v1/users") && docs.body.contains("POST"));
     assert_eq!(c.get("/healthz").await.body, "ok");
     assert_eq!(c.get("/readyz").await.status, StatusCode::OK);
-    let m = c.get("/metrics").await;
+    let m = c.send(metrics_request("127.0.0.1:40000", None)).await;
     assert!(m.body.contains("tongban_db_pool_connections") && m.body.contains("tongban_jobs{status=\"queued\"}"));
+}
+
+/// `GET /metrics` as a peer at `peer` would send it straight to the server (no proxy headers).
+fn metrics_request(peer: &str, authorization: Option<&str>) -> axum::http::Request<axum::body::Body> {
+    let mut b = axum::http::Request::builder().uri("/metrics");
+    if let Some(a) = authorization {
+        b = b.header("authorization", a);
+    }
+    let mut req = b.body(axum::body::Body::empty()).expect("request");
+    let addr: std::net::SocketAddr = peer.parse().expect("address");
+    req.extensions_mut().insert(axum::extract::ConnectInfo(addr));
+    req
+}
+
+/// Attack test (issue 13, finding 19): `/metrics` lists routes and administrative activity, so
+/// a remote caller gets 404; a loopback peer reads it, unless the request came through a proxy;
+/// with `server.metrics_token` the token is needed from everywhere; with `server.metrics_bind`
+/// the main listener has no `/metrics` at all.
+#[tokio::test]
+async fn metrics_are_for_this_machine_or_the_token_holder_only() {
+    let app = TestApp::demo().await;
+    let mut c = app.client();
+    let remote = c.send(metrics_request("203.0.113.7:5555", None)).await;
+    assert_eq!(remote.status, StatusCode::NOT_FOUND, "a remote caller without a token sees no metrics");
+    assert!(!remote.body.contains("http_requests_total") && !remote.body.contains("tongban_jobs"));
+    let r = c.get("/metrics").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "no known peer (and a forwarded request) is not local");
+    let mut proxied = metrics_request("127.0.0.1:40000", None);
+    proxied.headers_mut().insert("x-forwarded-for", axum::http::HeaderValue::from_static("203.0.113.7"));
+    assert_eq!(c.send(proxied).await.status, StatusCode::NOT_FOUND, "through a local reverse proxy is not local");
+    let local = c.send(metrics_request("[::1]:40000", None)).await;
+    assert_eq!(local.status, StatusCode::OK);
+    assert!(local.body.contains("tongban_outbox_pending"));
+
+    const TOKEN: &str = "scrape-me-9f2c1d7e4b";
+    let app = TestApp::with(|c| c.server.metrics_token = TOKEN.into(), true).await;
+    let mut c = app.client();
+    for (peer, auth) in [("203.0.113.7:5555", None), ("127.0.0.1:40000", None), ("203.0.113.7:5555", Some("Bearer wrong-token-0000000"))] {
+        let r = c.send(metrics_request(peer, auth)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{peer} {auth:?}");
+        assert!(!r.body.contains("tongban_jobs"));
+    }
+    for scheme in ["Bearer", "bearer"] {
+        let r = c.send(metrics_request("203.0.113.7:5555", Some(&format!("{scheme} {TOKEN}")))).await;
+        assert_eq!(r.status, StatusCode::OK, "{scheme}");
+        assert!(r.body.contains("tongban_jobs{status=\"queued\"}"));
+    }
+
+    let app = TestApp::with(|c| c.server.metrics_bind = "127.0.0.1:9464".into(), true).await;
+    let mut c = app.client();
+    let r = c.send(metrics_request("127.0.0.1:40000", None)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "served on its own listener only");
+    let state = tongban_web::AppState::new(app.opened.identity.clone(), app.opened.config.clone(), None);
+    let r = tower::ServiceExt::oneshot(tongban_web::metrics_router(state), metrics_request("198.51.100.5:5555", None))
+        .await
+        .expect("infallible");
+    assert_eq!(r.status(), StatusCode::OK, "the dedicated listener serves whoever can reach its address");
+
+    let mut bad = tongban_platform::Config::default();
+    bad.server.metrics_bind = "localhost".into();
+    assert!(bad.validate().unwrap_err().to_string().contains("server.metrics_bind"));
 }
 
 #[tokio::test]
@@ -135,4 +196,59 @@ async fn a_fresh_install_has_no_account_until_init() {
     assert!(app.opened.identity.init("again").await.is_err(), "init runs once");
     let r = c.login("sysadmin", &admins[0].password).await;
     assert_eq!(r.location(), "/login/password", "one-time password must be changed first");
+}
+
+/// Attack test (issue 13, finding 24): the OpenAPI document must match the API. Query parameters
+/// are declared in the query, every success answer with a JSON body names its schema (arrays where
+/// the API answers arrays), and every operation documents 401, 403, 404, 409 and 422 with the
+/// `{code, message, field?}` body. The live answers of the two that were wrong are arrays.
+#[tokio::test]
+async fn the_openapi_document_describes_parameters_bodies_and_errors_as_the_api_answers() {
+    let app = TestApp::demo().await;
+    let mut c = app.staff("liuyang").await;
+    let spec = c.get("/api/openapi.json").await.json();
+    let paths = spec["paths"].as_object().expect("paths");
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("path item") {
+            operations += 1;
+            let name = format!("{} {path}", method.to_uppercase());
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let (inside, param) = (p["in"].as_str().unwrap_or(""), p["name"].as_str().unwrap_or(""));
+                assert_eq!(inside == "path", path.contains(&format!("{{{param}}}")), "{name}: parameter {param} is in {inside}");
+            }
+            let responses = op["responses"].as_object().expect("responses");
+            for (status, r) in responses {
+                let Some(schema) = r.pointer("/content/application~1json/schema") else { continue };
+                if status.starts_with('2') {
+                    let typed = schema.get("$ref").is_some()
+                        || schema.get("items").is_some()
+                        || schema.get("properties").is_some()
+                        || schema.get("oneOf").is_some();
+                    assert!(typed, "{name} {status}: untyped body {schema}");
+                }
+            }
+            if path.starts_with("/api/v1/") {
+                for status in ["401", "403", "404", "409", "422"] {
+                    let schema = &responses.get(status).unwrap_or_else(|| panic!("{name}: {status} undocumented"))["content"]["application/json"]
+                        ["schema"];
+                    assert_eq!(schema["$ref"], "#/components/schemas/ErrorBody", "{name} {status}");
+                }
+            }
+        }
+    }
+    assert!(operations >= 60, "{operations} operations");
+    let error = &spec["components"]["schemas"]["ErrorBody"];
+    assert_eq!(error["required"], json!(["code", "message"]));
+    assert!(error["properties"]["field"].is_object());
+
+    for (path, live) in [("/api/v1/cases", "/api/v1/cases?list=all"), ("/api/v1/inbox", "/api/v1/inbox")] {
+        let schema = &spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        assert_eq!(schema["type"], "array", "{path}: {schema}");
+        let r = c.get(live).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+        assert!(r.json().is_array(), "{path} answers an array");
+    }
+    let tasks = &spec["paths"]["/api/v1/workflow/tasks"]["get"]["parameters"];
+    assert!(tasks.as_array().is_some_and(|p| !p.is_empty() && p.iter().all(|p| p["in"] == "query")), "{tasks}");
 }

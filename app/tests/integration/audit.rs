@@ -167,3 +167,121 @@ async fn the_auditor_filters_pages_and_exports() {
     assert!(!r.body.contains("demo.load"), "filter applies to the export");
     assert!(app.audit_count("audit.export", "success").await == 1, "exports are audited");
 }
+
+/// Attack test (issue 13, finding 23): the newest records are deleted together with the lines of
+/// the primary checkpoint file that cover them. The mirror file (which the database's writer
+/// cannot edit) still holds the checkpoint, so `verify` names the truncation, and the auditor's
+/// page shows the primary file lacking the latest checkpoint.
+#[tokio::test]
+async fn deleting_the_newest_records_and_their_checkpoint_lines_is_caught_by_the_mirror() {
+    let outside = tempfile::tempdir().expect("temp dir");
+    let mirror = outside.path().join("log/checkpoints.log");
+    let mirror_cfg = mirror.clone();
+    let app = TestApp::with(move |c| c.audit.checkpoint_mirror = Some(mirror_cfg), true).await;
+    busy_trail(&app).await;
+    let first = app.opened.audit.checkpoint(&app.opened.db).await.unwrap().expect("a checkpoint");
+    busy_trail(&app).await;
+    let second = app.opened.audit.checkpoint(&app.opened.db).await.unwrap().expect("a second checkpoint");
+    assert!(second.seq > first.seq);
+    let primary = app.opened.config.audit_checkpoint_path();
+    assert_eq!(std::fs::read_to_string(&primary).unwrap(), std::fs::read_to_string(&mirror).unwrap(), "both files get every line");
+    assert!(app.opened.audit.verify(&app.opened.db).await.unwrap().ok());
+
+    let mut auditor = app.admin("auditor").await;
+    let r = auditor.get("/audit").await;
+    assert_eq!(r.element_text("checkpoint-seq"), second.seq.to_string(), "{}", r.body);
+    assert!(r.body.contains("检查点副本文件") && r.body.contains(&mirror.display().to_string()) && !r.body.contains("缺少此检查点"));
+
+    // The attack: everything after the first checkpoint goes, and so does the primary file's line for the second.
+    unprotect(&app).await;
+    let keep = first.seq;
+    app.sql(&format!("DELETE FROM audit_log WHERE seq > {keep}")).await;
+    app.sql(&format!("UPDATE audit_head SET seq = {keep}, hash = '{}'", first.hash)).await;
+    let text = std::fs::read_to_string(&primary).unwrap();
+    let kept: String = text.lines().filter(|l| !l.contains(&format!("seq={} ", second.seq))).map(|l| format!("{l}\n")).collect();
+    assert_ne!(kept, text);
+    std::fs::write(&primary, kept).unwrap();
+
+    let report = app.opened.audit.verify(&app.opened.db).await.unwrap();
+    assert!(!report.ok(), "the mirror gives the deletion away");
+    let p = &report.problems[0];
+    assert_eq!((p.seq, p.kind), (keep + 1, ProblemKind::Truncated), "{:?}", report.problems);
+    assert!(
+        p.message.contains(&format!("{}..{}", keep + 1, second.seq)) && p.message.contains(&mirror.display().to_string()),
+        "{}",
+        p.message
+    );
+    assert!(
+        report.problems.iter().any(|p| p.kind == ProblemKind::CheckpointMissing && p.seq == second.seq),
+        "the primary file lacks a line the mirror holds: {:?}",
+        report.problems
+    );
+    assert_eq!(report.checkpoint_files.len(), 2);
+
+    let r = auditor.get("/audit").await;
+    assert_eq!(r.element_text("checkpoint-seq"), second.seq.to_string(), "the page shows the latest checkpoint of any file");
+    assert!(r.body.contains("缺少此检查点"), "the primary file is shown lacking it");
+
+    // Emptying the primary file does not help either.
+    std::fs::write(&primary, "").unwrap();
+    let report = app.opened.audit.verify(&app.opened.db).await.unwrap();
+    assert!(report.problems.iter().any(|p| p.kind == ProblemKind::Truncated), "{:?}", report.problems);
+    let missing: Vec<i64> = report.problems.iter().filter(|p| p.kind == ProblemKind::CheckpointMissing).map(|p| p.seq).collect();
+    assert_eq!(missing, [first.seq, second.seq], "{:?}", report.problems);
+}
+
+/// Checkpoints reach a syslog collector as RFC 5424 messages, over UDP and over TCP (octet
+/// counting), and the auditor's page says they were sent.
+#[tokio::test]
+async fn checkpoints_are_sent_to_a_syslog_collector_in_rfc_5424() {
+    let collector = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("udp://{}", collector.local_addr().unwrap());
+    let app = TestApp::with(move |c| c.audit.syslog = url, true).await;
+    busy_trail(&app).await;
+    let cp = app.opened.audit.checkpoint(&app.opened.db).await.unwrap().expect("a checkpoint");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), collector.recv(&mut buf)).await.expect("a datagram").unwrap();
+    let message = String::from_utf8(buf[..n].to_vec()).unwrap();
+    assert_rfc5424(&message, &cp);
+
+    let mut auditor = app.admin("auditor").await;
+    let r = auditor.get("/audit").await;
+    assert!(r.body.contains("syslog 日志服务器") && r.body.contains("udp://127.0.0.1:"), "{}", r.body);
+    assert!(!r.body.contains("写入失败") && !r.body.contains("尚未发送"));
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("tcp://{}", listener.local_addr().unwrap());
+    let app = TestApp::with(move |c| c.audit.syslog = url, true).await;
+    busy_trail(&app).await;
+    let received = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.unwrap();
+        text
+    });
+    let cp = app.opened.audit.checkpoint(&app.opened.db).await.unwrap().expect("a checkpoint");
+    let framed = tokio::time::timeout(std::time::Duration::from_secs(5), received).await.expect("a message").unwrap();
+    let (len, message) = framed.split_once(' ').expect("octet counting: LEN SP MSG");
+    assert_eq!(len.parse::<usize>().unwrap(), message.len());
+    assert_rfc5424(message, &cp);
+
+    let mut bad = tongban_platform::Config::default();
+    bad.audit.syslog = "syslog.jiahe.internal".into();
+    assert!(bad.validate().unwrap_err().to_string().contains("audit.syslog"));
+}
+
+/// `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG` with the checkpoint's line as MSG.
+fn assert_rfc5424(message: &str, cp: &tongban_audit::Checkpoint) {
+    let fields: Vec<&str> = message.splitn(8, ' ').collect();
+    assert_eq!(fields.len(), 8, "{message}");
+    assert_eq!(fields[0], "<109>1", "facility log audit (13), severity notice (5), version 1");
+    let at = time::OffsetDateTime::parse(fields[1], &time::format_description::well_known::Rfc3339).expect("RFC 3339 timestamp");
+    assert_eq!(at.offset(), time::UtcOffset::UTC);
+    assert_eq!((at.unix_timestamp_nanos() / 1_000_000) as i64, cp.at);
+    assert!(!fields[2].is_empty() && fields[2].chars().all(|c| c.is_ascii_graphic()), "hostname {:?}", fields[2]);
+    assert_eq!((fields[3], fields[5], fields[6]), ("tongban", "checkpoint", "-"));
+    assert!(fields[4].parse::<u32>().is_ok(), "procid");
+    assert_eq!(fields[7], cp.to_line().trim_end());
+    assert!(fields[7].contains(&format!("seq={} hash={}", cp.seq, cp.hash)));
+}

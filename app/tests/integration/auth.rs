@@ -233,6 +233,9 @@ async fn api_tokens_are_scoped_expiring_and_revocable() {
     };
     let r = bot.send(bearer(Method::GET, "/api/v1/me", None)).await;
     assert_eq!(r.json()["username"], "zhaomin");
+    let lower = format!("bearer {token}");
+    let r = bot.request(Method::GET, "/api/v1/me", &[("authorization", &lower)], "").await;
+    assert_eq!((r.status, r.json()["username"].as_str()), (StatusCode::OK, Some("zhaomin")), "the scheme is case-insensitive: {}", r.body);
     let r = bot.send(bearer(Method::POST, "/api/v1/tokens", Some(json!({"name": "x", "days": 1})))).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "read-only token cannot write");
     assert_eq!(r.json()["code"], "forbidden");

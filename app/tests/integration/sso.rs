@@ -559,6 +559,9 @@ async fn users_see_and_withdraw_the_systems_they_let_in() {
         token(&mut oa, Some(&auth), &[("grant_type", "refresh_token"), ("refresh_token", t["refresh_token"].as_str().unwrap_or_default())])
             .await;
     assert_eq!(r.json()["error"], "invalid_grant", "the system lost its refresh token");
+    let bearer = format!("Bearer {}", t["access_token"].as_str().unwrap_or_default());
+    let r = oa.request(Method::GET, "/realms/staff/userinfo", &[("authorization", &bearer)], "").await;
+    assert_eq!((r.status, r.json()["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")), "…and its access token");
     assert!(!me.get("/me/sessions").await.body.contains("协同办公系统"));
     assert_eq!(app.audit_count("oidc.grant.revoke", "success").await, 1);
 }
@@ -681,4 +684,51 @@ async fn guessing_client_secrets_gets_an_address_refused() {
     assert_eq!(token(&mut system, Some(&good), &form).await.status, StatusCode::OK);
     let failures = app.scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'oidc.client.authenticate' AND result = 'failure'").await;
     assert_eq!(failures, i64::from(tongban_oidc::throttle::MAX_FAILURES));
+}
+
+/// Attack test (issue 13, finding 16): a client replays an authorization code. The access token
+/// issued from the first use stops working too (RFC 6749 §4.1.2): userinfo refuses it and
+/// introspection calls it inactive. Userinfo also takes the token the ways RFC 6750 allows:
+/// a lower-case `bearer` scheme and a form body (what pyoidc sends).
+#[tokio::test]
+async fn a_replayed_code_revokes_the_access_token_it_gave_and_userinfo_takes_every_bearer_form() {
+    let app = TestApp::demo().await;
+    let url = authorize_url("legacy-oa", OA_REDIRECT, "openid profile", &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"));
+    let (_browser, code) = code_for(&app, &url).await;
+    let mut oa = app.client();
+    let auth = basic("legacy-oa", OA_SECRET);
+    let exchange = [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", OA_REDIRECT), ("code_verifier", VERIFIER)];
+    let r = token(&mut oa, Some(&auth), &exchange).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let access = r.json()["access_token"].as_str().unwrap_or_default().to_string();
+    let ct = ("content-type", "application/x-www-form-urlencoded");
+    let body = serde_urlencoded::to_string([("access_token", access.as_str())]).unwrap_or_default();
+
+    // Every way of presenting the token works while it is live.
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let r = oa.request(Method::GET, "/realms/staff/userinfo", &[("authorization", &format!("{scheme} {access}"))], "").await;
+        assert_eq!((r.status, r.json()["name"].as_str()), (StatusCode::OK, Some("周军")), "{scheme}: {}", r.body);
+    }
+    let r = oa.request(Method::POST, "/realms/staff/userinfo", &[ct], &body).await;
+    assert_eq!((r.status, r.json()["name"].as_str()), (StatusCode::OK, Some("周军")), "form body: {}", r.body);
+    let both = format!("Bearer {access}");
+    let r = oa.request(Method::POST, "/realms/staff/userinfo", &[ct, ("authorization", &both)], &body).await;
+    assert_eq!((r.status, r.json()["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "one method at a time");
+    let introspect = serde_urlencoded::to_string([("token", access.as_str())]).unwrap_or_default();
+    let r = oa.request(Method::POST, "/realms/staff/introspect", &[ct, ("authorization", &auth)], &introspect).await;
+    assert_eq!(r.json()["active"], true, "{}", r.body);
+
+    // The replay.
+    let r = token(&mut oa, Some(&auth), &exchange).await;
+    assert_eq!((r.status, r.json()["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+
+    for scheme in ["Bearer", "bearer"] {
+        let r = oa.request(Method::GET, "/realms/staff/userinfo", &[("authorization", &format!("{scheme} {access}"))], "").await;
+        assert_eq!((r.status, r.json()["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")), "{}", r.body);
+    }
+    let r = oa.request(Method::POST, "/realms/staff/userinfo", &[ct], &body).await;
+    assert_eq!((r.status, r.json()["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")), "{}", r.body);
+    let r = oa.request(Method::POST, "/realms/staff/introspect", &[ct, ("authorization", &auth)], &introspect).await;
+    assert_eq!(r.json(), serde_json::json!({"active": false}), "the replayed code's access token is inactive");
+    assert_eq!(app.audit_count("oidc.code.reuse", "failure").await, 1);
 }

@@ -60,7 +60,7 @@ pub struct MaterialRow {
 }
 
 /// One step of the status history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StatusEvent {
     /// When (ms).
     pub at: i64,
@@ -143,7 +143,7 @@ pub struct ApplicationSummary {
 }
 
 /// What the status query without log-in shows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PublicStatus {
     /// Number.
     pub number: String,

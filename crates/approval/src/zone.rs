@@ -14,7 +14,7 @@ pub const TO_INTERNAL: &str = "zone.to_internal";
 pub const TO_PUBLIC: &str = "zone.to_public";
 
 /// Who applied, as the public side registered them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Applicant {
     /// Public account id (on the public side).
     pub account_id: i64,

@@ -6,19 +6,30 @@ use sqlx::Row;
 use tongban_crypto::{AuditSigner, hmac_sm3_hex, sm3_hex};
 use tongban_platform::{Db, WriteTx, clock::now_millis};
 
-use crate::model::{Actor, AuditRecord, Entry, redact};
+use crate::{
+    model::{Actor, AuditRecord, Entry, redact},
+    sinks::{CheckpointSinks, LastWrites},
+};
 
 /// The audit trail: appends records and writes signed checkpoints.
 #[derive(Clone)]
 pub struct AuditTrail {
     pub(crate) signer: AuditSigner,
     pub(crate) checkpoint_path: PathBuf,
+    pub(crate) sinks: CheckpointSinks,
+    pub(crate) last_writes: LastWrites,
 }
 
 impl AuditTrail {
     /// A trail that signs with `signer` and checkpoints into `checkpoint_path`.
     pub fn new(signer: AuditSigner, checkpoint_path: PathBuf) -> Self {
-        AuditTrail { signer, checkpoint_path }
+        AuditTrail { signer, checkpoint_path, sinks: CheckpointSinks::default(), last_writes: Default::default() }
+    }
+
+    /// The same trail, also writing every checkpoint to `sinks`.
+    pub fn with_sinks(mut self, sinks: CheckpointSinks) -> Self {
+        self.sinks = sinks;
+        self
     }
 
     /// Appends one record in `tx`. The chain head row is updated first, which serialises

@@ -17,7 +17,7 @@ use crate::service::{Document, DocumentService};
 pub const MAX_ATTACHMENTS: i64 = 20;
 
 /// One attached file (附件).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Attachment {
     /// Id.
     pub id: i64,

@@ -35,7 +35,7 @@ pub struct IssueRequest<'a> {
 }
 
 /// One recipient's state, as tracking and inboxes show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     /// Id.
     pub id: i64,

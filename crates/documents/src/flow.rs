@@ -28,7 +28,7 @@ pub struct Submission<'a> {
 }
 
 /// One unit's countersigning of a document (会签意见).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Countersign {
     /// The countersigning unit.
     pub unit: String,

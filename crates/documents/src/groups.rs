@@ -15,7 +15,7 @@ use crate::service::DocumentService;
 pub const MAX_GROUP_MEMBERS: usize = 1000;
 
 /// A distribution group (分发组).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DistributionGroup {
     /// Id.
     pub id: i64,
@@ -24,6 +24,7 @@ pub struct DistributionGroup {
     /// Its name, unique within the unit.
     pub name: String,
     /// Member units (id, name), by name.
+    #[schema(value_type = Vec<Vec<serde_json::Value>>)]
     pub members: Vec<(i64, String)>,
 }
 

@@ -10,7 +10,7 @@ use tongban_platform::text::TextKind;
 pub const URGENCIES: [&str; 3] = ["", "加急", "特急"];
 
 /// A document's elements as drafted. The document number (发文字号) is assigned at numbering.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DocumentFields {
     /// 份号: six digits, optional (it is for classified documents, which are not handled here).

@@ -17,7 +17,7 @@ use tongban_platform::{
 use crate::model::{DocumentFields, check_prefix, format_number};
 
 /// A document as its pages show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Document {
     /// Id.
     pub id: i64,

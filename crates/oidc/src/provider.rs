@@ -159,6 +159,10 @@ pub struct AccessClaims {
     pub client_id: String,
     /// Scopes.
     pub scope: String,
+    /// The grant (authorization code and its refresh tokens) the token was issued from; revoking
+    /// the grant revokes the token. Absent for client credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
 }
 
 /// Claims we read from an ID token hint.
@@ -216,6 +220,21 @@ fn now_s() -> i64 {
 pub fn sid_of(realm: Realm, session_id: i64) -> String {
     sm3_hex(format!("tongban sid {} {session_id}", realm.as_str()).as_bytes())[..32].to_string()
 }
+
+/// The public id of a grant (`gid` claim): derived from its refresh-token family, which stays
+/// internal.
+fn grant_id_of(family: &str) -> String {
+    sm3_hex(format!("tongban grant {family}").as_bytes())[..32].to_string()
+}
+
+/// The key under which a revoked grant is listed among revoked access tokens (a `jti` never has
+/// a colon).
+fn revoked_grant_key(gid: &str) -> String {
+    format!("grant:{gid}")
+}
+
+/// How long a grant's revocation is kept: the longest access-token lifetime a client may have.
+const LONGEST_ACCESS_TTL_MS: i64 = 86_400_000;
 
 fn pkce_matches(verifier: &str, challenge: &str) -> bool {
     let ok_chars = verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
@@ -664,7 +683,7 @@ impl Provider {
             return Err(OAuthError::invalid_scope("a requested scope is not allowed for this client"));
         }
         let scope = scopes.join(" ");
-        let (token, jti) = self.access_token(realm, client, &client.client_id, &scope).await?;
+        let (token, jti) = self.access_token(realm, client, &client.client_id, &scope, None).await?;
         let details = json!({"client_id": client.client_id, "grant": "client_credentials", "scope": scope, "jti": jti});
         let entry = Entry::success("oidc.token.client_credentials", "oidc_client", client.id, details);
         // The token is answered only once its audit record is committed.
@@ -675,7 +694,14 @@ impl Provider {
         Ok(json!({"access_token": token, "token_type": "Bearer", "expires_in": client.access_ttl, "scope": scope}))
     }
 
-    async fn access_token(&self, realm: Realm, client: &Client, sub: &str, scope: &str) -> Result<(String, String), OAuthError> {
+    async fn access_token(
+        &self,
+        realm: Realm,
+        client: &Client,
+        sub: &str,
+        scope: &str,
+        gid: Option<String>,
+    ) -> Result<(String, String), OAuthError> {
         let iat = now_s();
         let jti = random_token();
         let claims = AccessClaims {
@@ -687,6 +713,7 @@ impl Provider {
             jti: jti.clone(),
             client_id: client.client_id.clone(),
             scope: scope.to_string(),
+            gid,
         };
         Ok((self.keys.sign(realm, Algorithm::ES256, &claims, "at+jwt").await?, jti))
     }
@@ -703,7 +730,7 @@ impl Provider {
         action: &str,
     ) -> Result<Value, OAuthError> {
         let facts = self.subject_claims(g.realm, g.subject).await?.ok_or_else(|| OAuthError::invalid_grant("the account is disabled"))?;
-        let (access, jti) = self.access_token(g.realm, client, &g.subject.to_string(), &g.scope).await?;
+        let (access, jti) = self.access_token(g.realm, client, &g.subject.to_string(), &g.scope, Some(grant_id_of(&g.family))).await?;
         let scopes: Vec<&str> = g.scope.split_whitespace().collect();
         let mut out = json!({"access_token": access, "token_type": "Bearer", "expires_in": client.access_ttl, "scope": g.scope});
         if id_token && scopes.contains(&"openid") {
@@ -768,7 +795,14 @@ impl Provider {
             .verify(realm, token, &self.issuer(realm), "at+jwt", false)
             .await
             .ok_or_else(|| OAuthError::invalid_token("the access token is invalid or expired"))?;
-        if sqlx::query("SELECT 1 FROM oidc_revoked_tokens WHERE jti = $1").bind(&claims.jti).fetch_optional(self.db.pool()).await?.is_some()
+        // The token itself, or the grant it came from (a replayed code, a reused or revoked refresh token).
+        let grant_key = claims.gid.as_deref().map(revoked_grant_key).unwrap_or_default();
+        if sqlx::query("SELECT 1 FROM oidc_revoked_tokens WHERE jti = $1 OR jti = $2")
+            .bind(&claims.jti)
+            .bind(&grant_key)
+            .fetch_optional(self.db.pool())
+            .await?
+            .is_some()
         {
             return Err(OAuthError::invalid_token("the access token was revoked"));
         }
@@ -984,11 +1018,26 @@ impl Provider {
             .collect())
     }
 
-    /// Withdraws a user's grant to a client: the consent goes and every refresh token the client
-    /// holds for the user is revoked (the next log-in there asks again).
+    /// Withdraws a user's grant to a client: the consent goes, and every refresh token and access
+    /// token the client holds for the user is revoked (the next log-in there asks again).
     pub async fn revoke_app_grant(&self, realm: Realm, subject: i64, client_id: &str, actor: &Actor) -> DomainResult<()> {
         let now = now_millis();
         let mut tx = self.db.begin_write().await?;
+        let families: Vec<String> = sqlx::query(
+            "SELECT family FROM oidc_refresh_tokens WHERE realm = $1 AND subject = $2 AND client_id = $3 \
+             UNION SELECT family FROM oidc_codes WHERE realm = $1 AND subject = $2 AND client_id = $3 AND used_at IS NOT NULL",
+        )
+        .bind(realm.as_str())
+        .bind(subject)
+        .bind(client_id)
+        .fetch_all(tx.conn())
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+        for family in &families {
+            revoke_grant_access(&mut tx, family, now).await?;
+        }
         sqlx::query("DELETE FROM oidc_consents WHERE realm = $1 AND subject = $2 AND client_id = $3")
             .bind(realm.as_str())
             .bind(subject)
@@ -1151,10 +1200,22 @@ fn scoped_claims(facts: &Map<String, Value>, scopes: &[&str]) -> Map<String, Val
     out
 }
 
+/// Revokes a grant: its refresh tokens, and the access tokens issued from it (listed by grant id
+/// until the longest access token could have expired; RFC 6749 §4.1.2, RFC 7009 §2.1).
 async fn revoke_family(tx: &mut WriteTx, family: &str, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE oidc_refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL")
         .bind(now)
         .bind(family)
+        .execute(tx.conn())
+        .await?;
+    revoke_grant_access(tx, family, now).await
+}
+
+/// Lists a grant among the revoked, so that the access tokens issued from it stop working.
+async fn revoke_grant_access(tx: &mut WriteTx, family: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO oidc_revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
+        .bind(revoked_grant_key(&grant_id_of(family)))
+        .bind(now + LONGEST_ACCESS_TTL_MS)
         .execute(tx.conn())
         .await?;
     Ok(())

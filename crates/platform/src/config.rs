@@ -92,6 +92,12 @@ pub struct ServerConfig {
     /// The address users and other systems reach tongban at (`https://tb.jiahe.gov.cn`): the
     /// OpenID Connect issuers are built from it. Empty: `http://` + `bind`.
     pub public_url: String,
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <metrics_token>`.
+    /// Empty: on the main listener only requests from this machine (loopback) see it.
+    pub metrics_token: String,
+    /// A separate listener for `/metrics` (e.g. `127.0.0.1:9464`); when set, the main listener
+    /// does not serve `/metrics` at all.
+    pub metrics_bind: String,
 }
 
 /// Database settings.
@@ -258,6 +264,12 @@ pub struct AuditConfig {
     pub key_file: Option<PathBuf>,
     /// The signed checkpoint file; default `<data_dir>/audit-checkpoints.log`.
     pub checkpoint_file: Option<PathBuf>,
+    /// A second checkpoint file, written at every checkpoint, on a disk or mount that the
+    /// database's writer cannot edit (e.g. `/var/log/tongban/checkpoints.log`); `verify` reads both.
+    pub checkpoint_mirror: Option<PathBuf>,
+    /// A syslog collector that receives every checkpoint as an RFC 5424 message:
+    /// `udp://host:port` or `tcp://host:port`; empty = none.
+    pub syslog: String,
     /// Seconds between signed checkpoints of the chain head.
     pub checkpoint_interval_seconds: u64,
     /// Days to keep records; at least 180.
@@ -290,6 +302,8 @@ impl Default for ServerConfig {
             max_upload_bytes: 10 * 1024 * 1024,
             trust_forwarded_for: false,
             public_url: String::new(),
+            metrics_token: String::new(),
+            metrics_bind: String::new(),
         }
     }
 }
@@ -321,7 +335,14 @@ impl Default for SecurityConfig {
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        AuditConfig { key_file: None, checkpoint_file: None, checkpoint_interval_seconds: 300, retention_days: 180 }
+        AuditConfig {
+            key_file: None,
+            checkpoint_file: None,
+            checkpoint_mirror: None,
+            syslog: String::new(),
+            checkpoint_interval_seconds: 300,
+            retention_days: 180,
+        }
     }
 }
 
@@ -372,6 +393,18 @@ impl Config {
         if self.audit.checkpoint_interval_seconds == 0 {
             return invalid("audit.checkpoint_interval_seconds", "must be greater than 0");
         }
+        if self.audit.checkpoint_mirror.as_ref().is_some_and(|m| *m == self.audit_checkpoint_path()) {
+            return invalid("audit.checkpoint_mirror", "must be another file than audit.checkpoint_file");
+        }
+        let syslog = self.audit.syslog.trim();
+        if !syslog.is_empty() {
+            let rest = syslog.strip_prefix("udp://").or_else(|| syslog.strip_prefix("tcp://"));
+            let port_ok =
+                rest.and_then(|r| r.rsplit_once(':')).is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !port_ok {
+                return invalid("audit.syslog", "must be udp://host:port or tcp://host:port");
+            }
+        }
         if self.security.session_idle_minutes < 1 {
             return invalid("security.session_idle_minutes", "must be at least 1");
         }
@@ -392,6 +425,12 @@ impl Config {
         }
         if !self.notify.sms_gateway_url.is_empty() && !self.notify.sms_gateway_url.starts_with("http://") {
             return invalid("notify.sms_gateway_url", "must be an http:// URL (put a TLS proxy in front for https)");
+        }
+        if !self.server.metrics_bind.trim().is_empty() && self.server.metrics_bind.trim().parse::<std::net::SocketAddr>().is_err() {
+            return invalid("server.metrics_bind", "must be an address with a port, e.g. 127.0.0.1:9464");
+        }
+        if !self.server.metrics_token.is_empty() && self.server.metrics_token.len() < 16 {
+            return invalid("server.metrics_token", "must be at least 16 characters");
         }
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             return invalid("server.tls_cert", "tls_cert and tls_key must be set together");

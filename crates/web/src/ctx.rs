@@ -35,6 +35,16 @@ tokio::task_local! {
     static LANG: Lang;
 }
 
+/// The credentials of an `Authorization` header of the given scheme (`Bearer`, `Basic`): the
+/// scheme is matched without regard to case (RFC 9110 §11.1), the credentials trimmed; `None`
+/// when the header is absent, of another scheme, or empty.
+pub fn authorization<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'h str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim_start();
+    let (name, credentials) = value.split_once(' ')?;
+    let credentials = credentials.trim();
+    (name.eq_ignore_ascii_case(scheme) && !credentials.is_empty()).then_some(credentials)
+}
+
 /// The translator of the request being handled (zh-CN outside a request).
 pub fn current_tr() -> Tr {
     Tr { lang: LANG.try_with(|l| *l).unwrap_or_default() }
@@ -180,8 +190,9 @@ pub fn request_lang(headers: &HeaderMap) -> Lang {
 
 async fn handle(state: AppState, req: Request, next: Next, lang: Lang) -> Response {
     let tr = Tr { lang };
-    if crate::oidc::is_protocol_endpoint(req.uri().path()) {
-        // Clients, not browsers: their credentials are checked by the endpoint itself.
+    if crate::oidc::is_protocol_endpoint(req.uri().path()) || req.uri().path() == "/metrics" {
+        // Clients, not browsers: their credentials are checked by the endpoint itself (the
+        // metrics scraper's bearer token is no API token).
         let ip = source_ip(&req, state.config.server.trust_forwarded_for);
         let user_agent: String =
             req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").chars().take(256).collect();
@@ -202,7 +213,7 @@ async fn handle(state: AppState, req: Request, next: Next, lang: Lang) -> Respon
     let ip = source_ip(&req, state.config.server.trust_forwarded_for);
     let headers = req.headers().clone();
     let user_agent: String = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").chars().take(256).collect();
-    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+    let bearer = authorization(&headers, "Bearer");
     let session = match (bearer, cookie(&headers, SESSION_COOKIE)) {
         (Some(token), _) => match state.identity.api_token(token).await {
             Ok(Some(s)) => Some(s),

@@ -16,6 +16,7 @@ mod state;
 pub use api::OpenApiDoc;
 pub use ctx::{CSRF_COOKIE, SESSION_COOKIE};
 pub use error::message as localized_message;
+pub use ops::metrics_router;
 pub use state::AppState;
 
 use axum::Router;

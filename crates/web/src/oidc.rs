@@ -152,8 +152,7 @@ fn form<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, OAu
 
 /// `Authorization: Basic` client credentials (each part form-urlencoded, RFC 6749 §2.3.1).
 fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return Ok(None) };
-    let Some(b64) = v.strip_prefix("Basic ") else { return Ok(None) };
+    let Some(b64) = crate::ctx::authorization(headers, "Basic") else { return Ok(None) };
     let bad = || OAuthError::invalid_client("malformed Basic credentials");
     let text = String::from_utf8(STANDARD.decode(b64.trim()).map_err(|_| bad())?).map_err(|_| bad())?;
     let (id, secret) = text.split_once(':').ok_or_else(bad)?;
@@ -388,12 +387,40 @@ async fn token(State(state): State<AppState>, ctx: Ctx, params: PathParams, head
     allow_origin(&state, realm, &headers, resp).await
 }
 
-/// `GET|POST /realms/{realm}/userinfo` with `Authorization: Bearer`.
-async fn userinfo(State(state): State<AppState>, params: PathParams, headers: HeaderMap) -> Response {
+/// The userinfo form: the access token in the body (RFC 6750 §2.2).
+#[derive(Debug, Default, Deserialize)]
+struct UserinfoForm {
+    #[serde(default)]
+    access_token: Option<String>,
+}
+
+/// The access token of a userinfo request: `Authorization: Bearer` (any case of the scheme,
+/// RFC 6750 §2.1) or, on a form POST, the `access_token` field (§2.2); both at once is refused.
+fn userinfo_token(headers: &HeaderMap, body: &Bytes) -> Result<String, OAuthError> {
+    let header_token = crate::ctx::authorization(headers, "Bearer");
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+    let body_token = if is_form && !body.is_empty() { form::<UserinfoForm>(body)?.access_token.filter(|t| !t.is_empty()) } else { None };
+    match (header_token, body_token) {
+        (Some(_), Some(_)) => Err(OAuthError::invalid_request("send the access token once: in the header or in the body")),
+        (Some(t), None) => Ok(t.to_string()),
+        (None, Some(t)) if t.len() <= 4096 => Ok(t),
+        (None, Some(_)) => Err(OAuthError::invalid_request("access_token is too long")),
+        (None, None) => Err(OAuthError::invalid_token("a Bearer access token is required")),
+    }
+}
+
+/// `GET|POST /realms/{realm}/userinfo` with `Authorization: Bearer`, or a POST form with
+/// `access_token` (OIDC Core §5.3.1).
+async fn userinfo(State(state): State<AppState>, params: PathParams, headers: HeaderMap, body: Bytes) -> Response {
     let Some(realm) = Realm::parse(params.text("realm")) else { return unknown_realm() };
-    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
-    let Some(token) = token else { return oauth_json(&OAuthError::invalid_token("a Bearer access token is required")) };
-    let resp = match state.oidc.userinfo(realm, token).await {
+    let run = async {
+        let token = userinfo_token(&headers, &body)?;
+        state.oidc.userinfo(realm, &token).await
+    };
+    let resp = match run.await {
         Ok(v) => (no_store(), Json(v)).into_response(),
         Err(e) => oauth_json(&e),
     };

@@ -79,7 +79,7 @@ pub struct DefinitionDetail {
 }
 
 /// A task as the to-do list shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TaskRow {
     /// Row id (used in URLs).
     pub id: i64,

@@ -29,7 +29,7 @@ use crate::{
 };
 
 /// A case in a list.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CaseSummary {
     /// Id.
     pub id: i64,
@@ -48,7 +48,7 @@ pub struct CaseSummary {
 }
 
 /// A received material.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CaseMaterial {
     /// Row id.
     pub id: i64,
@@ -67,7 +67,7 @@ pub struct CaseMaterial {
 }
 
 /// One line of a case's history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CaseEvent {
     /// When (ms).
     pub at: i64,
@@ -80,7 +80,7 @@ pub struct CaseEvent {
 }
 
 /// A case in full.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CaseView {
     /// Summary.
     pub summary: CaseSummary,
@@ -89,6 +89,7 @@ pub struct CaseView {
     /// Applicant as registered.
     pub applicant: Applicant,
     /// The form.
+    #[schema(value_type = Object)]
     pub form: Map<String, Value>,
     /// Materials.
     pub materials: Vec<CaseMaterial>,
@@ -681,7 +682,7 @@ impl CaseService {
 }
 
 /// Per-item figures for supervision.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ItemStats {
     /// Item name.
     pub item: String,
@@ -698,7 +699,7 @@ pub struct ItemStats {
 }
 
 /// Case figures for the supervision dashboard (电子监察).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct CaseStats {
     /// Cases waiting for acceptance.
     pub pending: i64,

@@ -53,6 +53,7 @@ impl From<&DayKind> for DayKindDto {
 
 /// Query of `/working-days`.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WorkingDaysQuery {
     /// First date, `YYYY-MM-DD` (not counted).
     #[serde(default)]
@@ -97,6 +98,7 @@ pub async fn working_days(
 
 /// Query of `/deadline`.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeadlineQuery {
     /// The start date, `YYYY-MM-DD` (e.g. the day of acceptance; not counted).
     #[serde(default)]
@@ -145,6 +147,7 @@ pub async fn deadline(State(state): State<AppState>, ctx: Ctx, QueryOf(q): Query
 
 /// Query of `/is-working-day`.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DayQuery {
     /// The date, `YYYY-MM-DD`.
     #[serde(default)]

@@ -3,7 +3,6 @@
 
 use axum::{Json, body::Bytes, extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use tongban_approval::cases::{WindowApplication, WindowMaterial, WindowReceipt};
 
@@ -18,6 +17,7 @@ type ApiResult<T> = Result<T, ApiError>;
 
 /// List parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CasesQuery {
     /// `pending` (default) or `all`.
     #[serde(default)]
@@ -28,8 +28,12 @@ pub struct CasesQuery {
 }
 
 /// Received cases (`approval.accept`).
-#[utoipa::path(get, path = "/api/v1/cases", tag = "approval", params(CasesQuery), responses((status = 200, body = Object), (status = 403, body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<CasesQuery>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/api/v1/cases", tag = "approval", params(CasesQuery), responses((status = 200, body = Vec<tongban_approval::cases::CaseSummary>), (status = 403, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    QueryOf(q): QueryOf<CasesQuery>,
+) -> ApiResult<Json<Vec<tongban_approval::cases::CaseSummary>>> {
     let pending = match q.list.as_deref().unwrap_or("pending") {
         "pending" => true,
         "all" => false,
@@ -39,14 +43,13 @@ pub async fn list(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<C
         Some(n) => state.cases.case_by_number(ctx.principal()?, n).await?,
         None => state.cases.cases(ctx.principal()?, pending).await?,
     };
-    Ok(Json(serde_json::to_value(cases).unwrap_or(Value::Null)))
+    Ok(Json(cases))
 }
 
 /// One case with applicant, form, materials (SM3 digests) and history.
-#[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "approval", params(("id" = i64, Path)), responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
-pub async fn get(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> ApiResult<Json<Value>> {
-    let c = state.cases.case(ctx.principal()?, &ctx.actor(), params.id("id")?).await?;
-    Ok(Json(serde_json::to_value(c).unwrap_or(Value::Null)))
+#[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "approval", params(("id" = i64, Path)), responses((status = 200, body = tongban_approval::cases::CaseView), (status = 404, body = ErrorBody)))]
+pub async fn get(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> ApiResult<Json<tongban_approval::cases::CaseView>> {
+    Ok(Json(state.cases.case(ctx.principal()?, &ctx.actor(), params.id("id")?).await?))
 }
 
 /// The body of a window action.
@@ -124,6 +127,7 @@ pub async fn result(State(state): State<AppState>, ctx: Ctx, params: PathParams)
 
 /// Status query parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatusQuery {
     /// Application number.
     pub number: String,
@@ -134,24 +138,26 @@ pub struct StatusQuery {
 /// The status of an online application by number and query code, without logging in (办件查询),
 /// for kiosks and mini-programs; unknown numbers and wrong codes answer the same 404.
 #[utoipa::path(get, path = "/api/v1/applications/status", tag = "approval", params(StatusQuery),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
-pub async fn public_status(State(state): State<AppState>, QueryOf(q): QueryOf<StatusQuery>) -> ApiResult<Json<Value>> {
-    let s = state.intake.status_by_code(&q.number, &q.code).await?;
-    Ok(Json(serde_json::to_value(s).unwrap_or(Value::Null)))
+    responses((status = 200, body = tongban_approval::intake::PublicStatus), (status = 404, body = ErrorBody)))]
+pub async fn public_status(
+    State(state): State<AppState>,
+    QueryOf(q): QueryOf<StatusQuery>,
+) -> ApiResult<Json<tongban_approval::intake::PublicStatus>> {
+    Ok(Json(state.intake.status_by_code(&q.number, &q.code).await?))
 }
 
 /// Supervision figures: case counts, on-time rate, per item; open tasks with deadline state.
-#[utoipa::path(get, path = "/api/v1/supervision", tag = "approval", responses((status = 200, body = Object), (status = 403, body = ErrorBody)))]
-pub async fn supervision(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/api/v1/supervision", tag = "approval", responses((status = 200, body = crate::api::dto::SupervisionDto), (status = 403, body = ErrorBody)))]
+pub async fn supervision(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<crate::api::dto::SupervisionDto>> {
     let p = ctx.principal()?;
     let actor = ctx.actor();
     let stats = state.cases.stats(p, &actor).await?;
-    let tasks: Vec<Value> = state
+    let open_tasks = state
         .workflow
         .supervised_tasks(p, &actor)
         .await?
         .into_iter()
-        .map(|(t, unit)| serde_json::json!({"task": t, "department": unit}))
+        .map(|(task, department)| crate::api::dto::SupervisedTaskDto { task, department })
         .collect();
-    Ok(Json(serde_json::json!({"cases": stats, "open_tasks": tasks})))
+    Ok(Json(crate::api::dto::SupervisionDto { cases: stats, open_tasks }))
 }

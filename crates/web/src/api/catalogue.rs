@@ -48,6 +48,7 @@ impl From<ServiceItem> for ItemDto {
 
 /// Search parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CatalogueQuery {
     /// Part of the name or code.
     #[serde(default)]

@@ -20,6 +20,41 @@ impl Modify for Security {
     }
 }
 
+/// The error answers every API operation can give, each with the `{code, message, field?}` body:
+/// added to every operation under `/api/v1` that does not describe them itself.
+struct ErrorResponses;
+
+/// Status, and when it is answered.
+const ERROR_RESPONSES: [(&str, &str); 5] = [
+    ("401", "Not logged in, or the token is unknown, expired or revoked (`unauthenticated`)"),
+    ("403", "Logged in but not allowed, or outside the caller's data scope (`forbidden`)"),
+    ("404", "No such object, or one the caller may not know of (`not_found`)"),
+    ("409", "The object's state does not allow this (`conflict`)"),
+    ("422", "Bad input: `field` names the parameter or body field at fault (`invalid`)"),
+];
+
+impl Modify for ErrorResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let response = |description: &str| {
+            let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+            RefOr::T(ResponseBuilder::new().description(description).content("application/json", content).build())
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/v1/") {
+                continue;
+            }
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for op in operations.into_iter().flatten() {
+                for (status, description) in ERROR_RESPONSES {
+                    // Replaces a bare entry too, so that every error has the same description and body.
+                    op.responses.responses.insert(status.to_string(), response(description));
+                }
+            }
+        }
+    }
+}
+
 /// The API description.
 #[derive(OpenApi)]
 #[openapi(
@@ -46,7 +81,7 @@ impl Modify for Security {
         workflow::StartDto, workflow::CreatedDto, workflow::ActionDto, catalogue::ItemDto, catalogue::ItemCreatedDto, cases::CaseActionDto, tongban_approval::cases::WindowApplication, tongban_approval::cases::WindowApplicant,
         tongban_approval::cases::WindowMaterial, tongban_approval::cases::WindowReceipt, documents::DocumentCreatedDto, documents::DocumentNumberDto,
         documents::PrefixDto, documents::IssueDto, documents::GroupDto, documents::RefuseDto, documents::SubmitDto, documents::RegisterDto)),
-    modifiers(&Security),
+    modifiers(&Security, &ErrorResponses),
     security(("bearer" = []), ("session" = []))
 )]
 pub struct ApiDoc;

@@ -268,3 +268,88 @@ pub struct RegionDto {
     #[serde(default)]
     pub level: i64,
 }
+
+/// A change that answers only that it was made.
+#[derive(Serialize, ToSchema)]
+pub struct OkDto {
+    /// Always true.
+    pub ok: bool,
+}
+
+/// The id of what was created.
+#[derive(Serialize, ToSchema)]
+pub struct IdDto {
+    /// Id.
+    pub id: i64,
+}
+
+/// What an account action answers: the one-time password after `reset-password`, else `ok`.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum UserActionDto {
+    /// `reset-password`.
+    Password(OneTimePasswordDto),
+    /// `enable`, `disable`, `lock`, `unlock`.
+    Done(OkDto),
+}
+
+/// How many recipient units a document was sent to (发文).
+#[derive(Serialize, ToSchema)]
+pub struct IssuedDto {
+    /// Recipient units.
+    pub recipients: usize,
+}
+
+/// How many deliveries a withdrawal (撤回) reached.
+#[derive(Serialize, ToSchema)]
+pub struct WithdrawnDto {
+    /// Deliveries withdrawn.
+    pub withdrawn: usize,
+}
+
+/// The workflow instance a document was sent into.
+#[derive(Serialize, ToSchema)]
+pub struct InstanceStartedDto {
+    /// Workflow instance id.
+    pub instance_id: i64,
+}
+
+/// An opened delivery (收文) and the sealed package it carries.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryPackageDto {
+    /// The delivery.
+    pub delivery: tongban_documents::Delivery,
+    /// The sealed package as issued (document, seal, signature), or null when it cannot be read.
+    pub package: serde_json::Value,
+}
+
+/// A signed receipt (回执) for a delivery.
+#[derive(Serialize, ToSchema)]
+pub struct ReceiptDto {
+    /// The signed text: receipt kind, delivery, document number, package SM3, unit, time.
+    pub text: String,
+    /// SM2 signature over `text`, hex.
+    pub signature: String,
+    /// `sm2-with-sm3`.
+    pub algorithm: String,
+    /// The signing unit's certificate (PEM).
+    pub certificate: String,
+}
+
+/// The supervision figures (电子监察).
+#[derive(Serialize, ToSchema)]
+pub struct SupervisionDto {
+    /// Case counts and on-time rates, in total and per item.
+    pub cases: tongban_approval::cases::CaseStats,
+    /// Open tasks with their deadline state.
+    pub open_tasks: Vec<SupervisedTaskDto>,
+}
+
+/// An open task and the department that holds it.
+#[derive(Serialize, ToSchema)]
+pub struct SupervisedTaskDto {
+    /// The task.
+    pub task: tongban_workflow::service::TaskRow,
+    /// The department.
+    pub department: String,
+}

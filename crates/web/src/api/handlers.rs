@@ -76,6 +76,7 @@ pub async fn update_unit(
 
 /// Filters for listing accounts.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserListQuery {
     /// Only this unit.
     #[serde(default)]
@@ -124,7 +125,7 @@ pub async fn update_user(
 }
 
 /// `enable`, `disable`, `lock`, `unlock` or `reset-password` an account.
-#[utoipa::path(post, path = "/api/v1/users/{id}/{action}", tag = "users", params(("id" = i64, Path), ("action" = String, Path)), responses((status = 200), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/users/{id}/{action}", tag = "users", params(("id" = i64, Path), ("action" = String, Path)), responses((status = 200, body = UserActionDto), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn user_action(State(state): State<AppState>, ctx: Ctx, params: PathParams) -> ApiResult<axum::response::Response> {
     let id = params.id("id")?;
     let p = ctx.principal()?;
@@ -138,12 +139,12 @@ pub async fn user_action(State(state): State<AppState>, ctx: Ctx, params: PathPa
         "reset-password" => {
             let one_time_password = ids.reset_password(p, &actor, id).await?;
             state.oidc.staff_sessions_ended(id, &actor).await?;
-            return Ok(Json(OneTimePasswordDto { user_id: id, one_time_password }).into_response());
+            return Ok(Json(UserActionDto::Password(OneTimePasswordDto { user_id: id, one_time_password })).into_response());
         }
         _ => return Err(DomainError::invalid("action", "error.invalid_choice").into()),
     }
     state.oidc.staff_sessions_ended(id, &actor).await?;
-    Ok(Json(json!({"ok": true})).into_response())
+    Ok(Json(UserActionDto::Done(OkDto { ok: true })).into_response())
 }
 
 /// Grants of an account.
@@ -164,7 +165,7 @@ pub async fn list_grants(State(state): State<AppState>, ctx: Ctx, params: PathPa
 }
 
 /// Grants a role with a data scope (security administrator).
-#[utoipa::path(post, path = "/api/v1/users/{id}/grants", tag = "authz", params(("id" = i64, Path)), request_body = GrantBody, responses((status = 201), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/users/{id}/grants", tag = "authz", params(("id" = i64, Path)), request_body = GrantBody, responses((status = 201, body = IdDto), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_grant(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -176,7 +177,7 @@ pub async fn create_grant(
     let grant_id = state.identity.authz().grant(ctx.principal()?, &ctx.actor(), id, b.role_id, scope).await?;
     // The account's sessions ended with the change of roles: so do its sign-ins at other systems.
     state.oidc.staff_sessions_ended(id, &ctx.actor()).await?;
-    Ok((StatusCode::CREATED, Json(json!({"id": grant_id}))))
+    Ok((StatusCode::CREATED, Json(IdDto { id: grant_id })))
 }
 
 /// Revokes a grant (security administrator).
@@ -200,23 +201,23 @@ fn role_input(b: RoleBody) -> RoleInput {
 }
 
 /// Creates a custom role (security administrator).
-#[utoipa::path(post, path = "/api/v1/roles", tag = "authz", request_body = RoleBody, responses((status = 201), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/roles", tag = "authz", request_body = RoleBody, responses((status = 201, body = IdDto), (status = 422, body = ErrorBody)))]
 pub async fn create_role(State(state): State<AppState>, ctx: Ctx, ApiJson(b): ApiJson<RoleBody>) -> ApiResult<impl IntoResponse> {
     let id = state.identity.authz().create_role(ctx.principal()?, &ctx.actor(), role_input(b)).await?;
-    Ok((StatusCode::CREATED, Json(json!({"id": id}))))
+    Ok((StatusCode::CREATED, Json(IdDto { id })))
 }
 
 /// Edits a custom role.
-#[utoipa::path(put, path = "/api/v1/roles/{id}", tag = "authz", params(("id" = i64, Path)), request_body = RoleBody, responses((status = 200), (status = 409, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/roles/{id}", tag = "authz", params(("id" = i64, Path)), request_body = RoleBody, responses((status = 200, body = OkDto), (status = 409, body = ErrorBody)))]
 pub async fn update_role(
     State(state): State<AppState>,
     ctx: Ctx,
     params: PathParams,
     ApiJson(b): ApiJson<RoleBody>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<OkDto>> {
     let id = params.id("id")?;
     state.identity.authz().update_role(ctx.principal()?, &ctx.actor(), id, role_input(b)).await?;
-    Ok(Json(json!({"ok": true})))
+    Ok(Json(OkDto { ok: true }))
 }
 
 /// Audit records, newest first, 50 a page (auditor).

@@ -273,6 +273,7 @@ pub async fn cancel(State(state): State<AppState>, ctx: Ctx, params: PathParams)
 
 /// Query of the task list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TasksQuery {
     /// `todo` (default: held or claimable, by deadline) or `done`.
     #[serde(default)]

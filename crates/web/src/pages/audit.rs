@@ -4,7 +4,7 @@ use askama::Template;
 use axum::{extract::State, http::header, response::IntoResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tongban_audit::{AuditFilter, Entry};
+use tongban_audit::{AuditFilter, Entry, SinkKind};
 use tongban_authz::Permission;
 use tongban_platform::{
     DomainError,
@@ -74,10 +74,51 @@ struct Row {
     details: String,
 }
 
+/// The latest signed checkpoint as the page shows it.
+struct CheckpointView {
+    time: String,
+    seq: i64,
+    hash: String,
+    sinks: Vec<SinkView>,
+}
+
+/// One checkpoint sink: its kind, where it is, and whether it holds the latest checkpoint.
+struct SinkView {
+    kind: String,
+    target: String,
+    state: String,
+    ok: bool,
+}
+
+fn checkpoint_view(ctx: &Ctx, status: tongban_audit::CheckpointStatus) -> Option<CheckpointView> {
+    let latest = status.latest?;
+    let tr = &ctx.tr;
+    let sinks = status
+        .sinks
+        .into_iter()
+        .map(|s| {
+            let kind = tr.t(match s.kind {
+                SinkKind::Primary => "audit.sink_primary",
+                SinkKind::Mirror => "audit.sink_mirror",
+                SinkKind::Syslog => "audit.sink_syslog",
+            });
+            let (state, ok) = match (s.holds_latest, s.last_error.is_empty()) {
+                (Some(true), _) => (tr.t("audit.sink_holds").to_string(), true),
+                (_, false) => (tr.t1("audit.sink_failed", &s.last_error), false),
+                (Some(false), true) => (tr.t("audit.sink_missing").to_string(), false),
+                (None, true) => (tr.t("audit.sink_unknown").to_string(), true),
+            };
+            SinkView { kind: kind.to_string(), target: s.target, state, ok }
+        })
+        .collect();
+    Some(CheckpointView { time: format_local(latest.at), seq: latest.seq, hash: latest.hash, sinks })
+}
+
 #[derive(Template)]
 #[template(path = "audit.html")]
 struct AuditPageView {
     l: Layout,
+    checkpoint: Option<CheckpointView>,
     f: AuditQuery,
     query: String,
     records: Vec<Row>,
@@ -123,8 +164,9 @@ pub async fn page(State(state): State<AppState>, ctx: Ctx, QueryOf(q): QueryOf<A
         .audit()
         .record(state.db(), &ctx.actor(), Entry::success("audit.read", "audit", "", json!({"query": query, "page": page_no})))
         .await?;
+    let checkpoint = checkpoint_view(&ctx, state.identity.audit().checkpoint_status());
     let l = Layout::new(&ctx, "audit.title", "audit");
-    render(&AuditPageView { l, f: q, query, records, total: result.total.to_string(), page: page_no, pages, error })
+    render(&AuditPageView { l, checkpoint, f: q, query, records, total: result.total.to_string(), page: page_no, pages, error })
 }
 
 /// Most rows one export returns.
