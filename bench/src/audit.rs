@@ -45,6 +45,7 @@ async fn measure(url: String, count: usize) -> anyhow::Result<serde_json::Value>
         unit: "信息中心".into(),
         ip: "127.0.0.1".into(),
         user_agent: "bench".into(),
+        purpose: String::new(),
     };
     let unit =
         ids.all_units().await.map_err(|e| anyhow::anyhow!("{e}"))?.into_iter().find(|u| u.name == "教育局").map(|u| u.id).unwrap_or(2);

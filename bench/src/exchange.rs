@@ -27,6 +27,7 @@ async fn principal(opened: &tongban::boot::Opened, username: &str) -> anyhow::Re
         unit: p.unit_name.clone(),
         ip: "127.0.0.1".into(),
         user_agent: "bench".into(),
+        purpose: String::new(),
     };
     Ok((p, actor))
 }

@@ -86,6 +86,7 @@ async fn service_run(url: String, count: usize) -> anyhow::Result<Value> {
                 unit: p.unit_name.clone(),
                 ip: "127.0.0.1".into(),
                 user_agent: "bench".into(),
+                purpose: String::new(),
             };
             anyhow::Ok((p, actor))
         }

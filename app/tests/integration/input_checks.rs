@@ -62,9 +62,8 @@ async fn names_and_titles_with_control_or_direction_characters_are_refused() {
     let r = sys.json(Method::POST, "/api/v1/units", json!({"name": "嘉禾县\u{0}局", "kind": "department", "parent_id": 1})).await;
     assert_eq!((r.status, r.json()["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("name")), "{}", r.body);
     assert!(r.json()["message"].as_str().is_some_and(|m| m.contains("控制字符")), "{}", r.body);
-    let clerk_id = app.user_id("liuyang").await;
     let unit = app.scalar("SELECT unit_id FROM users WHERE username = 'liuyang'").await;
-    let r = sys.json(Method::PUT, &format!("/api/v1/users/{clerk_id}"), json!({"display_name": "刘\u{202E}洋", "unit_id": unit})).await;
+    let r = sys.json(Method::POST, "/api/v1/users", json!({"username": "liuyang2", "display_name": "刘\u{202E}洋", "unit_id": unit})).await;
     assert_eq!((r.status, r.json()["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("display_name")), "{}", r.body);
 
     let mut clerk = app.staff("liuyang").await;
